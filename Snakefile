@@ -1,0 +1,17 @@
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/generate.smk"
+include: "rules/aggregate.smk"
+
+
+rule all:
+    input:
+        get_trajectories(),
+    default_target: True

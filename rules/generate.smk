@@ -1,0 +1,21 @@
+rule generate:
+    """One ensemble member: its whole trajectory denoised at once from composed blankets."""
+    input:
+        **get_model_files(),
+    output:
+        directory(PLAN.shard("{size}", "{date}", "{member}")),
+    log:
+        f"{PLAN.output_dir}/logs/{PLAN.run}/generate/{{size}}h/{{date}}/{{member}}.log",
+    params:
+        request=lambda wildcards: PLAN.request(
+            wildcards.size, wildcards.date, wildcards.member
+        ),
+        launcher=get_launcher(),
+        model_path=PLAN.model_path,
+    threads: get_threads("gen")
+    resources:
+        **get_resources("gen"),
+    shell:
+        "{params.launcher} {workflow.basedir}/scripts/generate.py"
+        " --model-path {params.model_path:q} --request {params.request:q}"
+        " --output {output:q} --threads {threads} > {log:q} 2>&1"

@@ -1,0 +1,112 @@
+"""Reference forecasts built from the truth dataset: truth at valid times, persistence, climatology.
+
+The truth dataset is ERA5-like (WeatherBench2 layout): dims (time hourly, [level,] latitude,
+longitude). A decoded ensemble forecast has dims (time [init], member, prediction_timedelta,
+[level,] latitude, longitude); the baselines come back in that same layout with a member axis of
+size 1, so that one scoring code path serves the model and both baselines.
+"""
+
+import numpy as np
+import xarray as xr
+
+FORECAST_DIMS = ("time", "member", "prediction_timedelta")
+
+
+def valid_times(init_times: np.ndarray, lead_times: np.ndarray) -> xr.DataArray:
+    """Valid time of every (init, lead): init (I,) datetime64, lead (L,) timedelta64 -> (I, L).
+
+    The result has dims (time, prediction_timedelta) with both as coordinates.
+    """
+    init = np.asarray(init_times, dtype="datetime64[ns]")
+    lead = np.asarray(lead_times, dtype="timedelta64[ns]")
+    return xr.DataArray(init, dims="time", coords={"time": init}) + xr.DataArray(
+        lead, dims="prediction_timedelta", coords={"prediction_timedelta": lead}
+    )
+
+
+def _format_times(times: np.ndarray) -> str:
+    return ", ".join(np.datetime_as_string(times, unit="h"))
+
+
+def select_times(truth: xr.Dataset, times: xr.DataArray) -> xr.Dataset:
+    """Truth at the valid times `times` (time, prediction_timedelta).
+
+    truth: (time, ...) -> (time [init], prediction_timedelta, ...) with the valid times kept as
+    the 2-D coordinate `valid_time`. Raises KeyError naming the missing times and the range the
+    dataset covers.
+    """
+    missing = np.setdiff1d(times.values.ravel(), truth.time.values)
+    if missing.size:
+        shown = _format_times(missing[:5]) + (" ..." if missing.size > 5 else "")
+        covered = _format_times(truth.time.values[[0, -1]]).replace(", ", " to ")
+        raise KeyError(
+            f"ground truth is missing {missing.size} valid time(s): {shown}; "
+            f"the dataset covers {covered}"
+        )
+    # Vectorised indexing: the 2-D (init, lead) indexer replaces the truth's time axis.
+    selected = truth.sel(time=times.rename(time="init"))
+    return selected.rename(time="valid_time").rename(init="time")
+
+
+def align_truth(truth: xr.Dataset, forecast: xr.Dataset) -> xr.Dataset:
+    """The truth at a forecast's valid times (init + prediction_timedelta), on its grid and levels.
+
+    truth: (time, [level,] latitude, longitude); forecast: (time, [member,] prediction_timedelta,
+    [level,] latitude, longitude) -> (time, prediction_timedelta, [level,] latitude, longitude)
+    with the forecast's data variables.
+    """
+    truth = truth[list(forecast.data_vars)]
+    for name in ("latitude", "longitude"):
+        if truth.sizes[name] != forecast.sizes[name] or not np.allclose(
+            truth[name].values, forecast[name].values
+        ):
+            raise ValueError(f"truth and forecast {name} grids differ")
+        truth = truth.assign_coords({name: forecast[name]})
+    if "level" in forecast.dims:
+        truth = truth.sel(level=forecast.level)
+    times = valid_times(forecast.time.values, forecast.prediction_timedelta.values)
+    return select_times(truth, times)
+
+
+def _forecast_layout(states: xr.Dataset) -> xr.Dataset:
+    """Add a member axis of size 1 and order dims as a decoded forecast."""
+    return states.expand_dims(member=[0]).transpose(*FORECAST_DIMS, ...)
+
+
+def persistence(truth: xr.Dataset, init_times: np.ndarray, lead_times: np.ndarray) -> xr.Dataset:
+    """state(init + lead) = state(init) for every lead.
+
+    truth: (time, ...) -> (time [I], member [1], prediction_timedelta [L], ...).
+    """
+    initial = select_times(truth, valid_times(init_times, [np.timedelta64(0, "ns")]))
+    initial = initial.isel(prediction_timedelta=0, drop=True).drop_vars("valid_time")
+    lead = np.asarray(lead_times, dtype="timedelta64[ns]")
+    return _forecast_layout(initial.expand_dims(prediction_timedelta=lead))
+
+
+def climatology(
+    truth: xr.Dataset,
+    init_times: np.ndarray,
+    lead_times: np.ndarray,
+    period: tuple[str, str],
+) -> xr.Dataset:
+    """Mean of the truth over `period` (inclusive), by hour of day when the period covers every
+    hour of day that a valid time needs, else the plain mean.
+
+    truth: (time, ...) -> (time [I], member [1], prediction_timedelta [L], ...); attribute
+    `climatology` says which of "hour_of_day" or "all_hours" was used.
+    """
+    training = truth.sel(time=slice(*period))
+    if training.sizes["time"] == 0:
+        raise ValueError(f"climatology period {period[0]} to {period[1]} holds no truth")
+    times = valid_times(init_times, lead_times)
+    needed_hours = np.unique(times.dt.hour.values)
+    if np.isin(needed_hours, training.time.dt.hour.values).all():
+        means = training.groupby("time.hour").mean(keep_attrs=True)
+        states = means.sel(hour=times.dt.hour).drop_vars("hour")
+        kind = "hour_of_day"
+    else:
+        states = training.mean("time", keep_attrs=True).broadcast_like(times)
+        kind = "all_hours"
+    forecast = _forecast_layout(states)
+    return forecast.assign_attrs(climatology=kind, climatology_period=list(period))

@@ -1,0 +1,113 @@
+"""Blanket arithmetic: split a trajectory into overlapping windows and stitch it back.
+
+A trajectory of T states is covered by N blankets of K states with overlap O, stride
+S = K - O, so that N = (T' - K) / S + 1 for a padded length T' >= max(T, K) with
+(T' - K) % S == 0. Each blanket is scored independently; `fold` composes the blanket
+outputs back into one trajectory.
+"""
+
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+StitchMode = Literal["symmetric", "average"]
+STITCH_MODES = ("symmetric", "average")
+
+
+def _check(blanket_size: int, overlap: int) -> int:
+    if blanket_size < 1:
+        raise ValueError(f"blanket_size must be >= 1, got {blanket_size}")
+    if not 0 <= overlap < blanket_size:
+        raise ValueError(f"overlap must be in [0, {blanket_size}), got {overlap}")
+    return blanket_size - overlap
+
+
+def padded_size(trajectory_size: int, blanket_size: int, overlap: int) -> int:
+    """Smallest T' >= max(T, K) with (T' - K) % (K - O) == 0."""
+    stride = _check(blanket_size, overlap)
+    if trajectory_size < 1:
+        raise ValueError(f"trajectory_size must be >= 1, got {trajectory_size}")
+    excess = max(trajectory_size - blanket_size, 0)
+    return blanket_size + -(-excess // stride) * stride
+
+
+def blanket_count(trajectory_size: int, blanket_size: int, overlap: int) -> int:
+    """N = (T' - K) / (K - O) + 1 blankets cover the padded trajectory."""
+    stride = blanket_size - overlap
+    return (padded_size(trajectory_size, blanket_size, overlap) - blanket_size) // stride + 1
+
+
+def unfold(x: Tensor, blanket_size: int, overlap: int, dim: int = 0) -> Tensor:
+    """Cut a padded trajectory into its blankets.
+
+    x: (..., T', ...) with the time axis at `dim` -> (N, ..., K, ...), a new leading
+    blanket axis and the time axis shortened to K.
+    """
+    stride = _check(blanket_size, overlap)
+    dim = dim % x.dim()
+    length = x.shape[dim]
+    if (length - blanket_size) % stride or length < blanket_size:
+        raise ValueError(
+            f"trajectory of {length} states is not a padded size for K={blanket_size}, "
+            f"O={overlap}; pad it to {padded_size(length, blanket_size, overlap)}"
+        )
+    windows = x.unfold(dim, blanket_size, stride)  # (..., N, ..., K) with K last
+    return windows.movedim(-1, dim + 1).movedim(dim, 0)
+
+
+def _keep_ranges(count: int, blanket_size: int, overlap: int) -> list[tuple[int, int]]:
+    """States [start, stop) of each blanket that `symmetric` stitching keeps."""
+    stride = blanket_size - overlap
+    first_kept = overlap // 2
+    last_kept = first_kept + stride
+    ranges = []
+    for index in range(count):
+        start = 0 if index == 0 else first_kept
+        stop = blanket_size if index == count - 1 else last_kept
+        ranges.append((start, stop))
+    return ranges
+
+
+def fold(
+    blankets: Tensor,
+    overlap: int,
+    mode: StitchMode = "symmetric",
+    dim: int = 0,
+) -> Tensor:
+    """Stitch blankets back into one trajectory, the inverse of `unfold`.
+
+    blankets: (N, ..., K, ...) with the blanket's time axis at `dim` (counted without the
+    leading blanket axis) -> (..., T', ...) with T' = (N - 1)(K - O) + K.
+
+    symmetric: with S = K - O, i = O // 2 and j = i + S, the first blanket gives its
+    states [0, j), each interior blanket [i, j) and the last [i, K), so every state
+    comes from the blanket where it sits furthest from an edge.
+    average: each state is the mean of every blanket that contains it.
+    """
+    count = blankets.shape[0]
+    time_dim = dim % (blankets.dim() - 1)
+    blanket_size = blankets.shape[time_dim + 1]
+    stride = _check(blanket_size, overlap)
+    per_blanket = blankets.movedim(0, time_dim)  # (..., N, K, ...)
+    if mode == "symmetric":
+        pieces = [
+            per_blanket.select(time_dim, index).narrow(time_dim, start, stop - start)
+            for index, (start, stop) in enumerate(_keep_ranges(count, blanket_size, overlap))
+        ]
+        return torch.cat(pieces, dim=time_dim)
+    if mode == "average":
+        length = (count - 1) * stride + blanket_size
+        shape = list(per_blanket.shape)
+        del shape[time_dim]
+        shape[time_dim] = length
+        total = per_blanket.new_zeros(shape)
+        hits = per_blanket.new_zeros(length)
+        for index in range(count):
+            start = index * stride
+            total.narrow(time_dim, start, blanket_size).add_(per_blanket.select(time_dim, index))
+            hits[start : start + blanket_size] += 1
+        view = [1] * total.dim()
+        view[time_dim] = length
+        return total / hits.view(view)
+    raise ValueError(f"unknown stitch mode {mode!r}; allowed: {', '.join(STITCH_MODES)}")

@@ -1,0 +1,241 @@
+r"""Reverse diffusion samplers, selected by name with their options.
+
+All samplers but "rewind" are azula's, run on our VE denoiser through `VEDenoiser`:
+
+- "lms": azula's zABSampler, Adams-Bashforth on the noise prediction in the variable
+  sigma_t / alpha_t, i.e. k-diffusion's linear multistep (LMS) sampler; option `order`.
+- "ddpm": azula's DDPMSampler (ancestral).
+- "ddim": azula's DDIMSampler; option `eta` (0: deterministic, 1: DDPM).
+- "pc": azula's PCSampler, `corrections` Langevin-like corrector steps of amplitude
+  `delta` before each DDIM predictor step.
+- "rewind": written here, see `RewindSampler`.
+
+Every sampler maps x1: (B, *shape), drawn by `init_noise`, to x0: (B, *shape) in the
+coordinates of the schedule (at t = 0, alpha_0 = 1, so x0 is a VE sample at sigma_min).
+Their noise comes from torch's global RNG (torch.randn_like), so `torch.manual_seed(s)`
+before `init_noise` and the call reproduces a sample bit for bit. The state stays in
+float32 whatever precision the denoiser runs in.
+"""
+
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from numbers import Real
+from typing import Any, Protocol
+
+import torch
+from azula.sample import DDIMSampler, DDPMSampler, PCSampler, zABSampler
+from torch import Tensor
+
+from .schedules import DiffusionSchedule, VEDenoise, VEDenoiser
+
+SAMPLERS: dict[str, dict[str, Any]] = {
+    "lms": {"order": 2},
+    "ddpm": {},
+    "ddim": {"eta": 0.0},
+    "pc": {"corrections": 1, "delta": 0.01},
+    "rewind": {"rewind_after": 16, "jump": 4},
+}
+
+
+class Sampler(Protocol):
+    """What `build_sampler` returns."""
+
+    steps: int  # sampler steps per call, i.e. calls of on_step
+    on_step: Callable[[], None] | None  # called once after every step
+
+    @property
+    def denoiser_calls(self) -> int:
+        """Denoiser evaluations per call."""
+
+    def __call__(self, x: Tensor) -> Tensor:
+        """x1: (B, *shape) -> x0: (B, *shape)."""
+
+
+class _StepHook:
+    """Calls `on_step()` after each step of an azula sampler's loop.
+
+    azula iterates every sampler loop through `progress_bar`, so wrapping it sees each step
+    end (the loop asks for the next item only once the step is done).
+    """
+
+    on_step: Callable[[], None] | None = None
+
+    def progress_bar(self, it: Iterable) -> Iterator:
+        for item in super().progress_bar(it):
+            yield item
+            if self.on_step is not None:
+                self.on_step()
+
+
+class LMSSampler(_StepHook, zABSampler):
+    @property
+    def denoiser_calls(self) -> int:
+        return self.steps
+
+
+class DDPMStepSampler(_StepHook, DDPMSampler):
+    @property
+    def denoiser_calls(self) -> int:
+        return self.steps
+
+
+class DDIMStepSampler(_StepHook, DDIMSampler):
+    @property
+    def denoiser_calls(self) -> int:
+        return self.steps
+
+
+class PredictorCorrectorSampler(_StepHook, PCSampler):
+    @property
+    def denoiser_calls(self) -> int:
+        return self.steps * (self.corrections + 1)
+
+
+class RewindSampler(_StepHook, DDIMSampler):
+    r"""Deterministic DDIM steps that periodically rewind by re-noising the state.
+
+    Written by hand because azula has no rewind sampler. On the grid t_0 = 1 > ... > t_N = 0
+    (N = `grid_steps`), after every `rewind_after` DDIM steps, unless t_N is reached, the
+    state at t_i is sent back to t_{i - jump} with the forward kernel
+
+        x_t = (alpha_t / alpha_s) x_s + sqrt(sigma_t^2 - (alpha_t / alpha_s)^2 sigma_s^2) eps
+
+    (t = t_{i - jump} > s = t_i), which maps samples of p(x_s) exactly to samples of p(x_t),
+    and denoising resumes from there. Each cycle advances rewind_after - jump grid steps, so
+    there are R = ceil((N - rewind_after) / (rewind_after - jump)) rewinds (none when
+    N <= rewind_after or jump = 0) and `steps` = N + R * jump DDIM steps, one denoiser call
+    each: at most N * rewind_after / (rewind_after - jump) calls.
+    """
+
+    def __init__(self, denoiser: VEDenoiser, rewind_after: int, jump: int, steps: int, **kwargs):
+        super().__init__(denoiser, eta=0.0, steps=steps, **kwargs)
+        self.rewind_after = rewind_after
+        self.jump = jump
+        self.grid_steps = steps
+        self.rewinds = (
+            -(-(steps - rewind_after) // (rewind_after - jump))
+            if jump > 0 and steps > rewind_after
+            else 0
+        )
+        self.steps = steps + self.rewinds * jump
+
+    @property
+    def timesteps(self) -> Tensor:
+        return torch.linspace(
+            self.start, self.stop, self.grid_steps + 1, dtype=self.dtype, device=self.device
+        )
+
+    @property
+    def denoiser_calls(self) -> int:
+        return self.steps
+
+    def renoise(self, x_s: Tensor, s: Tensor, t: Tensor) -> Tensor:
+        """A draw of q(x_t | x_s) for t > s: x_s: (B, *shape) -> x_t: (B, *shape)."""
+        alpha_s, sigma_s = self.denoiser.schedule(s)
+        alpha_t, sigma_t = self.denoiser.schedule(t)
+        scale = alpha_t / alpha_s
+        std = torch.sqrt(torch.clip(sigma_t**2 - (scale * sigma_s) ** 2, min=0))
+        return scale * x_s + std * torch.randn_like(x_s)
+
+    @torch.no_grad()
+    def __call__(self, x: Tensor, **kwargs) -> Tensor:
+        time = self.timesteps.to(device=x.device)
+        index, since_rewind = 0, 0
+        for _ in self.progress_bar(range(self.steps)):
+            x = self.step(x, time[index], time[index + 1], **kwargs)
+            index, since_rewind = index + 1, since_rewind + 1
+            if self.jump > 0 and since_rewind == self.rewind_after and index < self.grid_steps:
+                x = self.renoise(x, time[index], time[index - self.jump])
+                index, since_rewind = index - self.jump, 0
+        return x
+
+
+_CLASSES = {
+    "lms": LMSSampler,
+    "ddpm": DDPMStepSampler,
+    "ddim": DDIMStepSampler,
+    "pc": PredictorCorrectorSampler,
+    "rewind": RewindSampler,
+}
+
+
+def _integer(name: str, value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"sampler option {name} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def _real(name: str, value: Any, low: float, high: float, low_open: bool = False) -> float:
+    inside = isinstance(value, Real) and not isinstance(value, bool)
+    inside = inside and (low < value if low_open else low <= value) and value <= high
+    if not inside:
+        bound = f"{'(' if low_open else '['}{low}, {high}]"
+        raise ValueError(f"sampler option {name} must be a number in {bound}, got {value!r}")
+    return float(value)
+
+
+def resolve_options(name: str, options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The options of sampler `name`: its defaults updated by `options`, validated.
+
+    Raises ValueError naming the allowed samplers or options, or the bad value.
+    """
+    if name not in SAMPLERS:
+        raise ValueError(f"unknown sampler {name!r}; allowed: {', '.join(SAMPLERS)}")
+    allowed = SAMPLERS[name]
+    unknown = sorted(set(options or {}) - set(allowed))
+    if unknown:
+        names = ", ".join(allowed) if allowed else "none"
+        raise ValueError(
+            f"unknown option(s) {', '.join(unknown)} for sampler {name!r}; allowed: {names}"
+        )
+    resolved = {**allowed, **(options or {})}
+    if "order" in resolved:
+        _integer("order", resolved["order"], 1)
+    if "eta" in resolved:
+        resolved["eta"] = _real("eta", resolved["eta"], 0.0, float("inf"))
+    if "corrections" in resolved:
+        _integer("corrections", resolved["corrections"], 0)
+    if "delta" in resolved:
+        resolved["delta"] = _real("delta", resolved["delta"], 0.0, 1.0, low_open=True)
+    if "rewind_after" in resolved:
+        rewind_after = _integer("rewind_after", resolved["rewind_after"], 1)
+        jump = _integer("jump", resolved["jump"], 0)
+        if jump >= rewind_after:
+            raise ValueError(
+                f"sampler option jump must be < rewind_after = {rewind_after}, got {jump}"
+            )
+    return resolved
+
+
+def build_sampler(
+    name: str,
+    denoise: VEDenoise,
+    schedule: DiffusionSchedule,
+    steps: int,
+    options: Mapping[str, Any] | None = None,
+    progress: bool = False,
+) -> Sampler:
+    """Sampler `name` over `steps` uniform steps of `schedule` in t, from t = 1 to 0.
+
+    denoise(x: (B, *shape), sigma: ()) -> E[x | x + sigma eps]: (B, *shape) in VE coordinates.
+    progress shows azula's tqdm bar; set `.on_step` on the result to drive your own.
+    """
+    options = resolve_options(name, options)
+    _integer("steps", steps, 1)
+    denoiser = VEDenoiser(denoise, schedule)
+    return _CLASSES[name](denoiser, steps=steps, silent=not progress, **options)
+
+
+def init_noise(
+    schedule: DiffusionSchedule,
+    shape: Sequence[int],
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+) -> Tensor:
+    """x1 ~ N(0, (alpha_1^2 + sigma_1^2) I): (*shape) float32, the start of every sampler.
+
+    The marginal at t = 1 of unit-variance data (sigma_data = 1); in VE coordinates that is
+    sqrt(1 + sigma_max^2) ~ sigma_max times a standard normal draw.
+    """
+    alpha_1, sigma_1 = schedule(torch.tensor(1.0, dtype=torch.float64))
+    std = float(torch.sqrt(alpha_1**2 + sigma_1**2))
+    return std * torch.randn(tuple(shape), generator=generator, device=device)
