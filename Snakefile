@@ -12,6 +12,7 @@ include: "rules/aggregate.smk"
 
 
 rule all:
+    default_target: True
     input:
         get_trajectories(),
-    default_target: True
+        get_all_shards(),

@@ -6,12 +6,12 @@ rule aggregate:
         directory(PLAN.trajectories("{size}")),
     log:
         f"{PLAN.output_dir}/logs/{PLAN.run}/aggregate/{{size}}h.log",
+    threads: get_threads("aggregate")
+    resources:
+        **get_resources("aggregate"),
     params:
         expected=lambda wildcards: json.dumps(PLAN.run_provenance(int(wildcards.size))),
         start_dates=PLAN.date_labels,
         members=PLAN.members,
-    threads: get_threads("aggregate")
-    resources:
-        **get_resources("aggregate"),
     script:
         "../scripts/aggregate.py"

@@ -20,7 +20,9 @@ except WorkflowError as error:
     fail(schema_error_line(error))
 
 try:
-    PLAN = make_plan(config, built_by_workflow=globals().get("WORKFLOW_BUILT_MODELS", {}))
+    PLAN = make_plan(
+        config, built_by_workflow=globals().get("WORKFLOW_BUILT_MODELS", {})
+    )
 except ConfigError as error:
     fail(error)
 
@@ -34,6 +36,17 @@ wildcard_constraints:
 def get_trajectories():
     """The aggregate of every trajectory size."""
     return [PLAN.trajectories(size) for size in PLAN.sizes]
+
+
+def get_all_shards():
+    """Every member shard of the run: listing them in `all` makes a deleted or failed
+    member rerun (with its aggregate) even though the aggregate already exists."""
+    return [
+        PLAN.shard(size, label, member)
+        for size in PLAN.sizes
+        for label in PLAN.date_labels
+        for member in PLAN.members
+    ]
 
 
 def get_shards(wildcards):

@@ -6,15 +6,15 @@ rule generate:
         directory(PLAN.shard("{size}", "{date}", "{member}")),
     log:
         f"{PLAN.output_dir}/logs/{PLAN.run}/generate/{{size}}h/{{date}}/{{member}}.log",
+    threads: get_threads("gen")
+    resources:
+        **get_resources("gen"),
     params:
         request=lambda wildcards: PLAN.request(
             wildcards.size, wildcards.date, wildcards.member
         ),
         launcher=get_launcher(),
         model_path=PLAN.model_path,
-    threads: get_threads("gen")
-    resources:
-        **get_resources("gen"),
     shell:
         "{params.launcher} {workflow.basedir}/scripts/generate.py"
         " --model-path {params.model_path:q} --request {params.request:q}"

@@ -8,8 +8,8 @@ latitude, longitude). Global means are latitude-weighted with w = cos(phi) norma
 - zonal power spectra of samples and truth;
 - blanket-seam continuity: mean |x_{t+1} - x_t| across blanket seams over the same inside blankets.
 
-Everything is computed one lead time (or one pair of states) at a time, so memory holds one
-state of every member and init at most, never the whole ensemble. Results are tidy DataFrames.
+Lead times are processed in blocks of at most MEMORY_BUDGET bytes (at least one lead), so memory
+never holds the whole ensemble. Results are tidy DataFrames.
 """
 
 from collections.abc import Iterator
@@ -22,13 +22,15 @@ import torch
 import xarray as xr
 
 from skyquilt.baselines import align_truth, climatology, persistence
-from skyquilt.blankets import blanket_count, fold, padded_size
+from skyquilt.blankets import blanket_count, fold
 
 SCORES = ("rmse", "spread", "spread_skill_ratio", "crps")
 SCORE_COLUMNS = ["variable", "level", "lead_hours", "metric", "source", "value"]
 SPECTRUM_COLUMNS = ["variable", "level", "wavenumber", "source", "value"]
 STEP_COLUMNS = ["variable", "level", "step", "source", "value"]
 SPATIAL_DIMS = ("latitude", "longitude")
+# Bytes of one dataset loaded at once; lead times are processed in blocks within it.
+MEMORY_BUDGET = 2**30
 
 
 def latitude_weights(latitude: xr.DataArray) -> xr.DataArray:
@@ -46,16 +48,16 @@ def _lead_hours(forecast: xr.Dataset) -> np.ndarray:
     return forecast.prediction_timedelta.values / np.timedelta64(1, "h")
 
 
-def _tidy(scores: xr.Dataset, columns: list[str], **labels: object) -> pd.DataFrame:
-    """One row per (variable, level) of a dataset of scalars or (level,) vectors."""
-    rows = []
-    for variable, values in scores.data_vars.items():
-        levels = values.level.values if "level" in values.dims else [None]
-        for level in levels:
-            value = values.sel(level=level) if level is not None else values
-            rows.append({"variable": variable, "level": level, **labels, "value": float(value)})
-    table = pd.DataFrame(rows, columns=columns)
-    return table.astype({"level": "Int64"})
+def _tidy(values: xr.Dataset, columns: list[str], **labels: object) -> pd.DataFrame:
+    """Rows (variable, level, a column per dim, labels, value) of a dataset with one or two dims
+    (level and one of lead_hours, wavenumber, step). Without a level axis, level is <NA>."""
+    tables = []
+    for variable, field in values.data_vars.items():
+        table = field.reset_coords(drop=True).to_dataframe(name="value").reset_index()
+        if "level" not in table:
+            table["level"] = None
+        tables.append(table.assign(variable=variable, **labels))
+    return pd.concat(tables, ignore_index=True)[columns].astype({"level": "Int64"})
 
 
 def _fair_crps(forecast: xr.Dataset, truth: xr.Dataset) -> xr.Dataset:
@@ -75,8 +77,9 @@ def _fair_crps(forecast: xr.Dataset, truth: xr.Dataset) -> xr.Dataset:
 
 
 def lead_scores(forecast: xr.Dataset, truth: xr.Dataset) -> dict[str, xr.Dataset]:
-    """Scores at one lead time: forecast (time, member, [level,] lat, lon), truth (time, [level,]
-    lat, lon) -> {metric: ([level,])}, averaged over inits.
+    """Scores per lead time: forecast (time, member, [prediction_timedelta,] [level,] lat, lon),
+    truth (time, [prediction_timedelta,] [level,] lat, lon) -> {metric: ([prediction_timedelta,]
+    [level])}, averaged over inits.
 
     rmse = sqrt(<(mean_m x - y)^2>), spread = sqrt(<var_m x>) with ddof=1, where <.> is the
     latitude-weighted mean over space and inits; crps = <fair CRPS>. Spread and the ratio need
@@ -93,25 +96,34 @@ def lead_scores(forecast: xr.Dataset, truth: xr.Dataset) -> dict[str, xr.Dataset
     return scores
 
 
-def _leads(*datasets: xr.Dataset) -> Iterator[tuple[int, list[xr.Dataset]]]:
-    """Each lead index with the datasets loaded at that lead only, to bound memory."""
-    for index in range(datasets[0].sizes["prediction_timedelta"]):
-        yield index, [ds.isel(prediction_timedelta=index).load() for ds in datasets]
+def _blocks(*datasets: xr.Dataset) -> Iterator[list[xr.Dataset]]:
+    """Consecutive blocks of lead times of the datasets, loaded, as many leads per block as fit
+    in MEMORY_BUDGET bytes for the largest dataset (at least one)."""
+    count = datasets[0].sizes["prediction_timedelta"]
+    per_lead = max(dataset.nbytes for dataset in datasets) / count
+    size = max(1, int(MEMORY_BUDGET // per_lead))
+    for start in range(0, count, size):
+        block = slice(start, start + size)
+        yield [dataset.isel(prediction_timedelta=block).load() for dataset in datasets]
 
 
 def score_table(forecast: xr.Dataset, truth: xr.Dataset, source: str = "model") -> pd.DataFrame:
-    """Tidy scores of `forecast` against the hourly `truth`, one lead at a time.
+    """Tidy scores of `forecast` against the hourly `truth`, block of leads by block.
 
     forecast: (time, member, prediction_timedelta, [level,] lat, lon); truth: (time, [level,]
     lat, lon) -> DataFrame with SCORE_COLUMNS.
     """
+    blocks = [
+        lead_scores(states, truths)
+        for states, truths in _blocks(forecast, align_truth(truth, forecast))
+    ]
     hours = _lead_hours(forecast)
     tables = []
-    for index, (states, truths) in _leads(forecast, align_truth(truth, forecast)):
-        for metric, scores in lead_scores(states, truths).items():
-            tables.append(
-                _tidy(scores, SCORE_COLUMNS, lead_hours=hours[index], metric=metric, source=source)
-            )
+    for metric in blocks[0]:
+        values = xr.concat([scores[metric] for scores in blocks], dim="prediction_timedelta")
+        values = values.assign_coords(prediction_timedelta=hours)
+        values = values.rename(prediction_timedelta="lead_hours")
+        tables.append(_tidy(values, SCORE_COLUMNS, metric=metric, source=source))
     return pd.concat(tables, ignore_index=True)
 
 
@@ -139,35 +151,20 @@ def zonal_power_spectrum(field: xr.Dataset) -> xr.Dataset:
     return (spectra * latitude_weights(field.latitude)).mean("latitude")
 
 
-def _mean_over_leads(states: xr.Dataset, reduce) -> xr.Dataset:
-    """Mean of `reduce(state)` over all leads, one lead loaded at a time."""
-    total = None
-    for _, (state,) in _leads(states):
-        value = reduce(state)
-        total = value if total is None else total + value
-    return total / states.sizes["prediction_timedelta"]
-
-
 def spectrum_table(forecast: xr.Dataset, truth: xr.Dataset) -> pd.DataFrame:
     """Zonal spectra of the samples (mean over inits, members, leads) and of the truth at the
     same valid times -> DataFrame with SPECTRUM_COLUMNS, source "model" or "truth"."""
-
-    def mean_spectrum(state: xr.Dataset) -> xr.Dataset:
-        others = [dim for dim in state.dims if dim not in ("level", *SPATIAL_DIMS)]
-        return zonal_power_spectrum(state).mean(others)
-
+    sources = {"model": forecast, "truth": align_truth(truth, forecast)}
     tables = []
-    for source, states in (("model", forecast), ("truth", align_truth(truth, forecast))):
-        spectra = _mean_over_leads(states, mean_spectrum)
-        for wavenumber in spectra.wavenumber.values:
-            tables.append(
-                _tidy(
-                    spectra.sel(wavenumber=wavenumber),
-                    SPECTRUM_COLUMNS,
-                    wavenumber=int(wavenumber),
-                    source=source,
-                )
-            )
+    for name, states in sources.items():
+        total, count = 0.0, 0
+        for (block,) in _blocks(states):
+            spectra = zonal_power_spectrum(block)
+            others = [dim for dim in spectra.dims if dim not in ("level", "wavenumber")]
+            total = total + spectra.sum(others)
+            count += int(np.prod([spectra.sizes[dim] for dim in others]))
+        spectra = total / count
+        tables.append(_tidy(spectra, SPECTRUM_COLUMNS, source=name))
     return pd.concat(tables, ignore_index=True)
 
 
@@ -181,7 +178,6 @@ def seam_pairs(trajectory_size: int, blanket_size: int, overlap: int) -> np.ndar
     count = blanket_count(trajectory_size, blanket_size, overlap)
     owners = torch.arange(count).repeat_interleave(blanket_size).reshape(count, blanket_size)
     owner = fold(owners, overlap, mode="symmetric").numpy()
-    assert owner.size == padded_size(trajectory_size, blanket_size, overlap)
     seams = np.flatnonzero(np.diff(owner) != 0)
     return seams[seams + 1 < trajectory_size]
 
@@ -191,26 +187,27 @@ def step_sizes(states: xr.Dataset) -> xr.Dataset:
 
     states: (..., prediction_timedelta [T], ..., latitude, longitude) -> (step [T - 1], [level])
     where step t is <|x_{t+1} - x_t|>, the latitude-weighted mean over space and every other
-    dim (inits, members). Two states are loaded at a time.
+    dim (inits, members). Leads are loaded block by block.
     """
     steps = []
     previous = None
-    for _, (state,) in _leads(states):
-        if previous is not None:
-            change = spatial_mean(np.abs(state - previous))
-            others = [dim for dim in change.dims if dim != "level"]
-            steps.append(change.mean(others))
-        previous = state
-    return xr.concat(steps, dim="step").assign_coords(step=np.arange(len(steps)))
+    for (block,) in _blocks(states):
+        # The first pair of a block reaches back to the last state of the previous one.
+        joined = block if previous is None else xr.concat([previous, block], "prediction_timedelta")
+        change = spatial_mean(np.abs(joined.diff("prediction_timedelta")))
+        others = [dim for dim in change.dims if dim not in ("level", "prediction_timedelta")]
+        steps.append(change.mean(others))
+        previous = block.isel(prediction_timedelta=[-1])
+    steps = xr.concat(steps, dim="prediction_timedelta").rename(prediction_timedelta="step")
+    return steps.assign_coords(step=np.arange(steps.sizes["step"]))
 
 
 def step_table(forecast: xr.Dataset, truth: xr.Dataset) -> pd.DataFrame:
     """Step sizes of the samples and of the truth at the same valid times -> STEP_COLUMNS."""
-    tables = []
-    for source, states in (("model", forecast), ("truth", align_truth(truth, forecast))):
-        steps = step_sizes(states)
-        for step in steps.step.values:
-            tables.append(_tidy(steps.sel(step=step), STEP_COLUMNS, step=int(step), source=source))
+    sources = {"model": forecast, "truth": align_truth(truth, forecast)}
+    tables = [
+        _tidy(step_sizes(states), STEP_COLUMNS, source=name) for name, states in sources.items()
+    ]
     return pd.concat(tables, ignore_index=True)
 
 

@@ -39,9 +39,11 @@ METRIC_LABELS = {
     "spread_skill_ratio": "spread-skill ratio",
     "crps": "fair CRPS",
 }
+# A gallery is a grid of panels plus room for titles and the colour bar.
+GALLERY_PANEL_INCHES, GALLERY_MARGIN_INCHES, GALLERY_DPI = (2.6, 1.45), (1.2, 1.0), 100
 # Animation frames are a multiple of 16 pixels on each side, so that ffmpeg encodes them as they
 # are instead of resizing them.
-FRAME_SIZE_INCHES, FRAME_DPI = (9.6, 4.0), 100
+FRAME_SIZE_INCHES, FRAME_DPI = (9.6, 3.52), 100
 # Colour limits come from at most this many states spread over a trajectory: bounded memory, and
 # every job rendering a part of the frames computes the same limits.
 LIMIT_STATES = 32
@@ -217,7 +219,8 @@ def gallery(
     cmap = COLORMAPS.get(variable, "viridis")
 
     rows, columns = field.sizes["member"] + 1, len(leads)
-    figure, axes = _figure(rows, columns, figsize=(2.6 * columns + 1.2, 1.45 * rows + 1.0))
+    figsize = np.multiply(GALLERY_PANEL_INCHES, (columns, rows)) + GALLERY_MARGIN_INCHES
+    figure, axes = _figure(rows, columns, figsize=figsize, dpi=GALLERY_DPI)
     for column in range(columns):
         truth_state = target.isel(prediction_timedelta=column)
         hours = leads[column] / np.timedelta64(1, "h")
@@ -283,6 +286,10 @@ def animation_frames(
     start = _time_label(subset.time.values[0])
     truth_axes.set_title("ground truth", fontsize=10)
     sample_axes.set_title(f"unconditional sample {member}", fontsize=10)
+    figure.suptitle(f"{_variable_label(field, variable)}   0000-00-00 00h   (+000 h from {start})")
+    # Lay the figure out once: every frame then keeps the same geometry, and drawing is faster.
+    figure.canvas.draw()
+    figure.set_layout_engine("none")
     for index in range(count) if indices is None else indices:
         state = target.isel(prediction_timedelta=index).load()
         sample = field.isel(prediction_timedelta=index).load()
@@ -424,9 +431,12 @@ def plot_scores(
     return _save(figure, path)
 
 
-def plot_spectra(spectra: pd.DataFrame, path: str | os.PathLike) -> Path:
+def plot_spectra(
+    spectra: pd.DataFrame, path: str | os.PathLike, units: Mapping[str, str] | None = None
+) -> Path:
     """Zonal power spectra, samples vs truth, log-log, one panel per (variable, level).
-    `spectra` has metrics.SPECTRUM_COLUMNS; wavenumber 0 (the zonal mean) is left out."""
+    `spectra` has metrics.SPECTRUM_COLUMNS; wavenumber 0 (the zonal mean) is left out.
+    `units` maps variable -> units."""
     spectra = spectra[spectra["wavenumber"] > 0]
     panels = _panels(spectra)
     columns = min(len(panels), 3)
@@ -439,8 +449,9 @@ def plot_spectra(spectra: pd.DataFrame, path: str | os.PathLike) -> Path:
             style = SOURCE_STYLES.get(source, {})
             ax.loglog(lines["wavenumber"], lines["value"], label=source, color=style.get("color"))
         ax.set_title(_panel_title(variable, level), fontsize=9)
+        unit = (units or {}).get(variable)
         ax.set_xlabel("zonal wavenumber")
-        ax.set_ylabel("power")
+        ax.set_ylabel(f"power [({unit})^2]" if unit else "power")
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=8)
     for ax in axes.flat[len(panels) :]:

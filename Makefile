@@ -1,0 +1,36 @@
+# skyquilt: `make demo` and `make test` create the environment themselves.
+SHELL := /bin/bash
+VENV := .venv
+PYTHON := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PYTHON_BASE ?= python3
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+
+.PHONY: install test lint demo bench clean
+
+# (Re)install when the venv is missing or pyproject.toml changed since the last install.
+$(STAMP): pyproject.toml
+	test -x $(PYTHON) || $(PYTHON_BASE) -m venv $(VENV)
+	$(PYTHON) -m pip install --quiet --upgrade pip
+	$(PYTHON) -m pip install --quiet --editable '.[test]'
+	touch $@
+
+install: $(STAMP)
+
+lint: $(STAMP)
+	ruff check .
+	ruff format --check .
+	snakefmt --check Snakefile rules
+	snakemake --lint
+
+test: lint
+	pytest
+
+demo: $(STAMP)
+	snakemake --cores all
+
+bench: $(STAMP)
+	$(PYTHON) benchmarks/run_all.py
+
+clean:
+	rm -rf .snakemake results

@@ -1,0 +1,124 @@
+"""Shared fixtures: tiny random-weight models, workflow configs and a real `snakemake` runner."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from skyquilt.models import write_random_model
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = Path(sys.executable).with_name("snakemake")
+
+# The example of the original generation config; only model_path is changed by the tests.
+EXAMPLE_CONFIG = """
+model_path: /path/to/project/autoencoders/your_ae/1/latents/wiki/denoisers/your_denoiser/0
+model_target: best  # Options: best, last
+diffusion:
+  num_steps: 64  # Defaults to model's validation denoising steps
+  sampler:
+    type: lms
+    config: {}
+trajectory_sizes: "72"
+num_samples_per_date: 2
+start_dates:
+  - "2000-04-03 0h"
+  - "2000-04-20 12h"
+blanket_overlap: 4  # Overlap between blankets
+precision: float16  # Options: float32, float16, bfloat16, null = model training precision
+hardware:
+  backend: slurm
+  account: users
+  gpus_per_node: 1
+  gen:
+    cpus: 8
+    ram: 60GB
+    time: "6:00"
+    partition: a5000
+    gpus: 1
+  aggregate:
+    cpus: 8
+    ram: 32GB
+    time: "4:00"
+    partition: a5000
+"""
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """A complete model directory with random weights: latent (2, 4, 8), K = 8."""
+    return write_random_model(tmp_path_factory.mktemp("models"))
+
+
+def example_config(model_path: Path) -> dict:
+    config = yaml.safe_load(EXAMPLE_CONFIG)
+    config["model_path"] = str(model_path)
+    return config
+
+
+def tiny_config(model_path: Path, **overrides) -> dict:
+    """A config that runs in seconds on 2 cores: T = 12, 3 steps, 2 dates x 2 members."""
+    config = example_config(model_path)
+    config.update(
+        trajectory_sizes="12",
+        diffusion={"num_steps": 3, "sampler": {"type": "lms", "config": {}}},
+        precision="float32",
+        hardware={
+            "backend": "local",
+            "gen": {"cpus": 1, "ram": "1GB", "time": "10:00"},
+            "aggregate": {"cpus": 1, "ram": "1GB", "time": "10:00"},
+        },
+    )
+    config.update(overrides)
+    return config
+
+
+def write_config(directory: Path, config: dict) -> Path:
+    path = directory / "config.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def run_snakemake(workdir: Path, *arguments: str, check: bool = True, env: dict | None = None):
+    """Run the real snakemake on the repository's Snakefile in `workdir`."""
+    command = [
+        str(SNAKEMAKE),
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--configfile",
+        str(workdir / "config.yaml"),
+        "--directory",
+        str(workdir),
+        *arguments,
+    ]
+    result = subprocess.run(
+        command,
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=600,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"snakemake failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+        )
+    return result
+
+
+def planned_jobs(output: str) -> dict[str, int]:
+    """Job counts per rule from the 'Job stats' table of a dry run."""
+    counts: dict[str, int] = {}
+    lines = output.splitlines()
+    for index, line in enumerate(lines):
+        if line.startswith("Job stats:"):
+            for row in lines[index + 3 :]:
+                parts = row.split()
+                if len(parts) != 2 or parts[0] == "total":
+                    break
+                counts[parts[0]] = int(parts[1])
+            break
+    return counts

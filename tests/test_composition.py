@@ -1,0 +1,66 @@
+"""The composed denoiser: batched blankets, chunking and stitching."""
+
+import torch
+
+from skyquilt.blankets import fold, padded_size, unfold
+from skyquilt.composition import ComposedDenoiser, ProcessSplit
+from skyquilt.models import load_denoiser
+from skyquilt.timestamps import time_features, trajectory_times
+
+import numpy as np
+
+
+def composed(tiny_model, size=20, overlap=4, **options):
+    denoiser, config = load_denoiser(tiny_model)
+    padded = padded_size(size, config.blanket_size, overlap)
+    times = trajectory_times(np.datetime64("2000-04-03T00"), padded, config.blanket_dt)
+    features = time_features(times)
+    module = ComposedDenoiser(denoiser, features, config.blanket_size, overlap, **options)
+    return module, denoiser, features, padded, config
+
+
+@torch.inference_mode()
+def test_batched_blankets_equal_one_call_per_blanket(tiny_model):
+    module, denoiser, features, padded, config = composed(tiny_model)
+    x = torch.randn(1, padded, *config.latent_shape)
+    sigma = torch.tensor(2.0)
+    batched = module(x, sigma)
+    blankets = unfold(x[0], config.blanket_size, 4)
+    feature_blankets = unfold(features, config.blanket_size, 4)
+    looped = torch.stack(
+        [
+            denoiser(blanket[None], sigma[None], feature[None])[0]
+            for blanket, feature in zip(blankets, feature_blankets, strict=True)
+        ]
+    )
+    assert torch.allclose(batched[0], fold(looped, 4), atol=1e-5)
+
+
+@torch.inference_mode()
+def test_max_blankets_per_batch_does_not_change_the_result(tiny_model):
+    whole, *_, padded, config = composed(tiny_model, size=40)
+    chunked, *_ = composed(tiny_model, size=40, max_blankets_per_batch=2)
+    x = torch.randn(1, padded, *config.latent_shape)
+    assert torch.allclose(whole(x, torch.tensor(1.0)), chunked(x, torch.tensor(1.0)), atol=1e-5)
+
+
+def test_process_split_covers_every_blanket_once():
+    for count in range(0, 12):
+        for world in range(1, 5):
+            covered = []
+            for rank in range(world):
+                start, stop = ProcessSplit(rank, world).share(count)
+                covered.extend(range(start, stop))
+            assert covered == list(range(count))
+
+
+@torch.inference_mode()
+def test_reduced_precision_stays_close_to_float32(tiny_model):
+    reference, *_, padded, config = composed(tiny_model)
+    x = torch.randn(1, padded, *config.latent_shape)
+    expected = reference(x, torch.tensor(1.0))
+    for precision, tolerance in (("float16", 2e-2), ("bfloat16", 1e-1)):
+        reduced, *_ = composed(tiny_model, precision=precision)
+        output = reduced(x, torch.tensor(1.0))
+        assert output.dtype == torch.float32
+        assert (output - expected).abs().max() < tolerance * expected.abs().max()

@@ -1,0 +1,100 @@
+"""Shards and the streaming aggregate: round trips, validation and atomic writes."""
+
+import shutil
+import tracemalloc
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from skyquilt.stores import ShardError, aggregate, atomic_directory, read_shard, write_shard
+
+EXPECTED = {"sampler": "lms", "trajectory_size": 6}
+DATES = ["2000-04-03T00", "2000-04-20T12"]
+
+
+def make_shards(directory, members=2, dates=DATES, shape=(6, 2, 4, 8), attrs=EXPECTED):
+    shards = {}
+    for label in dates:
+        times = np.datetime64(label, "ns") + np.arange(shape[0]) * np.timedelta64(1, "h")
+        for member in range(members):
+            path = directory / "shards" / label / f"{member}.zarr"
+            latent = np.random.default_rng(member).standard_normal(shape).astype(np.float32)
+            write_shard(path, latent, times, {**attrs, "start_date": label, "member": member})
+            shards[(label, member)] = path
+    return shards
+
+
+def test_shard_round_trip_keeps_values_times_and_provenance(tmp_path):
+    shards = make_shards(tmp_path, members=1, dates=DATES[:1])
+    shard = read_shard(shards[(DATES[0], 0)], EXPECTED, DATES[0], 0)
+    assert shard["latent"].dims == ("time", "channel", "y", "x")
+    assert shard.attrs["sampler"] == "lms"
+    assert shard["time"].values[1] - shard["time"].values[0] == np.timedelta64(1, "h")
+
+
+def test_aggregate_has_all_members_in_order(tmp_path):
+    shards = make_shards(tmp_path)
+    output = tmp_path / "trajectories.zarr"
+    aggregate(shards, output, EXPECTED, DATES, [0, 1], progress=False)
+    merged = xr.open_zarr(output)
+    assert dict(merged.sizes) == {"start_date": 2, "member": 2, "time": 6, "channel": 2, "y": 4, "x": 8}
+    for (label, member), path in shards.items():
+        expected = xr.open_zarr(path)["latent"].values
+        actual = merged["latent"].sel(start_date=np.datetime64(label, "ns"), member=member).values
+        assert np.array_equal(actual, expected)
+    assert merged["valid_time"].values[1, 0] == np.datetime64("2000-04-20T12", "ns")
+    assert merged.attrs["members"] == 2
+
+
+def test_shard_with_another_sampler_is_named(tmp_path):
+    shards = make_shards(tmp_path, attrs={**EXPECTED, "sampler": "ddim"})
+    with pytest.raises(ShardError, match=r"0\.zarr: attribute 'sampler' is 'ddim'"):
+        aggregate(shards, tmp_path / "out.zarr", EXPECTED, DATES, [0, 1], progress=False)
+
+
+def test_shard_with_a_missing_chunk_is_named(tmp_path):
+    shards = make_shards(tmp_path)
+    damaged = shards[(DATES[1], 1)]
+    for chunk in (damaged / "latent").iterdir():
+        if not chunk.name.startswith("."):
+            chunk.unlink()
+    with pytest.raises(ShardError, match=f"{damaged}.*checksum"):
+        aggregate(shards, tmp_path / "out.zarr", EXPECTED, DATES, [0, 1], progress=False)
+
+
+def test_failed_aggregate_keeps_the_previous_output(tmp_path):
+    shards = make_shards(tmp_path)
+    output = tmp_path / "trajectories.zarr"
+    aggregate(shards, output, EXPECTED, DATES, [0, 1], progress=False)
+    before = xr.open_zarr(output)["latent"].values
+    shutil.rmtree(shards[(DATES[0], 1)])
+    with pytest.raises(ShardError):
+        aggregate(shards, output, EXPECTED, DATES, [0, 1], progress=False)
+    assert np.array_equal(xr.open_zarr(output)["latent"].values, before)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["shards", "trajectories.zarr"]
+
+
+def test_failed_write_leaves_nothing_at_the_final_path(tmp_path):
+    final = tmp_path / "member.zarr"
+    with pytest.raises(RuntimeError), atomic_directory(final) as temporary:
+        temporary.mkdir()
+        (temporary / "half").write_text("partial")
+        raise RuntimeError("killed mid-write")
+    assert list(tmp_path.iterdir()) == []
+
+
+def peak_memory_of_aggregate(directory, members):
+    shards = make_shards(directory, members=members, dates=DATES[:1], shape=(64, 4, 16, 32))
+    tracemalloc.start()
+    aggregate(shards, directory / "out.zarr", {}, DATES[:1], list(range(members)), progress=False)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return peak
+
+
+def test_aggregate_memory_does_not_grow_with_members(tmp_path):
+    """Streaming: 16 members need about as much memory as 2 (each member is 0.5 MB)."""
+    few = peak_memory_of_aggregate(tmp_path / "few", 2)
+    many = peak_memory_of_aggregate(tmp_path / "many", 16)
+    assert many < 1.5 * few, (few, many)
