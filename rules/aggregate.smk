@@ -6,6 +6,8 @@ rule aggregate:
         directory(PLAN.trajectories("{size}")),
     log:
         f"{PLAN.output_dir}/logs/{PLAN.run}/aggregate/{{size}}h.log",
+    conda:
+        "../envs/skyquilt.yaml"
     threads: get_threads("aggregate")
     resources:
         **get_resources("aggregate"),

@@ -1,7 +1,9 @@
 import json
+import os
 import sys
 
 from snakemake.exceptions import WorkflowError
+from snakemake.logging import logger
 from snakemake.utils import validate
 
 from skyquilt.config import ConfigError
@@ -79,6 +81,18 @@ def get_threads(rule):
     return PLAN.resources.get(rule, {}).get("cpus", 1)
 
 
-def get_launcher():
-    """python, or torchrun with one process per GPU (or per `generation.processes`)."""
-    return launcher_command(PLAN.processes, PLAN.resources["gen"].get("nodes", 1))
+def get_launcher(wildcards):
+    """python, or torchrun with one process per GPU (or per `generation.processes`),
+    never more processes than the trajectory has blankets."""
+    return launcher_command(
+        PLAN.processes_for(int(wildcards.size)), PLAN.resources["gen"].get("nodes", 1)
+    )
+
+
+for size in PLAN.sizes:
+    if PLAN.processes_for(size) < PLAN.processes:
+        logger.warning(
+            f"skyquilt: {PLAN.processes} processes requested, but trajectories of {size} "
+            f"states have only {PLAN.processes_for(size)} blankets: their generation jobs "
+            f"run {PLAN.processes_for(size)} processes"
+        )

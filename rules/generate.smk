@@ -6,6 +6,8 @@ rule generate:
         directory(PLAN.shard("{size}", "{date}", "{member}")),
     log:
         f"{PLAN.output_dir}/logs/{PLAN.run}/generate/{{size}}h/{{date}}/{{member}}.log",
+    conda:
+        "../envs/skyquilt.yaml"
     threads: get_threads("gen")
     resources:
         **get_resources("gen"),
@@ -13,9 +15,10 @@ rule generate:
         request=lambda wildcards: PLAN.request(
             wildcards.size, wildcards.date, wildcards.member
         ),
-        launcher=get_launcher(),
-        model_path=PLAN.model_path,
+        launcher=get_launcher,
+        model_path=lambda wildcards, input: os.path.dirname(input.config),
+        script=workflow.source_path("../scripts/generate.py"),
     shell:
-        "{params.launcher} {workflow.basedir}/scripts/generate.py"
+        "{params.launcher} {params.script:q}"
         " --model-path {params.model_path:q} --request {params.request:q}"
         " --output {output:q} --threads {threads} > {log:q} 2>&1"

@@ -10,7 +10,13 @@ from skyquilt.blankets import blanket_count, fold, padded_size, unfold
 
 @pytest.mark.parametrize(
     ("size", "blanket", "overlap", "padded", "count"),
-    [(72, 24, 4, 84, 4), (72, 24, 12, 72, 5), (10, 24, 4, 24, 1), (24, 24, 4, 24, 1), (25, 24, 0, 48, 2)],
+    [
+        (72, 24, 4, 84, 4),
+        (72, 24, 12, 72, 5),
+        (10, 24, 4, 24, 1),
+        (24, 24, 4, 24, 1),
+        (25, 24, 0, 48, 2),
+    ],
 )
 def test_padded_size_and_count_follow_the_design(size, blanket, overlap, padded, count):
     assert padded_size(size, blanket, overlap) == padded

@@ -1,13 +1,12 @@
 """The composed denoiser: batched blankets, chunking and stitching."""
 
+import numpy as np
 import torch
 
 from skyquilt.blankets import fold, padded_size, unfold
 from skyquilt.composition import ComposedDenoiser, ProcessSplit
 from skyquilt.models import load_denoiser
 from skyquilt.timestamps import time_features, trajectory_times
-
-import numpy as np
 
 
 def composed(tiny_model, size=20, overlap=4, **options):

@@ -38,7 +38,14 @@ def test_aggregate_has_all_members_in_order(tmp_path):
     output = tmp_path / "trajectories.zarr"
     aggregate(shards, output, EXPECTED, DATES, [0, 1], progress=False)
     merged = xr.open_zarr(output)
-    assert dict(merged.sizes) == {"start_date": 2, "member": 2, "time": 6, "channel": 2, "y": 4, "x": 8}
+    assert dict(merged.sizes) == {
+        "start_date": 2,
+        "member": 2,
+        "time": 6,
+        "channel": 2,
+        "y": 4,
+        "x": 8,
+    }
     for (label, member), path in shards.items():
         expected = xr.open_zarr(path)["latent"].values
         actual = merged["latent"].sel(start_date=np.datetime64(label, "ns"), member=member).values

@@ -4,7 +4,6 @@ import shutil
 
 import numpy as np
 import xarray as xr
-
 from conftest import example_config, planned_jobs, run_snakemake, tiny_config, write_config
 
 SHARDS = "results/prior/default/12h/shards"
@@ -21,7 +20,14 @@ def test_generation_aggregate_and_rerun_of_one_deleted_member(tiny_model, tmp_pa
     run_snakemake(tmp_path, "--cores", "2")
 
     merged = xr.open_zarr(tmp_path / "results/prior/default/12h/trajectories.zarr")
-    assert dict(merged.sizes) == {"start_date": 2, "member": 2, "time": 12, "channel": 2, "y": 4, "x": 8}
+    assert dict(merged.sizes) == {
+        "start_date": 2,
+        "member": 2,
+        "time": 12,
+        "channel": 2,
+        "y": 4,
+        "x": 8,
+    }
     assert merged["start_date"].values.tolist() == [
         np.datetime64("2000-04-03T00", "ns").astype(int),
         np.datetime64("2000-04-20T12", "ns").astype(int),

@@ -1,8 +1,8 @@
 """The run's plan: config meaning, resources from `hardware`, launch commands."""
 
 import pytest
-
 from conftest import example_config
+
 from skyquilt.config import ConfigError
 from skyquilt.workflow import hardware_resources, launcher_command, make_plan
 
@@ -33,7 +33,9 @@ def test_hardware_maps_onto_slurm_resources(tiny_model):
 
 
 def test_local_backend_has_no_slurm_resources():
-    resources = hardware_resources({"backend": "local", "gen": {"cpus": 2, "partition": "a"}}, "gen")
+    resources = hardware_resources(
+        {"backend": "local", "gen": {"cpus": 2, "partition": "a"}}, "gen"
+    )
     assert "slurm_partition" not in resources and "cpus_per_task" not in resources
 
 

@@ -13,6 +13,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from skyquilt.blankets import blanket_count
 from skyquilt.config import (
     ConfigError,
     check_overlap,
@@ -23,7 +24,7 @@ from skyquilt.config import (
     parse_start_date,
     parse_trajectory_sizes,
 )
-from skyquilt.diffusion.samplers import SAMPLERS
+from skyquilt.diffusion.samplers import SAMPLERS, resolve_options
 from skyquilt.models.directory import (
     PRECISIONS,
     TARGETS,
@@ -68,6 +69,12 @@ class Plan:
 
     def trajectories(self, size: int | str) -> str:
         return f"{self.prior_dir}/{size}h/trajectories.zarr"
+
+    def processes_for(self, size: int) -> int:
+        """Processes of a generation job: at most one per blanket of the trajectory."""
+        if self.model is None or self.processes <= 1:
+            return self.processes
+        return min(self.processes, blanket_count(size, self.model.blanket_size, self.overlap))
 
     def run_provenance(self, size: int) -> dict:
         """The attributes every shard of size `size` must carry (stores.RUN_KEYS)."""
@@ -191,13 +198,10 @@ def make_plan(config: dict, built_by_workflow: dict[str, ModelConfig] | None = N
             f"diffusion.sampler.type: {name!r} is unknown; allowed: {', '.join(SAMPLERS)}"
         )
     options = dict(sampler.get("config") or {})
-    unknown = sorted(set(options) - set(SAMPLERS[name]))
-    if unknown:
-        allowed = ", ".join(SAMPLERS[name]) or "none"
-        raise ConfigError(
-            f"diffusion.sampler.config: option {unknown[0]!r} is unknown for sampler {name!r}; "
-            f"allowed: {allowed}"
-        )
+    try:
+        resolve_options(name, options)
+    except ValueError as error:
+        raise ConfigError(f"diffusion.sampler.config: {error}") from None
     steps = diffusion.get("num_steps")
     steps = model.denoising_steps if steps is None else int(steps)
 

@@ -28,7 +28,7 @@ from torch import Tensor
 from .schedules import DiffusionSchedule, VEDenoise, VEDenoiser
 
 SAMPLERS: dict[str, dict[str, Any]] = {
-    "lms": {"order": 2},
+    "lms": {"order": 3},
     "ddpm": {},
     "ddim": {"eta": 0.0},
     "pc": {"corrections": 1, "delta": 0.01},
