@@ -184,3 +184,9 @@ def test_score_spectra_and_seam_plots_are_real_images(case, tmp_path):
         render.plot_seams(steps, seams, ratios, tmp_path / "seams.png"),
     ):
         assert_real_image(iio.imread(path))
+
+
+def test_gallery_asks_for_a_level_of_a_variable_with_levels(case, tmp_path):
+    forecast, truth = case
+    with pytest.raises(ValueError, match="geopotential: give a level"):
+        render.gallery(forecast, truth, "geopotential", [0], tmp_path / "g.png")

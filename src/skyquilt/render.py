@@ -131,6 +131,8 @@ def _draw_map(axes: Axes, field: xr.DataArray, cmap: str, limits: tuple[float, f
     )
     for line in coastlines():
         axes.plot(line[:, 0], line[:, 1], color="black", linewidth=0.4)
+    left, right, bottom, top = _extent(field)
+    axes.set(xlim=(left, right), ylim=(bottom, top))  # lines must not widen the map
     axes.set_xticks([])
     axes.set_yticks([])
     return image
@@ -177,9 +179,11 @@ def _select(
 ) -> tuple[xr.DataArray, xr.Dataset]:
     """One init and (level of) one variable of a forecast: -> (member, prediction_timedelta,
     latitude, longitude), plus the one-variable forecast dataset used for truth alignment."""
-    subset = forecast[[variable]]
-    if "time" in subset.dims:
-        subset = subset.isel(time=[init])
+    subset = forecast[[variable]].isel(time=[init])
+    if ("level" in subset[variable].dims) != (level is not None):
+        raise ValueError(
+            f"{variable}: give a level exactly when it has a level axis (level={level})"
+        )
     if level is not None:
         subset = subset.sel(level=[level])
     field = subset[variable].isel(time=0)
