@@ -17,7 +17,7 @@ rule generate:
         ),
         launcher=get_launcher,
         model_path=lambda wildcards, input: os.path.dirname(input.config),
-        script=workflow.source_path("../scripts/generate.py"),
+        script=os.path.join(workflow.basedir, "scripts", "generate.py"),
     shell:
         "{params.launcher} {params.script:q}"
         " --model-path {params.model_path:q} --request {params.request:q}"

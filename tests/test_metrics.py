@@ -16,6 +16,8 @@ from skyquilt.metrics import (
     spectrum_table,
     step_sizes,
     step_table,
+    table_from_dataset,
+    table_to_dataset,
     zonal_power_spectrum,
 )
 
@@ -209,6 +211,20 @@ def test_a_variable_without_levels_gets_level_na():
     assert len(table) == 4 * 4
 
 
+def test_a_forecast_that_lost_its_level_is_not_broadcast_against_the_truth_levels():
+    forecast, truth = random_case()
+    with pytest.raises(ValueError, match="geopotential: truth dims"):
+        score_table(forecast.isel(level=0, drop=True), truth)
+
+
+def test_a_forecast_level_kept_as_a_scalar_selects_that_truth_level():
+    forecast, truth = random_case()
+    table = score_table(forecast.isel(level=1), truth)
+    expected = score_table(forecast, truth)
+    expected = expected[expected.level == 850].reset_index(drop=True)
+    pd.testing.assert_frame_equal(table.drop(columns="level"), expected.drop(columns="level"))
+
+
 def test_zonal_spectrum_of_a_wave_has_its_power_at_its_wavenumber():
     longitude = np.arange(16) * 22.5
     wave = 3.0 * np.cos(3 * np.deg2rad(longitude)) + 2.0
@@ -310,3 +326,19 @@ def test_evaluate_scores_model_and_both_baselines():
     assert result.seams.tolist() == [2, 4, 6, 8]
     assert (scores.metric == "seam_ratio").sum() == 2 * 2
     assert set(result.spectra.source) == {"model", "truth"}
+
+
+def test_a_score_table_survives_a_zarr_round_trip(tmp_path):
+    forecast, truth = random_case()
+    table = pd.concat(
+        [
+            score_table(forecast, truth),
+            score_table(forecast.isel(level=0, drop=True), truth.isel(level=0, drop=True)),
+        ],
+        ignore_index=True,
+    )
+    table_to_dataset(table).to_zarr(tmp_path / "metrics.zarr", consolidated=False)
+    stored = xr.open_zarr(tmp_path / "metrics.zarr", consolidated=False)
+    back = table_from_dataset(stored, SCORE_COLUMNS)
+    pd.testing.assert_frame_equal(back, table, check_dtype=False)
+    assert back.level.isna().sum() == 16

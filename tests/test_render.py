@@ -1,5 +1,8 @@
 """Galleries, animations and score plots are real, non-blank images of the expected size."""
 
+import sys
+import types
+
 import imageio.v3 as iio
 import numpy as np
 import pytest
@@ -190,3 +193,30 @@ def test_gallery_asks_for_a_level_of_a_variable_with_levels(case, tmp_path):
     forecast, truth = case
     with pytest.raises(ValueError, match="geopotential: give a level"):
         render.gallery(forecast, truth, "geopotential", [0], tmp_path / "g.png")
+
+
+def test_coastlines_from_offline_data_are_split_at_the_map_edge(case, tmp_path, monkeypatch):
+    # A stand-in for cartopy with one coastline that crosses longitude 0.
+    shapefile = tmp_path / "shapefiles" / "natural_earth" / "physical" / "ne_110m_coastline.shp"
+    shapefile.parent.mkdir(parents=True)
+    shapefile.touch()
+    line = types.SimpleNamespace(coords=[(-20.0, 10.0), (-10.0, 5.0), (10.0, 0.0)])
+    reader = types.SimpleNamespace(geometries=lambda: [line])
+    shapereader = types.ModuleType("cartopy.io.shapereader")
+    shapereader.Reader = lambda path: reader
+    cartopy = types.ModuleType("cartopy")
+    cartopy.config = {"data_dir": str(tmp_path), "pre_existing_data_dir": ""}
+    cartopy.io = types.ModuleType("cartopy.io")
+    cartopy.io.shapereader = shapereader
+    monkeypatch.setitem(sys.modules, "cartopy", cartopy)
+    monkeypatch.setitem(sys.modules, "cartopy.io", cartopy.io)
+    monkeypatch.setitem(sys.modules, "cartopy.io.shapereader", shapereader)
+    render.coastlines.cache_clear()
+    try:
+        lines = render.coastlines()
+        assert [line[:, 0].tolist() for line in lines] == [[340.0, 350.0], [10.0]]
+        forecast, truth = case
+        path = render.gallery(forecast, truth, "geopotential", [0], tmp_path / "g.png", level=500)
+        assert_real_image(iio.imread(path))
+    finally:
+        render.coastlines.cache_clear()

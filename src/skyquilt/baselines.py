@@ -61,9 +61,14 @@ def align_truth(truth: xr.Dataset, forecast: xr.Dataset) -> xr.Dataset:
             truth[name].values, forecast[name].values
         ):
             raise ValueError(f"truth and forecast {name} grids differ")
-        truth = truth.assign_coords({name: forecast[name]})
-    if "level" in forecast.dims:
+        truth = truth.assign_coords({name: forecast[name].variable})
+    if "level" in forecast.coords:  # a level axis, or one level kept as a scalar coordinate
         truth = truth.sel(level=forecast.level)
+    for name, field in truth.data_vars.items():
+        if set(field.dims) - {"time"} != set(forecast[name].dims) - set(FORECAST_DIMS):
+            raise ValueError(
+                f"{name}: truth dims {field.dims} do not match forecast dims {forecast[name].dims}"
+            )
     times = valid_times(forecast.time.values, forecast.prediction_timedelta.values)
     return select_times(truth, times)
 

@@ -228,6 +228,18 @@ def seam_table(steps: pd.DataFrame, seams: np.ndarray) -> pd.DataFrame:
     return table[SCORE_COLUMNS].astype({"level": "Int64"})
 
 
+def table_to_dataset(table: pd.DataFrame) -> xr.Dataset:
+    """A tidy table as a dataset with one variable per column along dim `row`, ready for
+    `to_zarr`; level becomes float with NaN for <NA>, which zarr can store."""
+    return xr.Dataset.from_dataframe(table.astype({"level": "float64"}).rename_axis("row"))
+
+
+def table_from_dataset(dataset: xr.Dataset, columns: list[str]) -> pd.DataFrame:
+    """The inverse of table_to_dataset: -> DataFrame with `columns` in that order."""
+    table = dataset.to_dataframe().reset_index(drop=True)[columns]
+    return table.astype({"level": "Int64"})
+
+
 @dataclass
 class Evaluation:
     """All tables of one evaluation; `scores` also holds the seam ratios (metric seam_ratio)."""

@@ -1,0 +1,7 @@
+"""The embedded demo: an ERA5-like dataset from a forced shallow-water model on the sphere, a
+small autoencoder trained on it, the latent dump, and a small blanket denoiser on the latents.
+
+Modules: `shallow_water` (the model), `dataset` (zarr in WeatherBench2 layout + normalisation
+statistics), `autoencoder` (architecture + directory I/O), `train_autoencoder`, `latents`
+(dump + latent statistics), `train_denoiser`.
+"""

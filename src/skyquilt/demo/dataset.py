@@ -1,0 +1,157 @@
+"""The demo dataset: hourly forced shallow-water "weather" stored as an ERA5-like zarr.
+
+Layout (WeatherBench2, DESIGN.md §3): coordinates `time` (hourly datetime64[ns]), `level`
+([500] hPa), `latitude` (90 -> -90, poles included), `longitude` (0 -> 360, exclusive);
+variables `geopotential`, `u_component_of_wind`, `v_component_of_wind` with dims
+(time, level, latitude, longitude), float32, ERA5 units and long names as attributes.
+
+Normalisation statistics sit beside the store, `<name>.zarr` -> `<name>.stats.json`
+(`stats_path`): per-variable mean and std over the training period, i.e. every time outside
+the held-out period, which is kept for evaluation only.
+"""
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from skyquilt.demo.files import write_json
+from skyquilt.demo.shallow_water import Forcing, simulate
+from skyquilt.stores import ZARR_FORMAT, atomic_directory
+
+VARIABLES: dict[str, dict[str, str]] = {
+    "geopotential": {"units": "m**2 s**-2", "long_name": "Geopotential"},
+    "u_component_of_wind": {"units": "m s**-1", "long_name": "U component of wind"},
+    "v_component_of_wind": {"units": "m s**-1", "long_name": "V component of wind"},
+}
+LEVEL_HPA = 500
+# One week of hourly states per chunk: ~0.3 MB per variable on the default grid.
+TIME_CHUNK = 168
+
+
+@dataclass(frozen=True)
+class DatasetSettings:
+    """What the demo dataset is made of; the keys of the config section `demo.dataset`."""
+
+    start: str = "1999-07-01"
+    days: int = 366
+    grid: tuple[int, int] = (32, 64)
+    spinup_days: int = 30
+    held_out: tuple[str, str] = ("2000-04-01", "2000-05-31")
+    seed: int = 0
+    forcing: Forcing = field(default_factory=Forcing)
+
+    @classmethod
+    def from_config(cls, section: dict) -> "DatasetSettings":
+        """Settings from the `demo.dataset` config mapping (missing keys take defaults)."""
+        section = dict(section)
+        forcing = dict(section.pop("forcing", None) or {})
+        if "stirring_wavenumbers" in forcing:
+            forcing["stirring_wavenumbers"] = tuple(forcing["stirring_wavenumbers"])
+        for key in ("grid", "held_out"):
+            if key in section:
+                section[key] = tuple(section[key])
+        return cls(**section, forcing=Forcing(**forcing))
+
+    def times(self) -> np.ndarray:
+        """The hourly timestamps (T,) datetime64[ns] of the dataset."""
+        start = np.datetime64(self.start, "ns")
+        return start + np.arange(24 * self.days) * np.timedelta64(1, "h")
+
+
+def held_out_mask(times: np.ndarray, held_out: tuple[str, str]) -> np.ndarray:
+    """times (T,) -> (T,) bool, True inside the held-out period (both dates inclusive)."""
+    first = np.datetime64(held_out[0], "ns")
+    after_last = np.datetime64(held_out[1], "D") + np.timedelta64(1, "D")
+    times = np.asarray(times, dtype="datetime64[ns]")
+    return (times >= first) & (times < after_last.astype("datetime64[ns]"))
+
+
+def latitudes(nlat: int) -> np.ndarray:
+    """Equiangular latitudes with poles, 90 -> -90 (degrees north): (nlat,)."""
+    return np.linspace(90.0, -90.0, nlat)
+
+
+def longitudes(nlon: int) -> np.ndarray:
+    """Equiangular longitudes 0 -> 360 exclusive (degrees east): (nlon,)."""
+    return np.arange(nlon) * 360.0 / nlon
+
+
+def simulate_dataset(settings: DatasetSettings, progress: bool = False) -> xr.Dataset:
+    """Run the forced shallow-water model and wrap its hourly states as an ERA5-like dataset."""
+    nlat, nlon = settings.grid
+    times = settings.times()
+    states = simulate(
+        nlat, nlon, times, 24 * settings.spinup_days, settings.forcing, settings.seed, progress
+    )
+    coords = {
+        "time": ("time", times),
+        "level": ("level", np.array([LEVEL_HPA], dtype=np.int64), {"units": "hPa"}),
+        "latitude": ("latitude", latitudes(nlat), {"units": "degrees_north"}),
+        "longitude": ("longitude", longitudes(nlon), {"units": "degrees_east"}),
+    }
+    dims = ("time", "level", "latitude", "longitude")
+    data_vars = {
+        name: (dims, states[:, index, None], attributes)
+        for index, (name, attributes) in enumerate(VARIABLES.items())
+    }
+    attributes = {
+        "title": "skyquilt demo: forced shallow-water atmosphere (torch-harmonics solver)",
+        "held_out_start": settings.held_out[0],
+        "held_out_end": settings.held_out[1],
+        "settings": json.dumps(dataclasses.asdict(settings)),
+    }
+    return xr.Dataset(data_vars, coords, attributes)
+
+
+def normalisation_stats(
+    dataset: xr.Dataset, held_out: tuple[str, str]
+) -> dict[str, dict[str, float]]:
+    """Per-variable mean and std over all times outside `held_out`: {name: {mean, std}}."""
+    training = dataset.isel(time=~held_out_mask(dataset.time.values, held_out))
+    return {
+        name: {
+            "mean": float(training[name].astype("float64").mean()),
+            "std": float(training[name].astype("float64").std()),
+        }
+        for name in dataset.data_vars
+    }
+
+
+def stats_path(dataset_path: Path | str) -> Path:
+    """The normalisation statistics beside a dataset: `x.zarr` -> `x.stats.json`."""
+    dataset_path = Path(dataset_path)
+    return dataset_path.with_name(f"{dataset_path.stem}.stats.json")
+
+
+def read_stats(dataset_path: Path | str) -> dict[str, dict[str, float]]:
+    """{variable: {"mean": float, "std": float}} of the dataset at `dataset_path`."""
+    return json.loads(stats_path(dataset_path).read_text())["variables"]
+
+
+def write_dataset(dataset: xr.Dataset, path: Path | str, held_out: tuple[str, str]) -> None:
+    """Write the zarr store and its statistics file, each atomically."""
+    path = Path(path)
+    encoding = {
+        name: {"chunks": (TIME_CHUNK, 1, dataset.sizes["latitude"], dataset.sizes["longitude"])}
+        for name in dataset.data_vars
+    }
+    with atomic_directory(path) as temporary:
+        dataset.to_zarr(
+            temporary, mode="w-", encoding=encoding, consolidated=True, zarr_format=ZARR_FORMAT
+        )
+    stats = {
+        "description": "mean and std of each variable over all times outside the held-out period",
+        "held_out": list(held_out),
+        "variables": normalisation_stats(dataset, held_out),
+    }
+    write_json(stats, stats_path(path))
+
+
+def stack_states(dataset: xr.Dataset, variables: list[str]) -> np.ndarray:
+    """The dataset's states as one array (T, V, H, W) float32 (the single level squeezed)."""
+    arrays = [dataset[name].squeeze("level", drop=True).values for name in variables]
+    return np.stack(arrays, axis=1).astype(np.float32)

@@ -1,0 +1,226 @@
+"""Malformed configs: `snakemake -n` stops with one line naming the key and what is allowed.
+
+Every case is a real dry run of the workflow on a broken config (or a broken model
+directory). The dry runs of all selected cases start together in a thread pool, because
+each `snakemake` start costs seconds; each case is still its own test with its own message.
+"""
+
+import os
+import shutil
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import run_snakemake, tiny_config, write_config
+
+PREFIX = "skyquilt config error: "
+
+
+@dataclass(frozen=True)
+class Models:
+    """Model directories: a good one and broken copies of it."""
+
+    good: Path
+    weights_file: Path
+    missing: Path
+    no_best: Path
+    truncated_best: Path
+    lacks_blanket_size: Path
+    truncated_config: Path
+
+
+@dataclass(frozen=True)
+class Case:
+    """A malformed config and what its one error line must say.
+
+    edit(config, models) changes the tiny config in place, or returns YAML text to write
+    as is (for mistakes that only exist in YAML, such as an unquoted time).
+    key: what the line names right after the prefix; allowed: what else it must contain.
+    """
+
+    name: str
+    edit: Callable[[dict, Models], str | None]
+    key: str
+    allowed: tuple[str, ...]
+
+
+def setting(key: str, value) -> Callable[[dict, Models], None]:
+    """An edit that sets a (dotted) key of the config."""
+
+    def edit(config: dict, models: Models) -> None:
+        *parents, last = key.split(".")
+        section = config
+        for part in parents:
+            section = section.setdefault(part, {})
+        section[last] = value
+
+    return edit
+
+
+def without(key: str) -> Callable[[dict, Models], None]:
+    """An edit that deletes a (dotted) key of the config."""
+
+    def edit(config: dict, models: Models) -> None:
+        *parents, last = key.split(".")
+        section = config
+        for part in parents:
+            section = section[part]
+        del section[last]
+
+    return edit
+
+
+def model(which: str) -> Callable[[dict, Models], None]:
+    """An edit that points model_path at one of the (broken) model directories."""
+
+    def edit(config: dict, models: Models) -> None:
+        config["model_path"] = str(getattr(models, which))
+
+    return edit
+
+
+def unquoted_time(config: dict, models: Models) -> str:
+    """`time: 6:00` without quotes, which YAML 1.1 reads as the integer 360."""
+    text = yaml.safe_dump(config, sort_keys=False)
+    return text.replace("time: '10:00'", "time: 6:00", 1)
+
+
+def sampler(type_: str, options) -> Callable[[dict, Models], None]:
+    return setting("diffusion.sampler", {"type": type_, "config": options})
+
+
+CASES = [
+    # trajectory sizes
+    Case("sizes_reversed_range", setting("trajectory_sizes", "72-24"), "trajectory_sizes", ("'24-72'",)),
+    Case("sizes_zero", setting("trajectory_sizes", "0"), "trajectory_sizes", (">= 1",)),
+    Case("sizes_negative_int", setting("trajectory_sizes", -12), "trajectory_sizes", ('"24,48"',)),
+    Case("sizes_empty_item", setting("trajectory_sizes", "24,,48"), "trajectory_sizes", ('"24-26"',)),
+    Case("sizes_as_list", setting("trajectory_sizes", [12, 24]), "trajectory_sizes", ("integer", "string")),
+    Case("sizes_as_float", setting("trajectory_sizes", 12.5), "trajectory_sizes", ("integer", "string")),
+    # sample counts
+    Case("samples_zero", setting("num_samples_per_date", 0), "num_samples_per_date", ("minimum of 1",)),
+    Case("samples_negative", setting("num_samples_per_date", -2), "num_samples_per_date", ("minimum of 1",)),
+    Case("samples_as_string", setting("num_samples_per_date", "2"), "num_samples_per_date", ("integer",)),
+    Case("samples_missing", without("num_samples_per_date"), "config", ("'num_samples_per_date' is a required",)),
+    # start dates
+    Case("date_february_30", setting("start_dates", ["2000-02-30 0h"]), "start_dates", ("calendar date",)),
+    Case("date_hour_25", setting("start_dates", ["2000-01-01 25h"]), "start_dates", ("0h to 23h",)),
+    Case("date_without_hour", setting("start_dates", ["2000-01-01"]), "start_dates.0", ("2000-04-20 12h",)),
+    Case("date_in_iso_format", setting("start_dates", ["2000-01-01T00"]), "start_dates.0", ("YYYY-MM-DD Hh",)),
+    Case("dates_not_a_list", setting("start_dates", "2000-04-03 0h"), "start_dates", ("array",)),
+    Case("dates_empty", setting("start_dates", []), "start_dates", ("non-empty",)),
+    Case("date_listed_twice", setting("start_dates", ["2000-04-03 0h"] * 2), "start_dates", ("listed twice",)),
+    # blanket overlap (the tiny model has blanket size 8)
+    Case("overlap_equal_to_blanket_size", setting("blanket_overlap", 8), "blanket_overlap", ("[0, 7]",)),
+    Case("overlap_above_blanket_size", setting("blanket_overlap", 12), "blanket_overlap", ("[0, 7]",)),
+    Case("overlap_negative", setting("blanket_overlap", -1), "blanket_overlap", ("minimum of 0",)),
+    Case("overlap_as_string", setting("blanket_overlap", "4"), "blanket_overlap", ("integer",)),
+    # diffusion
+    Case("sampler_unknown", sampler("euler", {}), "diffusion.sampler.type", ("'lms'", "'ddim'")),
+    Case("sampler_option_misspelled", sampler("lms", {"orderr": 2}), "diffusion.sampler.config", ("allowed: order",)),
+    Case("sampler_option_of_another_sampler", sampler("ddim", {"order": 2}), "diffusion.sampler.config", ("allowed: eta",)),
+    Case("sampler_option_out_of_range", sampler("lms", {"order": 0}), "diffusion.sampler.config", (">= 1",)),
+    Case("sampler_config_not_a_mapping", sampler("lms", [2]), "diffusion.sampler.config", ("object",)),
+    Case("steps_zero", setting("diffusion.num_steps", 0), "diffusion.num_steps", ("minimum of 1",)),
+    Case("steps_as_string", setting("diffusion.num_steps", "64"), "diffusion.num_steps", ("integer",)),
+    Case("diffusion_misspelled_key", setting("diffusion.steps", 3), "diffusion", ("'steps'", "num_steps")),
+    Case("precision_fp16", setting("precision", "fp16"), "precision", ("'float16'", "'bfloat16'")),
+    # model directory and checkpoints
+    Case("model_target_unknown", setting("model_target", "final"), "model_target", ("'best'", "'last'")),
+    Case("model_path_is_a_file", model("weights_file"), "model_path", ("is a file", "<latent_dir>")),
+    Case("model_path_missing", model("missing"), "model_path", ("no config.yaml",)),
+    Case("checkpoint_missing", model("no_best"), "model_target", ("best.safetensors", "is missing")),
+    Case("checkpoint_truncated", model("truncated_best"), "model_target", ("best.safetensors", "truncated")),
+    Case("model_config_missing_key", model("lacks_blanket_size"), "model_path", ("config.yaml", "'train.blanket_size'")),
+    Case("model_config_truncated", model("truncated_config"), "model_path", ("config.yaml",)),
+    # hardware
+    Case("slurm_time_unquoted", unquoted_time, "hardware.gen.time", ("quote it",)),
+    Case("slurm_time_malformed", setting("hardware.gen.time", "6h"), "hardware.gen.time", ("D-H:M:S",)),
+    Case("ram_malformed", setting("hardware.gen.ram", "lots"), "hardware.gen.ram", ('"60GB"',)),
+    Case("cpus_zero", setting("hardware.gen.cpus", 0), "hardware.gen.cpus", ("minimum of 1",)),
+    # other keys
+    Case("run_name_with_space", setting("run", "my run"), "run", ("letters, digits",)),
+    Case("seed_negative", setting("seed", -1), "seed", ("minimum of 0",)),
+    Case("stitch_unknown", setting("generation.stitch", "mean"), "generation.stitch", ("'symmetric'", "'average'")),
+]  # fmt: skip
+
+
+def broken_models(root: Path, good: Path) -> Models:
+    """Copies of the tiny model, each broken in one way."""
+
+    model_root = good.parents[7]  # <root>/autoencoders/ae/0/latents/dump/denoisers/denoiser/0
+
+    def copy(name: str) -> Path:
+        shutil.copytree(model_root, root / name)
+        return root / name / good.relative_to(model_root)
+
+    no_best = copy("no_best")
+    (no_best / "best.safetensors").unlink()
+    truncated_best = copy("truncated_best")
+    weights = (truncated_best / "best.safetensors").read_bytes()
+    (truncated_best / "best.safetensors").write_bytes(weights[: len(weights) // 2])
+    lacks_blanket_size = copy("lacks_blanket_size")
+    raw = yaml.safe_load((lacks_blanket_size / "config.yaml").read_text())
+    del raw["train"]["blanket_size"]
+    (lacks_blanket_size / "config.yaml").write_text(yaml.safe_dump(raw))
+    truncated_config = copy("truncated_config")
+    text = (truncated_config / "config.yaml").read_text()
+    (truncated_config / "config.yaml").write_text(text[: len(text) // 2])
+    return Models(
+        good=good,
+        weights_file=good / "best.safetensors",
+        missing=root / "nowhere/autoencoders/ae/0/latents/dump/denoisers/denoiser/0",
+        no_best=no_best,
+        truncated_best=truncated_best,
+        lacks_blanket_size=lacks_blanket_size,
+        truncated_config=truncated_config,
+    )
+
+
+def dry_run(case: Case, workdir: Path, models: Models) -> tuple[int, str, bool]:
+    """(exit status, stdout + stderr, whether the output directory exists) of `snakemake -n`."""
+    workdir.mkdir()
+    config = tiny_config(models.good, output_dir=str(workdir / "out"))
+    text = case.edit(config, models)
+    if text is None:
+        write_config(workdir, config)
+    else:
+        (workdir / "config.yaml").write_text(text)
+    result = run_snakemake(workdir, "-n", check=False)
+    return result.returncode, result.stdout + result.stderr, (workdir / "out").exists()
+
+
+@pytest.fixture(scope="module")
+def dry_runs(request, tmp_path_factory, tiny_model) -> dict[str, tuple[int, str, bool]]:
+    """The dry runs of the cases selected in this session, run in parallel."""
+    selected = {
+        item.callspec.params["case"].name
+        for item in request.session.items
+        if hasattr(item, "callspec") and isinstance(item.callspec.params.get("case"), Case)
+    }
+    root = tmp_path_factory.mktemp("config_errors")
+    models = broken_models(root / "models", tiny_model)
+    cases = [case for case in CASES if case.name in selected]
+    with ThreadPoolExecutor(max_workers=(os.cpu_count() or 1) + 1) as pool:
+        results = pool.map(lambda case: dry_run(case, root / case.name, models), cases)
+        return dict(zip((case.name for case in cases), results, strict=True))
+
+
+def test_there_are_at_least_thirty_cases():
+    assert len({case.name for case in CASES}) == len(CASES) >= 30
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
+def test_malformed_config_fails_the_dry_run_with_one_line(case, dry_runs):
+    returncode, output, output_dir_exists = dry_runs[case.name]
+    lines = [line for line in output.splitlines() if line.strip()]
+    assert returncode != 0, f"{case.name}: snakemake -n accepted the config:\n{output}"
+    assert len(lines) == 1, f"{case.name}: expected one line, got {len(lines)}:\n{output}"
+    line = lines[0]
+    assert line.startswith(f"{PREFIX}{case.key}"), f"{case.name}: does not name {case.key}: {line}"
+    missing = [text for text in case.allowed if text not in line]
+    assert not missing, f"{case.name}: does not say {missing}: {line}"
+    assert not output_dir_exists, f"{case.name}: wrote under the output directory"
