@@ -6,9 +6,15 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
+report: "report/workflow.rst"
+
+
 include: "rules/common.smk"
 include: "rules/generate.smk"
 include: "rules/aggregate.smk"
+include: "rules/decode.smk"
+include: "rules/render.smk"
+include: "rules/evaluate.smk"
 
 
 rule all:
@@ -16,3 +22,16 @@ rule all:
     input:
         get_trajectories(),
         get_all_shards(),
+        get_existing_products(),
+
+
+rule render:
+    """Galleries and animations of the decoded samples (on request)."""
+    input:
+        get_render_targets(),
+
+
+rule evaluate:
+    """Scores, spectra and seam continuity of every trajectory size (on request)."""
+    input:
+        get_evaluate_targets(),

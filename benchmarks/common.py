@@ -139,8 +139,8 @@ def best_of(repeats: int, *functions: Callable[[], object]) -> list[float]:
 
 def run_command(
     command: Sequence[str], cwd: Path | None = None, env: dict | None = None
-) -> tuple[float, float]:
-    """Run a command to completion: (wall seconds, peak resident memory in MB).
+) -> tuple[float, float, str]:
+    """Run a command to completion: (wall seconds, peak resident memory in MB, its output).
 
     The peak is that of the command's own process (wait4 reports it per child), so memory
     held by the benchmark itself does not count.
@@ -162,7 +162,7 @@ def run_command(
             f"{' '.join(map(str, command))} failed ({process.returncode}):\n"
             f"{output.decode(errors='replace')[-4000:]}"
         )
-    return wall, usage.ru_maxrss / 1024
+    return wall, usage.ru_maxrss / 1024, output.decode(errors="replace")
 
 
 def machine() -> str:

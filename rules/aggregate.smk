@@ -1,9 +1,13 @@
 rule aggregate:
-    """All members of one trajectory size, merged one shard at a time."""
+    """All members of one trajectory size, merged one shard at a time.
+
+    update(): Snakemake must not delete the previous aggregate before the job runs; the job
+    replaces it atomically, so a killed or failed job leaves it intact and readable.
+    """
     input:
         get_shards,
     output:
-        directory(PLAN.trajectories("{size}")),
+        update(directory(PLAN.trajectories("{size}"))),
     log:
         f"{PLAN.output_dir}/logs/{PLAN.run}/aggregate/{{size}}h.log",
     conda:

@@ -7,6 +7,13 @@ from snakemake.logging import logger
 from snakemake.utils import validate
 
 from skyquilt.config import ConfigError
+from skyquilt.decode import decoder_files
+from skyquilt.products import (
+    FIELD_WILDCARD,
+    check_request,
+    make_products,
+    requested_products,
+)
 from skyquilt.workflow import WILDCARDS, launcher_command, make_plan, schema_error_line
 
 
@@ -96,3 +103,109 @@ for size in PLAN.sizes:
             f"states have only {PLAN.processes_for(size)} blankets: their generation jobs "
             f"run {PLAN.processes_for(size)} processes"
         )
+
+
+# On-request outputs (decode, render, evaluate): settings, parse-time checks, inputs.
+try:
+    validate(config, schema="../config/schema.report.yaml")
+except WorkflowError as error:
+    fail(schema_error_line(error))
+
+try:
+    PRODUCTS = make_products(config, PLAN)
+    check_request(
+        PRODUCTS,
+        requested_products(set(workflow.dag_settings.targets), PRODUCTS),
+        built=[
+            *globals().get("WORKFLOW_BUILT_MODELS", {}),
+            *globals().get("WORKFLOW_BUILT_DATASETS", ()),
+        ],
+    )
+except ConfigError as error:
+    fail(error)
+
+
+wildcard_constraints:
+    field=FIELD_WILDCARD,
+    chunk=r"\d+",
+
+
+def get_render_targets():
+    """Every gallery and animation of the run."""
+    return PRODUCTS.render_targets()
+
+
+def get_evaluate_targets():
+    """The metrics, tables and plots of every trajectory size."""
+    return PRODUCTS.evaluate_targets()
+
+
+def get_existing_products():
+    """Renders and evaluations made earlier on request: `all` keeps them up to date, and
+    `snakemake --report` finds them."""
+    return [
+        path
+        for path in get_render_targets() + get_evaluate_targets()
+        if os.path.exists(path)
+    ]
+
+
+def get_decode_inputs():
+    """What decoding reads besides the shard: decoder, latent statistics, dataset."""
+    files = decoder_files(PLAN.model_path)
+    return {
+        "decoder_config": str(files["decoder config"]),
+        "decoder_weights": str(files["decoder weights"]),
+        "latent_stats": str(files["latent statistics"]),
+        "dataset": PRODUCTS.dataset,
+    }
+
+
+def get_field(wildcards):
+    """The render field named by the {field} wildcard: {variable, level}."""
+    for field in PRODUCTS.render_fields or []:
+        if field.label == wildcards.field:
+            return {"variable": field.variable, "level": field.level}
+    raise ValueError(f"{wildcards.field} is not one of render.fields")
+
+
+def get_gallery_members(wildcards):
+    """Decoded members shown in the gallery of one (size, start date)."""
+    return [
+        PRODUCTS.decoded(wildcards.size, wildcards.date, member)
+        for member in PRODUCTS.gallery_member_list()
+    ]
+
+
+def get_frame_directories(wildcards):
+    """The frames of one animation, one directory per frames job, in order."""
+    return [
+        PRODUCTS.frames(
+            wildcards.size, wildcards.date, wildcards.member, wildcards.field, chunk
+        )
+        for chunk in range(len(PRODUCTS.frame_chunks(wildcards.size)))
+    ]
+
+
+def get_frame_indices(wildcards):
+    """State indices rendered by one frames job."""
+    return PRODUCTS.frame_chunks(wildcards.size)[int(wildcards.chunk)]
+
+
+def get_animation_outputs():
+    """GIF always, MP4 when asked for and ffmpeg is available."""
+    return {
+        suffix: PRODUCTS.animation(
+            "{size}", "{date}", "{member}", "{field}", suffix
+        )
+        for suffix in PRODUCTS.animation_suffixes
+    }
+
+
+def get_decoded_members(wildcards):
+    """Every decoded member of one trajectory size."""
+    return [
+        PRODUCTS.decoded(wildcards.size, label, member)
+        for label in PLAN.date_labels
+        for member in PLAN.members
+    ]

@@ -88,64 +88,71 @@ def unquoted_time(config: dict, models: Models) -> str:
     return text.replace("time: '10:00'", "time: 6:00", 1)
 
 
-def sampler(type_: str, options) -> Callable[[dict, Models], None]:
-    return setting("diffusion.sampler", {"type": type_, "config": options})
+def bad(name: str, key: str, value, *allowed: str) -> Case:
+    """A case that sets `key` to a bad `value`; the line must name `key`."""
+    return Case(name, setting(key, value), key, allowed)
+
+
+def sampler(name: str, type_: str, options, *allowed: str) -> Case:
+    """A case with bad options for sampler `type_`."""
+    edit = setting("diffusion.sampler", {"type": type_, "config": options})
+    return Case(name, edit, "diffusion.sampler.config", allowed)
 
 
 CASES = [
     # trajectory sizes
-    Case("sizes_reversed_range", setting("trajectory_sizes", "72-24"), "trajectory_sizes", ("'24-72'",)),
-    Case("sizes_zero", setting("trajectory_sizes", "0"), "trajectory_sizes", (">= 1",)),
-    Case("sizes_negative_int", setting("trajectory_sizes", -12), "trajectory_sizes", ('"24,48"',)),
-    Case("sizes_empty_item", setting("trajectory_sizes", "24,,48"), "trajectory_sizes", ('"24-26"',)),
-    Case("sizes_as_list", setting("trajectory_sizes", [12, 24]), "trajectory_sizes", ("integer", "string")),
-    Case("sizes_as_float", setting("trajectory_sizes", 12.5), "trajectory_sizes", ("integer", "string")),
+    bad("sizes_reversed_range", "trajectory_sizes", "72-24", "'24-72'"),
+    bad("sizes_zero", "trajectory_sizes", "0", ">= 1"),
+    bad("sizes_negative_int", "trajectory_sizes", -12, '"24,48"'),
+    bad("sizes_empty_item", "trajectory_sizes", "24,,48", '"24-26"'),
+    bad("sizes_as_list", "trajectory_sizes", [12, 24], "'integer', 'string'"),
+    bad("sizes_as_float", "trajectory_sizes", 12.5, "'integer', 'string'"),
     # sample counts
-    Case("samples_zero", setting("num_samples_per_date", 0), "num_samples_per_date", ("minimum of 1",)),
-    Case("samples_negative", setting("num_samples_per_date", -2), "num_samples_per_date", ("minimum of 1",)),
-    Case("samples_as_string", setting("num_samples_per_date", "2"), "num_samples_per_date", ("integer",)),
-    Case("samples_missing", without("num_samples_per_date"), "config", ("'num_samples_per_date' is a required",)),
+    bad("samples_zero", "num_samples_per_date", 0, "minimum of 1"),
+    bad("samples_negative", "num_samples_per_date", -2, "minimum of 1"),
+    bad("samples_as_string", "num_samples_per_date", "2", "'integer'"),
+    Case("samples_missing", without("num_samples_per_date"), "config", ("'num_samples_per_date'",)),
     # start dates
-    Case("date_february_30", setting("start_dates", ["2000-02-30 0h"]), "start_dates", ("calendar date",)),
-    Case("date_hour_25", setting("start_dates", ["2000-01-01 25h"]), "start_dates", ("0h to 23h",)),
-    Case("date_without_hour", setting("start_dates", ["2000-01-01"]), "start_dates.0", ("2000-04-20 12h",)),
-    Case("date_in_iso_format", setting("start_dates", ["2000-01-01T00"]), "start_dates.0", ("YYYY-MM-DD Hh",)),
-    Case("dates_not_a_list", setting("start_dates", "2000-04-03 0h"), "start_dates", ("array",)),
-    Case("dates_empty", setting("start_dates", []), "start_dates", ("non-empty",)),
-    Case("date_listed_twice", setting("start_dates", ["2000-04-03 0h"] * 2), "start_dates", ("listed twice",)),
+    bad("date_february_30", "start_dates", ["2000-02-30 0h"], "calendar date"),
+    bad("date_hour_25", "start_dates", ["2000-01-01 25h"], "0h to 23h"),
+    bad("date_without_hour", "start_dates", ["2000-01-01"], "2000-04-20 12h"),
+    bad("date_in_iso_format", "start_dates", ["2000-01-01T00"], "YYYY-MM-DD Hh"),
+    bad("dates_not_a_list", "start_dates", "2000-04-03 0h", "'array'"),
+    bad("dates_empty", "start_dates", [], "non-empty"),
+    bad("date_listed_twice", "start_dates", ["2000-04-03 0h"] * 2, "listed twice"),
     # blanket overlap (the tiny model has blanket size 8)
-    Case("overlap_equal_to_blanket_size", setting("blanket_overlap", 8), "blanket_overlap", ("[0, 7]",)),
-    Case("overlap_above_blanket_size", setting("blanket_overlap", 12), "blanket_overlap", ("[0, 7]",)),
-    Case("overlap_negative", setting("blanket_overlap", -1), "blanket_overlap", ("minimum of 0",)),
-    Case("overlap_as_string", setting("blanket_overlap", "4"), "blanket_overlap", ("integer",)),
+    bad("overlap_equal_to_blanket_size", "blanket_overlap", 8, "[0, 7]"),
+    bad("overlap_above_blanket_size", "blanket_overlap", 12, "[0, 7]"),
+    bad("overlap_negative", "blanket_overlap", -1, "minimum of 0"),
+    bad("overlap_as_string", "blanket_overlap", "4", "'integer'"),
     # diffusion
-    Case("sampler_unknown", sampler("euler", {}), "diffusion.sampler.type", ("'lms'", "'ddim'")),
-    Case("sampler_option_misspelled", sampler("lms", {"orderr": 2}), "diffusion.sampler.config", ("allowed: order",)),
-    Case("sampler_option_of_another_sampler", sampler("ddim", {"order": 2}), "diffusion.sampler.config", ("allowed: eta",)),
-    Case("sampler_option_out_of_range", sampler("lms", {"order": 0}), "diffusion.sampler.config", (">= 1",)),
-    Case("sampler_config_not_a_mapping", sampler("lms", [2]), "diffusion.sampler.config", ("object",)),
-    Case("steps_zero", setting("diffusion.num_steps", 0), "diffusion.num_steps", ("minimum of 1",)),
-    Case("steps_as_string", setting("diffusion.num_steps", "64"), "diffusion.num_steps", ("integer",)),
-    Case("diffusion_misspelled_key", setting("diffusion.steps", 3), "diffusion", ("'steps'", "num_steps")),
-    Case("precision_fp16", setting("precision", "fp16"), "precision", ("'float16'", "'bfloat16'")),
+    bad("sampler_unknown", "diffusion.sampler.type", "euler", "'lms'", "'ddim'"),
+    sampler("sampler_option_misspelled", "lms", {"orderr": 2}, "allowed: order"),
+    sampler("sampler_option_of_another_sampler", "ddim", {"order": 2}, "allowed: eta"),
+    sampler("sampler_option_out_of_range", "lms", {"order": 0}, ">= 1"),
+    sampler("sampler_config_not_a_mapping", "lms", [2], "'object'"),
+    bad("steps_zero", "diffusion.num_steps", 0, "minimum of 1"),
+    bad("steps_as_string", "diffusion.num_steps", "64", "'integer'"),
+    Case("diffusion_misspelled_key", setting("diffusion.steps", 3), "diffusion", ("num_steps",)),
+    bad("precision_fp16", "precision", "fp16", "'float16'", "'bfloat16'"),
     # model directory and checkpoints
-    Case("model_target_unknown", setting("model_target", "final"), "model_target", ("'best'", "'last'")),
-    Case("model_path_is_a_file", model("weights_file"), "model_path", ("is a file", "<latent_dir>")),
+    bad("model_target_unknown", "model_target", "final", "'best'", "'last'"),
+    Case("model_path_is_a_file", model("weights_file"), "model_path", ("is a file", "<lap>")),
     Case("model_path_missing", model("missing"), "model_path", ("no config.yaml",)),
-    Case("checkpoint_missing", model("no_best"), "model_target", ("best.safetensors", "is missing")),
-    Case("checkpoint_truncated", model("truncated_best"), "model_target", ("best.safetensors", "truncated")),
-    Case("model_config_missing_key", model("lacks_blanket_size"), "model_path", ("config.yaml", "'train.blanket_size'")),
+    Case("checkpoint_missing", model("no_best"), "model_target", ("best.safetensors", "missing")),
+    Case("checkpoint_truncated", model("truncated_best"), "model_target", ("truncated",)),
+    Case("model_config_lacks_a_key", model("lacks_blanket_size"), "model_path", ("blanket_size",)),
     Case("model_config_truncated", model("truncated_config"), "model_path", ("config.yaml",)),
     # hardware
     Case("slurm_time_unquoted", unquoted_time, "hardware.gen.time", ("quote it",)),
-    Case("slurm_time_malformed", setting("hardware.gen.time", "6h"), "hardware.gen.time", ("D-H:M:S",)),
-    Case("ram_malformed", setting("hardware.gen.ram", "lots"), "hardware.gen.ram", ('"60GB"',)),
-    Case("cpus_zero", setting("hardware.gen.cpus", 0), "hardware.gen.cpus", ("minimum of 1",)),
+    bad("slurm_time_malformed", "hardware.gen.time", "6h", "D-H:M:S"),
+    bad("ram_malformed", "hardware.gen.ram", "lots", '"60GB"'),
+    bad("cpus_zero", "hardware.gen.cpus", 0, "minimum of 1"),
     # other keys
-    Case("run_name_with_space", setting("run", "my run"), "run", ("letters, digits",)),
-    Case("seed_negative", setting("seed", -1), "seed", ("minimum of 0",)),
-    Case("stitch_unknown", setting("generation.stitch", "mean"), "generation.stitch", ("'symmetric'", "'average'")),
-]  # fmt: skip
+    bad("run_name_with_space", "run", "my run", "letters, digits"),
+    bad("seed_negative", "seed", -1, "minimum of 0"),
+    bad("stitch_unknown", "generation.stitch", "mean", "'symmetric'", "'average'"),
+]
 
 
 def broken_models(root: Path, good: Path) -> Models:

@@ -6,6 +6,7 @@ seed right before sampling, so regenerating a member reproduces it bit for bit.
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -63,8 +64,12 @@ def generate_member(
     device: torch.device | None = None,
     split: ProcessSplit | None = None,
     progress: bool = True,
+    on_step: Callable[[int], None] | None = None,
 ) -> MemberResult:
-    """Sample one trajectory of `request.trajectory_size` states with composed blankets."""
+    """Sample one trajectory of `request.trajectory_size` states with composed blankets.
+
+    on_step(n), if given, is called after sampler step n (1, 2, ..., steps).
+    """
     began = time.perf_counter()
     device = device or torch.device("cpu")
     split = split or ProcessSplit()
@@ -94,7 +99,16 @@ def generate_member(
         split.world_size,
     )  # fmt: skip
     bar = tqdm(total=sampler.steps, unit="step", disable=not progress or split.rank != 0)
-    sampler.on_step = lambda: bar.update()
+    steps_done = 0
+
+    def step_done() -> None:
+        nonlocal steps_done
+        steps_done += 1
+        bar.update()
+        if on_step is not None:
+            on_step(steps_done)
+
+    sampler.on_step = step_done
     torch.manual_seed(request.seed)
     noise = init_noise(schedule, (1, padded, *model.latent_shape)).to(device)
     sampling_began = time.perf_counter()

@@ -1,10 +1,13 @@
 """The work of each workflow job, called by the thin scripts under scripts/."""
 
+import errno
 import json
 import logging
 import os
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +17,7 @@ import torch.distributed as dist
 from skyquilt import __version__
 from skyquilt.blankets import blanket_count
 from skyquilt.composition import ProcessSplit
+from skyquilt.faults import pause_point
 from skyquilt.generation import MemberRequest, generate_member
 from skyquilt.models.directory import load_denoiser
 from skyquilt.seeding import member_seed
@@ -27,6 +31,29 @@ FAIL_MEMBER_VARIABLE = "SKYQUILT_FAIL_MEMBER"
 
 class InjectedFailure(RuntimeError):
     """Raised when SKYQUILT_FAIL_MEMBER names the member being generated."""
+
+
+class DiskFullError(OSError):
+    """The file system of an output ran out of space; nothing was left at the output."""
+
+
+@contextmanager
+def reporting_full_disk(output: str) -> Iterator[None]:
+    """Turn ENOSPC while writing `output` into one clear line in the job's log.
+
+    The stores are written atomically, so the failed write has already been removed.
+    """
+    try:
+        yield
+    except OSError as error:
+        if error.errno != errno.ENOSPC:
+            raise
+        message = (
+            f"no space left on the device of {output}; nothing was written there. "
+            "Free space (or set output_dir to a larger file system) and rerun"
+        )
+        log.error(message)
+        raise DiskFullError(message) from error
 
 
 def configure_logging() -> None:
@@ -92,7 +119,15 @@ def run_generation(model_path: str, request_json: str, output: str, threads: int
         model_path,
         settings["model_target"],
     )
-    result = generate_member(denoiser, model, request, device=device, split=split)
+    job = f"{size}/{label}/{member}"
+    result = generate_member(
+        denoiser,
+        model,
+        request,
+        device=device,
+        split=split,
+        on_step=lambda step: pause_point(job, f"step:{step}"),
+    )
     if split.rank == 0:
         attrs = {
             key: settings[key]
@@ -112,7 +147,14 @@ def run_generation(model_path: str, request_json: str, output: str, threads: int
             "skyquilt_version": __version__,
             "wall_time_s": round(time.perf_counter() - began, 3),
         }
-        write_shard(Path(output), result.latent, result.times, attrs)
+        with reporting_full_disk(output):
+            write_shard(
+                Path(output),
+                result.latent,
+                result.times,
+                attrs,
+                before_commit=lambda: pause_point(job, "write"),
+            )
         log.info("wrote %s", output)
     if split.world_size > 1:
         dist.barrier()
@@ -128,13 +170,16 @@ def run_aggregate(
     if len(slots) != len(shards):
         raise ValueError(f"{len(shards)} shards for {len(slots)} (start date, member) slots")
     began = time.perf_counter()
-    aggregate(
-        dict(zip(slots, map(Path, shards), strict=True)),
-        Path(output),
-        expected,
-        start_dates,
-        members,
-    )
+    job = f"aggregate/{expected.get('trajectory_size')}"
+    with reporting_full_disk(output):
+        aggregate(
+            dict(zip(slots, map(Path, shards), strict=True)),
+            Path(output),
+            expected,
+            start_dates,
+            members,
+            on_member=lambda written: pause_point(job, f"member:{written}"),
+        )
     log.info(
         "aggregated %d shards into %s in %.2f s", len(shards), output, time.perf_counter() - began
     )

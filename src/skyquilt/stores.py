@@ -6,12 +6,13 @@ checksum of its latents, which the aggregate verifies: a missing, truncated or a
 chunk is caught and the aggregate names the file.
 """
 
+import glob
 import hashlib
 import json
 import os
 import shutil
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -54,6 +55,17 @@ def checksum(latent: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(latent, dtype=np.float32).tobytes()).hexdigest()
 
 
+def remove_leftovers(final: Path) -> None:
+    """Delete the temporary stores that a writer of `final` killed with SIGKILL left behind.
+
+    Safe because one job at a time writes a given output (Snakemake's lock). A moved-aside
+    previous output is kept while `final` is missing: then it is the only good copy.
+    """
+    for stale in final.parent.glob(f".{glob.escape(final.name)}.*-*"):
+        if ".tmp-" in stale.name or (".old-" in stale.name and final.exists()):
+            shutil.rmtree(stale, ignore_errors=True)
+
+
 @contextmanager
 def atomic_directory(final: Path) -> Iterator[Path]:
     """Yield a temporary sibling of `final`; on success it replaces `final`, else it is removed.
@@ -63,6 +75,7 @@ def atomic_directory(final: Path) -> Iterator[Path]:
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
+    remove_leftovers(final)
     temporary = final.with_name(f".{final.name}.tmp-{uuid.uuid4().hex[:8]}")
     try:
         yield temporary
@@ -78,8 +91,18 @@ def atomic_directory(final: Path) -> Iterator[Path]:
             shutil.rmtree(temporary, ignore_errors=True)
 
 
-def write_shard(path: Path, latent: np.ndarray, times: np.ndarray, attrs: Mapping) -> None:
-    """Write one member: latent (T, C, H, W) float32, times (T,) datetime64, provenance attrs."""
+def write_shard(
+    path: Path,
+    latent: np.ndarray,
+    times: np.ndarray,
+    attrs: Mapping,
+    before_commit: Callable[[], None] | None = None,
+) -> None:
+    """Write one member: latent (T, C, H, W) float32, times (T,) datetime64, provenance attrs.
+
+    before_commit(), if given, is called once the temporary store is complete, right
+    before it is renamed into place (fault-injection tests stop the job there).
+    """
     latent = np.asarray(latent, dtype=np.float32)
     dataset = xr.Dataset(
         {LATENT: (SHARD_DIMS, latent)},
@@ -91,6 +114,8 @@ def write_shard(path: Path, latent: np.ndarray, times: np.ndarray, attrs: Mappin
         dataset.to_zarr(
             temporary, mode="w-", encoding=encoding, consolidated=True, zarr_format=ZARR_FORMAT
         )
+        if before_commit is not None:
+            before_commit()
 
 
 def open_store(path: Path) -> xr.Dataset:
@@ -147,12 +172,14 @@ def aggregate(
     start_dates: Sequence[str],
     members: Sequence[int],
     progress: bool = True,
+    on_member: Callable[[int], None] | None = None,
 ) -> None:
     """Merge member shards into one store with dims (start_date, member, time, C, H, W).
 
     shards: (start_date label 'YYYY-MM-DDTHH', member) -> shard path, one per slot.
     Streams one shard at a time into a region of the output, so peak memory is that of a
-    single member whatever the size of the ensemble.
+    single member whatever the size of the ensemble. on_member(n), if given, is called
+    after the n-th member is written into the temporary store.
     """
 
     first_key = (start_dates[0], members[0])
@@ -187,7 +214,8 @@ def aggregate(
         )
         slots = [(d, m) for d in range(len(start_dates)) for m in range(len(members))]
         wall_time = 0.0
-        for date_index, member_index in tqdm(slots, unit="member", disable=not progress):
+        bar = tqdm(slots, unit="member", disable=not progress)
+        for written, (date_index, member_index) in enumerate(bar, start=1):
             key = (start_dates[date_index], members[member_index])
             shard = first if key == first_key else read_shard(shards[key], expected, *key)
             if tuple(shard.sizes[dim] for dim in SHARD_DIMS[1:]) != latent_shape:
@@ -205,6 +233,8 @@ def aggregate(
                 },
                 consolidated=False,
             )
+            if on_member is not None:
+                on_member(written)
         root_attrs = {"total_wall_time_s": wall_time}
 
         zarr.open_group(temporary, mode="r+").attrs.update(root_attrs)

@@ -31,10 +31,13 @@ from skyquilt.models.directory import (
     ModelConfig,
     ModelDirectory,
     ModelError,
+    check_checkpoint_file,
     read_model_config,
 )
 
 WILDCARDS = {"size": r"[1-9]\d*", "date": r"\d{4}-\d{2}-\d{2}T\d{2}", "member": r"\d+"}
+# Sections of config["hardware"], one per kind of job.
+HARDWARE_RULES = ("gen", "aggregate", "decode", "render", "evaluate")
 
 
 @dataclass(frozen=True)
@@ -150,6 +153,10 @@ def check_checkpoint(config: dict, model_is_built: bool) -> None:
             f"model_target: checkpoint {weights} is missing; "
             f"allowed targets are {', '.join(TARGETS)} where their weights exist"
         )
+    try:
+        check_checkpoint_file(weights)
+    except ModelError as error:
+        raise ConfigError(f"model_target: {error}") from None
 
 
 def hardware_resources(hardware: dict, rule: str) -> dict:
@@ -241,7 +248,7 @@ def make_plan(config: dict, built_by_workflow: dict[str, ModelConfig] | None = N
         max_blankets_per_batch=generation.get("max_blankets_per_batch"),
         processes=processes,
         model=model,
-        resources={rule: hardware_resources(hardware, rule) for rule in ("gen", "aggregate")},
+        resources={rule: hardware_resources(hardware, rule) for rule in HARDWARE_RULES},
     )
 
 
@@ -252,6 +259,11 @@ def schema_error_line(error: Exception) -> str:
     for cause in (*getattr(error, "args", ()), error.__cause__, error.__context__):
         if isinstance(cause, jsonschema.ValidationError):
             key = ".".join(str(part) for part in cause.absolute_path) or "config"
+            # Patterns and unknown keys say what is wrong, not what is allowed: add that.
+            if cause.validator == "additionalProperties":
+                return f"{key}: {cause.message}; allowed: {', '.join(cause.schema['properties'])}"
+            if cause.validator == "pattern" and "description" in cause.schema:
+                return f"{key}: {cause.instance!r} is not {cause.schema['description']}"
             return f"{key}: {cause.message}"
     return str(error).strip().splitlines()[-1]
 

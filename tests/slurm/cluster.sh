@@ -9,19 +9,24 @@
 # missing, and writes /etc/slurm/slurm.conf: the plugin's job-step runner strips SLURM_CONF).
 # Environment (all optional):
 #   SKYQUILT_SLURM_DIR        state/spool/log dir            (default /tmp/skyquilt-slurm)
-#   SKYQUILT_SLURM_PARTITION  the one partition              (default debug)
-#   SKYQUILT_SLURM_GPUS       fake GPUs on the node          (default 1)
+#   SKYQUILT_SLURM_PARTITIONS comma-separated partitions, all on the one node; the first is the
+#                             default                        (default debug)
+#   SKYQUILT_SLURM_GPUS       fake GPUs on the node, 1..5    (default 2)
+#   SKYQUILT_SLURM_GPU_TYPE   their GRES type / GPU model    (default fake: --gpus=fake:1 works too)
 #   SKYQUILT_SLURM_CTLD_PORT / SKYQUILT_SLURM_SLURMD_PORT    (default 6817 / 6818)
 #   SKYQUILT_SLURM_MIN_JOB_AGE  seconds finished jobs stay in squeue (default 900, must be >= 600)
 #   SKYQUILT_SLURM_START_TIMEOUT  seconds to wait for an idle node   (default 60)
 #   SKYQUILT_SLURM_KEEP_LOGS=1  `stop` keeps the state dir (daemon logs) instead of removing it
-# `start` prints KEY=VALUE lines on stdout (PARTITION, NODE, CPUS, REAL_MEMORY, GPUS, STATE_DIR);
+# `start` prints KEY=VALUE lines on stdout (PARTITION, PARTITIONS, NODE, CPUS, REAL_MEMORY, GPUS,
+# GPU_TYPE, STATE_DIR);
 # everything else goes to stderr.
 set -euo pipefail
 
 STATE_DIR=${SKYQUILT_SLURM_DIR:-/tmp/skyquilt-slurm}
-PARTITION=${SKYQUILT_SLURM_PARTITION:-debug}
-GPUS=${SKYQUILT_SLURM_GPUS:-1}
+PARTITIONS=${SKYQUILT_SLURM_PARTITIONS:-debug}
+PARTITION=${PARTITIONS%%,*}
+GPUS=${SKYQUILT_SLURM_GPUS:-2}
+GPU_TYPE=${SKYQUILT_SLURM_GPU_TYPE:-fake}
 CTLD_PORT=${SKYQUILT_SLURM_CTLD_PORT:-6817}
 SLURMD_PORT=${SKYQUILT_SLURM_SLURMD_PORT:-6818}
 MIN_JOB_AGE=${SKYQUILT_SLURM_MIN_JOB_AGE:-900}
@@ -55,8 +60,8 @@ kill_pid() { # kill_pid PID COMM: TERM, wait up to 10 s, then KILL
 ours() { [[ -f $1 ]] && head -n 1 "$1" | grep -q "^$MARKER"; }
 
 fill() { # fill TEMPLATE OUT
-    sed -e "s|@NODE@|$NODE|g" -e "s|@STATE_DIR@|$STATE_DIR|g" -e "s|@PARTITION@|$PARTITION|g" \
-        -e "s|@CPUS@|$CPUS|g" -e "s|@REAL_MEMORY@|$REAL_MEMORY|g" -e "s|@GPUS@|$GPUS|g" \
+    sed -e "s|@NODE@|$NODE|g" -e "s|@STATE_DIR@|$STATE_DIR|g" \
+        -e "s|@CPUS@|$CPUS|g" -e "s|@REAL_MEMORY@|$REAL_MEMORY|g" -e "s|@GPUS@|$GPUS|g" -e "s|@GPU_TYPE@|$GPU_TYPE|g" \
         -e "s|@DEF_MEM_PER_CPU@|$DEF_MEM_PER_CPU|g" -e "s|@MIN_JOB_AGE@|$MIN_JOB_AGE|g" \
         -e "s|@CTLD_PORT@|$CTLD_PORT|g" -e "s|@SLURMD_PORT@|$SLURMD_PORT|g" "$1" >"$2"
 }
@@ -161,7 +166,8 @@ cmd_start() {
         cmd_stop
     fi
     install_packages
-    if [[ -f $ETC/slurm.conf ]] && ! ours "$ETC/slurm.conf" && timeout 10 scontrol ping 2>/dev/null | grep -q UP; then
+    if [[ -f $ETC/slurm.conf ]] && timeout 10 scontrol ping 2>/dev/null | grep -q UP; then
+        ours "$ETC/slurm.conf" && die "another test cluster (not from $STATE_DIR) is running; stop it first"
         die "a real SLURM cluster is configured in $ETC/slurm.conf and its controller answers; not touching it"
     fi
 
@@ -173,6 +179,7 @@ cmd_start() {
     DEF_MEM_PER_CPU=$((REAL_MEMORY / CPUS / 2))
     ((DEF_MEM_PER_CPU > 1024)) && DEF_MEM_PER_CPU=1024
     ((MIN_JOB_AGE >= 600)) || die "SKYQUILT_SLURM_MIN_JOB_AGE must be >= 600"
+    ((GPUS >= 1 && GPUS <= 5)) || die "SKYQUILT_SLURM_GPUS must be 1..5 (one fake device file each)"
 
     rm -rf "$STATE_DIR"
     mkdir -p "$STATE_DIR/ctld" "$STATE_DIR/slurmd"
@@ -180,7 +187,16 @@ cmd_start() {
     trap on_start_exit EXIT
 
     fill "$HERE/slurm.conf.in" "$STATE_DIR/slurm.conf"
+    local p default=YES
+    for p in ${PARTITIONS//,/ }; do
+        echo "PartitionName=$p Nodes=$NODE Default=$default MaxTime=INFINITE State=UP" >>"$STATE_DIR/slurm.conf"
+        default=NO
+    done
     fill "$HERE/gres.conf.in" "$STATE_DIR/gres.conf"
+    local devs=(/dev/null /dev/zero /dev/full /dev/random /dev/urandom) g
+    for ((g = 0; g < GPUS; g++)); do
+        echo "NodeName=$NODE Name=gpu Type=$GPU_TYPE File=${devs[g]}" >>"$STATE_DIR/gres.conf"
+    done
     if [[ ! -d $ETC ]]; then
         mkdir -p "$ETC"
         echo "CREATED_ETC=1" >>"$STATE_FILE"
@@ -212,12 +228,14 @@ cmd_start() {
         die "node $NODE did not become idle within ${START_TIMEOUT}s (state: '${state:-none}')"
     fi
     trap - EXIT
-    log "cluster up: node $NODE ($CPUS CPUs, ${REAL_MEMORY} MB, gpu:$GPUS), partition $PARTITION"
+    log "cluster up: node $NODE ($CPUS CPUs, ${REAL_MEMORY} MB, gpu:$GPU_TYPE:$GPUS), partitions $PARTITIONS"
     echo "PARTITION=$PARTITION"
+    echo "PARTITIONS=$PARTITIONS"
     echo "NODE=$NODE"
     echo "CPUS=$CPUS"
     echo "REAL_MEMORY=$REAL_MEMORY"
     echo "GPUS=$GPUS"
+    echo "GPU_TYPE=$GPU_TYPE"
     echo "STATE_DIR=$STATE_DIR"
 }
 
@@ -285,8 +303,8 @@ cmd_stop() {
             fi
         done
     fi
-    [[ -n $CREATED_ETC ]] && rmdir "$ETC" 2>/dev/null || true
-    [[ -n $CREATED_MUNGE_KEY ]] && rm -f /etc/munge/munge.key
+    if [[ -n $CREATED_ETC ]]; then rmdir "$ETC" 2>/dev/null || true; fi
+    if [[ -n $CREATED_MUNGE_KEY ]]; then rm -f /etc/munge/munge.key; fi
     if [[ -n $CREATED_RUN_MUNGE && -n $MUNGED_PID ]]; then rm -rf /run/munge; fi
 
     if [[ ${SKYQUILT_SLURM_KEEP_LOGS:-0} == 1 ]]; then

@@ -71,6 +71,9 @@ class Autoencoder(nn.Module):
     decode: z, time_features (B, 4) -> x (B, V, H, W) normalised.
 
     `mean` and `std` (V,) are the dataset's normalisation statistics: x = (phys - mean) / std.
+    Level l (grid 2**(l+1) times coarser than the state) has `width * 2**l` channels; the
+    full-resolution grid only sees the first (strided) and the last convolution, which keeps
+    training within a few CPU minutes.
     """
 
     def __init__(
@@ -78,7 +81,7 @@ class Autoencoder(nn.Module):
         variables: list[str],
         grid: tuple[int, int],
         latent_channels: int = 8,
-        width: int = 32,
+        width: int = 16,
         downsamplings: int = 2,
         mean: list[float] | None = None,
         std: list[float] | None = None,
@@ -88,33 +91,34 @@ class Autoencoder(nn.Module):
         self.grid = tuple(grid)
         height, width_points = self.grid
         factor = 2**downsamplings
-        if height % factor or width_points % factor:
+        if downsamplings < 1 or height % factor or width_points % factor:
             raise ValueError(f"grid {self.grid} is not divisible by 2**downsamplings = {factor}")
         self.latent_shape = (latent_channels, height // factor, width_points // factor)
         count = len(self.variables)
         self.register_buffer("mean", torch.tensor(mean or [0.0] * count, dtype=torch.float32))
         self.register_buffer("std", torch.tensor(std or [1.0] * count, dtype=torch.float32))
-        widths = [width * 2**level for level in range(downsamplings + 1)]
         self.register_buffer("fine_coordinates", grid_coordinates(height, width_points))
         self.register_buffer("coarse_coordinates", grid_coordinates(*self.latent_shape[1:]))
+        widths = [width * 2**level for level in range(downsamplings)]
+        self.widths = widths
+        coordinates, embedding = 4, 4 * FEATURES
 
-        coordinates = 4
-        self.encoder_input = SphereConv(count + coordinates, widths[0])
+        self.encoder_input = SphereConv(count + coordinates, widths[0], stride=2)
         self.encoder_blocks = nn.ModuleList([ResidualBlock(size) for size in widths])
         self.downsample = nn.ModuleList(
-            [SphereConv(widths[i], widths[i + 1], stride=2) for i in range(downsamplings)]
+            [SphereConv(small, large, stride=2) for small, large in zip(widths, widths[1:])]
         )
         self.encoder_output = nn.Conv2d(widths[-1], latent_channels, kernel_size=1)
 
         self.time_embedding = nn.Sequential(
-            nn.Linear(FEATURES, 4 * FEATURES), nn.GELU(), nn.Linear(4 * FEATURES, 4 * FEATURES)
+            nn.Linear(FEATURES, embedding), nn.GELU(), nn.Linear(embedding, embedding)
         )
         self.decoder_input = SphereConv(latent_channels + coordinates, widths[-1])
         self.decoder_blocks = nn.ModuleList(
-            [ResidualBlock(size, 4 * FEATURES) for size in reversed(widths)]
+            [ResidualBlock(size, embedding) for size in reversed(widths)]
         )
         self.upsample = nn.ModuleList(
-            [SphereConv(widths[i + 1], widths[i]) for i in reversed(range(downsamplings))]
+            [SphereConv(large, small) for small, large in reversed(list(zip(widths, widths[1:])))]
         )
         self.decoder_output = SphereConv(widths[0] + coordinates, count)
 
@@ -135,9 +139,8 @@ class Autoencoder(nn.Module):
         h = self.decoder_input(self._with_coordinates(z, self.coarse_coordinates))
         h = self.decoder_blocks[0](h, embedding)
         for up, block in zip(self.upsample, self.decoder_blocks[1:], strict=True):
-            h = up(functional.interpolate(functional.gelu(h), scale_factor=2.0, mode="nearest"))
-            h = block(h, embedding)
-        h = self._with_coordinates(functional.gelu(h), self.fine_coordinates)
+            h = block(up(_double(functional.gelu(h))), embedding)
+        h = self._with_coordinates(_double(functional.gelu(h)), self.fine_coordinates)
         return self.decoder_output(h)
 
     def forward(self, x: Tensor, time_features: Tensor) -> Tensor:
@@ -158,11 +161,18 @@ class Autoencoder(nn.Module):
             "variables": self.variables,
             "grid": list(self.grid),
             "latent_channels": self.latent_shape[0],
-            "width": self.encoder_input.conv.out_channels,
-            "downsamplings": len(self.downsample),
+            "width": self.widths[0],
+            "downsamplings": len(self.widths),
             "mean": self.mean.tolist(),
             "std": self.std.tolist(),
         }
+
+
+def _double(x: Tensor) -> Tensor:
+    """(B, F, H, W) -> (B, F, 2H, 2W), bilinear, periodic in longitude."""
+    x = functional.pad(functional.pad(x, (1, 1, 0, 0), mode="circular"), (0, 0, 1, 1), "replicate")
+    x = functional.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
+    return x[..., 2:-2, 2:-2]
 
 
 def save_autoencoder(model: Autoencoder, directory: Path | str, extra: dict | None = None) -> None:

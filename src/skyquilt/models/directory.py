@@ -10,6 +10,7 @@ so a checkpoint can never run code when it is loaded.
 import os
 import pickle
 import tempfile
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -164,6 +165,28 @@ def load_state_dict(weights_file: Path) -> dict[str, torch.Tensor]:
         ) from error
     except Exception as error:  # safetensors raises its own error type for corrupt headers
         raise ModelError(f"checkpoint {weights_file} is corrupt: {error}") from error
+
+
+def check_checkpoint_file(weights_file: Path) -> None:
+    """Cheap completeness check of a checkpoint, without reading its tensors.
+
+    safetensors: the header must parse and its tensors must cover the file exactly (a
+    truncated copy fails); `.pt`: the zip archive's central directory, stored at its end,
+    must be readable. Used when the workflow is parsed, so it must stay fast for big models.
+    """
+    weights_file = Path(weights_file)
+    allowed = "a complete safetensors file or torch state dict"
+    try:
+        if weights_file.suffix == ".safetensors":
+            with safetensors.safe_open(weights_file, framework="pt"):
+                pass
+        elif zipfile.is_zipfile(weights_file):
+            zipfile.ZipFile(weights_file).close()
+    except Exception as error:  # safetensors and zipfile raise their own error types
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ModelError(
+            f"checkpoint {weights_file} is truncated or corrupt ({reason}); expected {allowed}"
+        ) from error
 
 
 def build_denoiser(config: ModelConfig) -> BlanketDenoiser:

@@ -1,0 +1,106 @@
+"""Aggregate memory: peak resident memory of the aggregate job with 4 vs 64 members.
+
+Issue 7, point 4. Members of the same size (T = 240 states of a (8, 32, 64) latent, 15.7 MB
+each, large enough that loading every member at once would show) are written as shards;
+then skyquilt.jobs.run_aggregate merges 4 and 64 of them, each in a fresh process whose
+peak resident memory the kernel reports (wait4). Target: peak(64) / peak(4) <= 1.25.
+Also reported: the 64-member throughput in MB/s of latents, and the peak of a process that
+only imports skyquilt.jobs (the floor every job pays).
+"""
+
+import json
+import shutil
+import sys
+
+import numpy as np
+from common import OUTPUT, PYTHON, parser, record, run_command
+
+from skyquilt.stores import write_shard
+from skyquilt.timestamps import trajectory_times
+
+TARGET = 1.25
+SIZE = 240
+LATENT_SHAPE = (8, 32, 64)
+START = "2000-04-03T00"
+ATTRS = {
+    "model_path": "benchmark", "model_target": "best", "sampler": "lms", "sampler_config": "{}",
+    "steps": 1, "precision": "float32", "overlap": 4, "stitch": "symmetric", "seed": 0,
+    "blanket_size": 8,
+}  # fmt: skip
+AGGREGATE = """
+import json, sys, time
+from skyquilt.jobs import run_aggregate
+shards, output, expected, dates, members = json.loads(sys.argv[1])
+began = time.perf_counter()
+run_aggregate(shards, output, expected, dates, members)
+print(json.dumps({"seconds": time.perf_counter() - began}))
+"""
+
+
+def write_members(directory, count: int, size: int, latent_shape: tuple) -> list[str]:
+    """`count` member shards of one start date, random standardised latents."""
+    times = trajectory_times(np.datetime64(START, "ns"), size, 1)
+    generator = np.random.default_rng(0)
+    paths = []
+    for member in range(count):
+        path = directory / f"{member}.zarr"
+        if not path.exists():
+            latent = generator.standard_normal((size, *latent_shape), dtype=np.float32)
+            attrs = {**ATTRS, "padded_size": size, "trajectory_size": size,
+                     "start_date": START, "member": member}  # fmt: skip
+            write_shard(path, latent, times, attrs)
+        paths.append(str(path))
+    return paths
+
+
+def aggregate_once(shards: list[str], output, size: int) -> tuple[float, float]:
+    """Peak RSS (MB) and in-process seconds of run_aggregate for `shards`, in a fresh process."""
+    shutil.rmtree(output, ignore_errors=True)
+    expected = {**ATTRS, "padded_size": size, "trajectory_size": size}
+    job = json.dumps([shards, str(output), expected, [START], list(range(len(shards)))])
+    _, peak, printed = run_command([PYTHON, "-c", AGGREGATE, job])
+    return peak, json.loads(printed.splitlines()[-1])["seconds"]
+
+
+def main() -> None:
+    arguments = parser(__doc__.splitlines()[0])
+    arguments.add_argument("--members", type=int, nargs=2, default=[4, 64])
+    arguments.add_argument("--size", type=int, default=SIZE)
+    arguments.add_argument("--repeats", type=int, default=1)
+    arguments = arguments.parse_args()
+    size = 24 if arguments.quick else arguments.size
+    small, large = (2, 8) if arguments.quick else arguments.members
+    latent_shape = (4, 8, 16) if arguments.quick else LATENT_SHAPE
+    root = OUTPUT / "aggregate_memory" / f"{size}h-{'x'.join(map(str, latent_shape))}"
+    shards = write_members(root / "shards", large, size, latent_shape)
+    member_mb = size * int(np.prod(latent_shape)) * 4 / 1e6
+
+    _, floor, _ = run_command([PYTHON, "-c", "import skyquilt.jobs"])
+    peaks = {small: [], large: []}
+    seconds = []
+    for _ in range(arguments.repeats):
+        for count in (small, large):
+            peak, wall = aggregate_once(shards[:count], root / f"trajectories-{count}.zarr", size)
+            peaks[count].append(peak)
+            if count == large:
+                seconds.append(wall)
+    peak_small, peak_large = min(peaks[small]), min(peaks[large])
+    ratio = peak_large / peak_small
+    record(
+        arguments,
+        "aggregate_memory",
+        f"peak RSS {large} members / {small} members",
+        ratio,
+        f"<= {TARGET}",
+        ratio <= TARGET,
+        {"members": [small, large], "T": size, "latent_shape": list(latent_shape),
+         "member_mb": round(member_mb, 2), "repeats": arguments.repeats},
+        {f"peak_{small}_mb": round(peak_small), f"peak_{large}_mb": round(peak_large),
+         "import_only_mb": round(floor),
+         "throughput_mb_s": round(large * member_mb / min(seconds), 1),
+         f"process_{large}_s": round(min(seconds), 2)},
+    )  # fmt: skip
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,108 @@
+"""Batched vs per-blanket: the library's composed denoiser against a loop over blankets.
+
+Issue 7, point 2. The same denoiser, sampler, schedule and initial noise sample a trajectory
+of T states (T = 72 and 240 with the model's K and the default overlap O = 4) twice:
+with skyquilt's ComposedDenoiser, which sends all N blankets through the denoiser as one
+batch, and with `PerBlanketDenoiser` below, the straightforward design that calls the
+denoiser once per blanket. Both produce the same trajectory (checked). The ratio is
+per sampler step, so a few steps measure it as well as the full default count.
+Target on the 2-core CPU: batched >= 3x faster at N >= 8 blankets.
+"""
+
+import numpy as np
+import torch
+from common import best_of, model_label, model_path, parser, record
+from torch import Tensor, nn
+
+from skyquilt.blankets import blanket_count, fold, padded_size
+from skyquilt.composition import ComposedDenoiser
+from skyquilt.diffusion.samplers import build_sampler, init_noise
+from skyquilt.diffusion.schedules import build_schedule
+from skyquilt.models import load_denoiser
+from skyquilt.timestamps import time_features, trajectory_times
+
+OVERLAP = 4
+TARGET = 3.0
+START = np.datetime64("2000-04-03T00", "ns")
+
+
+class PerBlanketDenoiser(nn.Module):
+    """Reference: denoise(x_t: (B, T', C, H, W), sigma) with one denoiser call per blanket.
+
+    What the composed denoiser replaces; kept here, not in the library, as the baseline.
+    """
+
+    def __init__(self, denoiser: nn.Module, time_features: Tensor, blanket_size: int, overlap: int):
+        super().__init__()
+        self.denoiser = denoiser
+        self.time_features = time_features
+        self.blanket_size = blanket_size
+        self.overlap = overlap
+
+    def forward(self, x_t: Tensor, sigma: Tensor) -> Tensor:
+        samples, stride = x_t.shape[0], self.blanket_size - self.overlap
+        count = (x_t.shape[1] - self.blanket_size) // stride + 1
+        noise_levels = torch.as_tensor(sigma, dtype=x_t.dtype).reshape(-1).expand(samples)
+        denoised = []
+        for index in range(count):
+            window = slice(index * stride, index * stride + self.blanket_size)
+            features = self.time_features[window].expand(samples, -1, -1)
+            denoised.append(self.denoiser(x_t[:, window], noise_levels, features))
+        return fold(torch.stack(denoised), self.overlap, dim=1)
+
+
+def main() -> None:
+    arguments = parser(__doc__.splitlines()[0])
+    arguments.add_argument("--sizes", type=int, nargs="+", default=[72, 240])
+    arguments.add_argument("--steps", type=int, default=4)
+    arguments.add_argument("--repeats", type=int, default=2)
+    arguments.add_argument("--sampler", default="lms")
+    arguments = arguments.parse_args()
+    sizes = [24] if arguments.quick else arguments.sizes
+    steps = 1 if arguments.quick else arguments.steps
+    repeats = 1 if arguments.quick else arguments.repeats
+    torch.set_num_threads(arguments.threads)
+    path = model_path(arguments)
+    denoiser, model = load_denoiser(path)
+    schedule = build_schedule(model.noise_schedule, model.sigma_min, model.sigma_max)
+    for size in sizes:
+        padded = padded_size(size, model.blanket_size, OVERLAP)
+        count = blanket_count(size, model.blanket_size, OVERLAP)
+        features = time_features(trajectory_times(START, padded, model.blanket_dt))
+        batched = ComposedDenoiser(denoiser, features, model.blanket_size, OVERLAP)
+        loop = PerBlanketDenoiser(denoiser, features, model.blanket_size, OVERLAP)
+        torch.manual_seed(0)
+        noise = init_noise(schedule, (1, padded, *model.latent_shape))
+        samples = {}
+
+        def sample(name: str, composed: nn.Module, noise: Tensor = noise) -> None:
+            sampler = build_sampler(arguments.sampler, composed, schedule, steps)
+            torch.manual_seed(1)
+            with torch.inference_mode():
+                samples[name] = sampler(noise.clone())
+
+        sample("batched", batched)  # warm-up: first calls pay for allocator and kernel setup
+        batched_s, loop_s = best_of(
+            repeats, lambda: sample("batched", batched), lambda: sample("loop", loop)
+        )
+        difference = float((samples["batched"] - samples["loop"]).abs().max())
+        if not torch.allclose(samples["batched"], samples["loop"], rtol=1e-3, atol=1e-3):
+            raise AssertionError(f"batched and per-blanket samples differ by {difference:.2e}")
+        ratio = loop_s / batched_s
+        record(
+            arguments,
+            "batched_vs_loop",
+            "per-blanket loop / batched time",
+            ratio,
+            f">= {TARGET} at N >= 8",
+            ratio >= TARGET if count >= 8 else None,
+            {"T": size, "padded_T": padded, "N": count, "K": model.blanket_size, "O": OVERLAP,
+             "steps": steps, "sampler": arguments.sampler, "threads": arguments.threads,
+             "model": model_label(path)},
+            {"batched_s_per_step": round(batched_s / steps, 4),
+             "loop_s_per_step": round(loop_s / steps, 4), "max_abs_difference": difference},
+        )  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

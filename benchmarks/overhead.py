@@ -1,0 +1,155 @@
+"""Overhead vs the bare model, and the fixed start-up cost of a generation job.
+
+Issue 7, point 3. Two numbers:
+
+1. Inside one generation (default demo settings: T = 72, the config's sampler and steps,
+   float32), the time outside the denoiser's forward pass (sampler arithmetic, unfold/fold,
+   time features, building the sampler, writing the shard) as a fraction of the total.
+   Target <= 5 %. The forward time is ComposedDenoiser.forward_seconds, accumulated around
+   every denoiser call.
+2. The fixed cost of a generation job before it samples anything: interpreter start,
+   imports (`python -c "import skyquilt.jobs"`) and model load, measured in fresh
+   processes, against the wall time of a whole job (`scripts/generate.py`). No target:
+   it says how many members a job should generate for start-up to stay small.
+"""
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+from common import (
+    OUTPUT,
+    PYTHON,
+    REPO,
+    best_of,
+    model_label,
+    model_path,
+    parser,
+    record,
+    run_command,
+)
+
+from skyquilt.generation import MemberRequest, generate_member
+from skyquilt.models import load_denoiser
+from skyquilt.stores import write_shard
+from skyquilt.workflow import make_plan
+
+TARGET = 0.05
+START = "2000-04-03T00"
+
+
+def default_plan(model: Path, size: int, steps: int | None):
+    """The plan of config/config.yaml pointed at `model` (T = size, `steps` if given)."""
+    config = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    config.update(model_path=str(model), trajectory_sizes=size)
+    if steps is not None:
+        config["diffusion"]["num_steps"] = steps
+    return make_plan(config)
+
+
+def in_process_overhead(model: Path, plan, size: int, threads: int) -> dict:
+    """Seconds of one generation + shard write, and the denoiser's share of them."""
+    torch.set_num_threads(threads)
+    denoiser, config = load_denoiser(model, plan.model_target)
+    request = MemberRequest(
+        trajectory_size=size,
+        start_date=np.datetime64(START, "ns"),
+        overlap=plan.overlap,
+        sampler=plan.sampler,
+        steps=plan.steps,
+        seed=0,
+        sampler_options=plan.sampler_options,
+        precision=plan.precision,
+        stitch=plan.stitch,
+        max_blankets_per_batch=plan.max_blankets_per_batch,
+    )
+    # A first, short member warms up the allocator and kernels as a job's first step would.
+    generate_member(denoiser, config, MemberRequest(**{**request.__dict__, "steps": 1}),
+                    progress=False)  # fmt: skip
+    began = time.perf_counter()
+    result = generate_member(denoiser, config, request, progress=False)
+    shard = OUTPUT / "overhead/shard.zarr"
+    write_shard(shard, result.latent, result.times, json.loads(plan.request(size, START, 0)))
+    total = time.perf_counter() - began
+    return {
+        "total_s": total,
+        "denoiser_s": result.denoiser_seconds,
+        "write_s": total - result.total_seconds,
+        "steps": plan.steps,
+        "blankets": result.blanket_count,
+    }
+
+
+def startup_costs(model: Path, plan, size: int, threads: int, repeats: int) -> dict:
+    """Wall seconds of fresh processes: bare interpreter, imports, imports + model load, job."""
+    load = (
+        "from skyquilt.jobs import run_generation\n"
+        "from skyquilt.models import load_denoiser\n"
+        f"load_denoiser({str(model)!r}, {plan.model_target!r})"
+    )
+    job = [
+        PYTHON,
+        str(REPO / "scripts/generate.py"),
+        "--model-path", str(model),
+        "--request", plan.request(size, START, 0),
+        "--output", str(OUTPUT / "overhead/job.zarr"),
+        "--threads", str(threads),
+    ]  # fmt: skip
+    commands = {
+        "interpreter_s": [PYTHON, "-c", "pass"],
+        "imports_s": [PYTHON, "-c", "import skyquilt.jobs"],
+        "startup_s": [PYTHON, "-c", load],
+        "job_s": job,
+    }
+    times = best_of(repeats, *(lambda c=command: run_command(c) for command in commands.values()))
+    return dict(zip(commands, times, strict=True))
+
+
+def main() -> None:
+    arguments = parser(__doc__.splitlines()[0])
+    arguments.add_argument("--size", type=int, default=72)
+    arguments.add_argument("--steps", type=int, default=None, help="default: the config's")
+    arguments.add_argument("--repeats", type=int, default=2)
+    arguments = arguments.parse_args()
+    size = 24 if arguments.quick else arguments.size
+    steps = 2 if arguments.quick else arguments.steps
+    repeats = 1 if arguments.quick else arguments.repeats
+    model = model_path(arguments)
+    plan = default_plan(model, size, steps)
+    inputs = {"T": size, "steps": plan.steps, "sampler": plan.sampler, "precision": plan.precision,
+              "threads": arguments.threads, "model": model_label(model)}  # fmt: skip
+
+    measured = in_process_overhead(model, plan, size, arguments.threads)
+    fraction = 1 - measured["denoiser_s"] / measured["total_s"]
+    record(
+        arguments,
+        "overhead",
+        "time outside the denoiser forward / generation time",
+        fraction,
+        f"<= {TARGET}",
+        fraction <= TARGET,
+        {**inputs, "N": measured["blankets"]},
+        {key: round(measured[key], 3) for key in ("total_s", "denoiser_s", "write_s")},
+    )
+
+    costs = startup_costs(model, plan, size, arguments.threads, repeats)
+    share = costs["startup_s"] / costs["job_s"]
+    sampling = costs["job_s"] - costs["startup_s"]
+    record(
+        arguments,
+        "startup",
+        "job start-up (interpreter + imports + model load) / job wall time",
+        share,
+        "none (informs members per job)",
+        None,
+        {**inputs, "repeats": repeats},
+        {**{key: round(value, 2) for key, value in costs.items()},
+         "rest_of_job_s": round(sampling, 2)},
+    )  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,52 @@
+rule evaluation:
+    """Scores of the ensemble of one trajectory size against the truth, persistence and
+    climatology; zonal spectra; blanket-seam continuity."""
+    input:
+        decoded=get_decoded_members,
+        dataset=PRODUCTS.dataset,
+    output:
+        metrics_csv=report(
+            PRODUCTS.evaluation("{size}", "metrics.csv"),
+            caption="../report/metrics.rst",
+            category="Evaluation",
+            subcategory="{size}h trajectories",
+            labels={"figure": "metrics table"},
+        ),
+        metrics_zarr=directory(PRODUCTS.evaluation("{size}", "metrics.zarr")),
+        spectra_csv=PRODUCTS.evaluation("{size}", "spectra.csv"),
+        steps_csv=PRODUCTS.evaluation("{size}", "steps.csv"),
+        scores_png=report(
+            PRODUCTS.evaluation("{size}", "scores.png"),
+            caption="../report/scores.rst",
+            category="Evaluation",
+            subcategory="{size}h trajectories",
+            labels={"figure": "scores vs lead time"},
+        ),
+        spectra_png=report(
+            PRODUCTS.evaluation("{size}", "spectra.png"),
+            caption="../report/spectra.rst",
+            category="Evaluation",
+            subcategory="{size}h trajectories",
+            labels={"figure": "zonal power spectra"},
+        ),
+        seams_png=report(
+            PRODUCTS.evaluation("{size}", "seams.png"),
+            caption="../report/seams.rst",
+            category="Evaluation",
+            subcategory="{size}h trajectories",
+            labels={"figure": "blanket-seam continuity"},
+        ),
+    log:
+        f"{PLAN.output_dir}/logs/{PLAN.run}/evaluate/{{size}}h.log",
+    conda:
+        "../envs/skyquilt.yaml"
+    threads: get_threads("evaluate")
+    resources:
+        **get_resources("evaluate"),
+    params:
+        fields=config["evaluate"]["fields"],
+        climatology_period=PRODUCTS.climatology_period,
+        blanket_size=PLAN.model.blanket_size,
+        overlap=PLAN.overlap,
+    script:
+        "../scripts/evaluate.py"

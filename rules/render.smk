@@ -1,0 +1,71 @@
+rule gallery:
+    """Truth and the first members of one start date at the configured lead hours."""
+    input:
+        decoded=get_gallery_members,
+        dataset=PRODUCTS.dataset,
+    output:
+        report(
+            PRODUCTS.gallery("{size}", "{date}", "{field}"),
+            caption="../report/gallery.rst",
+            category="Galleries",
+            subcategory="{size}h trajectories",
+            labels={"start date": "{date}", "field": "{field}"},
+        ),
+    log:
+        f"{PLAN.output_dir}/logs/{PLAN.run}/render/{{size}}h/gallery/{{date}}/{{field}}.log",
+    conda:
+        "../envs/skyquilt.yaml"
+    threads: get_threads("render")
+    resources:
+        **get_resources("render"),
+    params:
+        field=get_field,
+        lead_hours=lambda wildcards: PRODUCTS.gallery_lead_hours(wildcards.size),
+        quantile=PRODUCTS.quantile,
+    script:
+        "../scripts/render_gallery.py"
+
+
+rule frames:
+    """Frames of one member beside the truth, for one chunk of its states."""
+    input:
+        decoded=PRODUCTS.decoded("{size}", "{date}", "{member}"),
+        dataset=PRODUCTS.dataset,
+    output:
+        temp(
+            directory(
+                PRODUCTS.frames("{size}", "{date}", "{member}", "{field}", "{chunk}")
+            )
+        ),
+    log:
+        f"{PLAN.output_dir}/logs/{PLAN.run}/render/{{size}}h/frames/{{date}}/{{member}}/{{field}}-{{chunk}}.log",
+    conda:
+        "../envs/skyquilt.yaml"
+    threads: get_threads("render")
+    resources:
+        **get_resources("render"),
+    params:
+        field=get_field,
+        indices=get_frame_indices,
+        quantile=PRODUCTS.quantile,
+    script:
+        "../scripts/render_frames.py"
+
+
+rule animation:
+    """The frames of one member as a GIF (and an MP4 when ffmpeg is available)."""
+    input:
+        get_frame_directories,
+    output:
+        **get_animation_outputs(),
+    log:
+        f"{PLAN.output_dir}/logs/{PLAN.run}/render/{{size}}h/animation/{{date}}/{{member}}/{{field}}.log",
+    conda:
+        "../envs/skyquilt.yaml"
+    threads: 1
+    resources:
+        **get_resources("render"),
+    params:
+        fps=PRODUCTS.fps,
+    script:
+        "../scripts/render_animation.py"

@@ -1,0 +1,20 @@
+"""Evaluation job: scores, spectra and seam continuity of one trajectory size."""
+
+import contextlib
+
+from skyquilt.jobs import configure_logging
+from skyquilt.product_jobs import run_evaluation
+from skyquilt.products import parse_fields
+
+with open(snakemake.log[0], "w") as log, contextlib.redirect_stderr(log):  # noqa: F821
+    configure_logging()
+    period = snakemake.params.climatology_period  # noqa: F821
+    run_evaluation(
+        decoded=list(snakemake.input.decoded),  # noqa: F821
+        dataset=snakemake.input.dataset,  # noqa: F821
+        outputs=dict(snakemake.output.items()),  # noqa: F821
+        fields=parse_fields(snakemake.params.fields, "evaluate.fields"),  # noqa: F821
+        climatology_period=tuple(period) if period else None,
+        blanket_size=snakemake.params.blanket_size,  # noqa: F821
+        overlap=snakemake.params.overlap,  # noqa: F821
+    )

@@ -1,0 +1,18 @@
+"""Gallery job: truth and members of one start date at chosen lead hours (rule `gallery`)."""
+
+import contextlib
+
+from skyquilt.jobs import configure_logging
+from skyquilt.product_jobs import render_gallery
+from skyquilt.products import Field
+
+with open(snakemake.log[0], "w") as log, contextlib.redirect_stderr(log):  # noqa: F821
+    configure_logging()
+    render_gallery(
+        decoded=list(snakemake.input.decoded),  # noqa: F821
+        dataset=snakemake.input.dataset,  # noqa: F821
+        path=snakemake.output[0],  # noqa: F821
+        field=Field(**snakemake.params.field),  # noqa: F821
+        lead_hours=list(snakemake.params.lead_hours),  # noqa: F821
+        quantile=snakemake.params.quantile,  # noqa: F821
+    )

@@ -1,0 +1,179 @@
+"""The work of the render and evaluate jobs, called by the thin scripts under scripts/.
+
+Decoded members are opened lazily and combined into one WeatherBench2-style ensemble (time
+[inits], member, prediction_timedelta, [level,] latitude, longitude); the truth is the dataset,
+also opened lazily. Rendering and scoring read them a few states at a time (skyquilt.render,
+skyquilt.metrics), so no job holds a whole ensemble in memory.
+"""
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from skyquilt import render
+from skyquilt.metrics import Evaluation, evaluate, table_to_dataset
+from skyquilt.products import Field
+from skyquilt.stores import ZARR_FORMAT, atomic_directory
+
+log = logging.getLogger("skyquilt")
+FRAME_NAME = "{index:05d}.png"
+
+
+def open_ensemble(paths: Sequence[str | os.PathLike]) -> xr.Dataset:
+    """Decoded members (each time [1] x member [1]) -> one lazy ensemble (time, member, ...).
+
+    Attributes that differ between members (member, seed, wall time) are dropped.
+    """
+    members = [xr.open_zarr(path, consolidated=True) for path in paths]
+    return xr.combine_by_coords(members, combine_attrs="drop_conflicts")
+
+
+def open_truth(dataset: str | os.PathLike) -> xr.Dataset:
+    """The hourly ground truth (time, [level,] latitude, longitude), lazily."""
+    return xr.open_zarr(dataset)
+
+
+def render_gallery(
+    decoded: Sequence[str],
+    dataset: str,
+    path: str,
+    field: Field,
+    lead_hours: Sequence[float],
+    quantile: float,
+) -> None:
+    """Gallery PNG of one start date: truth on top, the given decoded members below."""
+    render.gallery(
+        open_ensemble(decoded),
+        open_truth(dataset),
+        field.variable,
+        lead_hours,
+        path,
+        level=field.level,
+        quantile=quantile,
+    )
+
+
+def render_frames(
+    decoded: str,
+    dataset: str,
+    directory: str,
+    field: Field,
+    indices: Sequence[int],
+    quantile: float,
+) -> None:
+    """PNG frames of one member beside the truth for the states `indices`, written atomically
+    into `directory` as 00000.png, 00001.png, ... (named by state index)."""
+    forecast = open_ensemble([decoded])
+    frames = render.animation_frames(
+        forecast,
+        open_truth(dataset),
+        field.variable,
+        int(forecast.member.values[0]),
+        level=field.level,
+        indices=indices,
+        quantile=quantile,
+    )
+    with atomic_directory(Path(directory)) as temporary:
+        temporary.mkdir()
+        render.save_frames(frames, [temporary / FRAME_NAME.format(index=i) for i in indices])
+
+
+def render_animation(
+    frame_directories: Sequence[str], gif: str, mp4: str | None, fps: float
+) -> list[Path]:
+    """GIF (and MP4) of the frames of `frame_directories`, taken in order."""
+    paths = [path for directory in frame_directories for path in sorted(Path(directory).iterdir())]
+    return render.write_animation(render.load_frames(paths), gif, mp4, fps=fps)
+
+
+def default_climatology_period(truth: xr.Dataset, init_times: np.ndarray) -> tuple[str, str]:
+    """From the dataset's first time to the hour before the earliest start date, or to the day
+    before the dataset's held-out period (attribute `held_out_start`) if that comes first."""
+    end = np.min(init_times) - np.timedelta64(1, "h")
+    if "held_out_start" in truth.attrs:
+        held_out = np.datetime64(truth.attrs["held_out_start"], "ns") - np.timedelta64(1, "h")
+        end = min(end, held_out)
+    first = truth.time.values[0]
+    if end < first:
+        raise ValueError(
+            "evaluate.climatology_period: the dataset has no time before the start dates; "
+            "give the period explicitly"
+        )
+    return str(np.datetime64(first, "h")), str(np.datetime64(end, "h"))
+
+
+def evaluate_fields(forecast: xr.Dataset, fields: Sequence[Field] | None) -> list[Field]:
+    """The fields to score: those asked for, or every decoded variable and level."""
+    if fields is not None:
+        return list(fields)
+    found = []
+    for variable, values in forecast.data_vars.items():
+        levels = values.level.values.tolist() if "level" in values.dims else [None]
+        found += [Field(str(variable), level) for level in levels]
+    return found
+
+
+def _field_forecast(forecast: xr.Dataset, field: Field) -> xr.Dataset:
+    subset = forecast[[field.variable]]
+    return subset if field.level is None else subset.sel(level=[field.level])
+
+
+def _write_table(table: pd.DataFrame, path: str) -> None:
+    with render.atomic_path(path) as temporary:
+        table.to_csv(temporary, index=False)
+
+
+def run_evaluation(
+    decoded: Sequence[str],
+    dataset: str,
+    outputs: dict[str, str],
+    fields: Sequence[Field] | None,
+    climatology_period: tuple[str, str] | None,
+    blanket_size: int,
+    overlap: int,
+) -> Evaluation:
+    """Score every decoded member of one trajectory size and write the tables and plots.
+
+    outputs: paths of metrics_csv, metrics_zarr, spectra_csv, steps_csv, scores_png,
+    spectra_png, seams_png. Fields are scored one at a time (less memory, and each variable
+    keeps only its own levels).
+    """
+    forecast, truth = open_ensemble(decoded), open_truth(dataset)
+    period = climatology_period or default_climatology_period(truth, forecast.time.values)
+    log.info("climatology period %s to %s", *period)
+    evaluations = []
+    for field in evaluate_fields(forecast, fields):
+        log.info("evaluating %s", field.label)
+        evaluations.append(
+            evaluate(_field_forecast(forecast, field), truth, period, blanket_size, overlap)
+        )
+    result = Evaluation(
+        scores=pd.concat([item.scores for item in evaluations], ignore_index=True),
+        spectra=pd.concat([item.spectra for item in evaluations], ignore_index=True),
+        steps=pd.concat([item.steps for item in evaluations], ignore_index=True),
+        seams=evaluations[0].seams,
+    )
+    _write_table(result.scores, outputs["metrics_csv"])
+    _write_table(result.spectra, outputs["spectra_csv"])
+    _write_table(result.steps, outputs["steps_csv"])
+    metrics = table_to_dataset(result.scores).assign_attrs(
+        climatology_period=list(period),
+        blanket_size=blanket_size,
+        overlap=overlap,
+        seams=result.seams.tolist(),
+        members=forecast.sizes["member"],
+        start_dates=[str(np.datetime64(time, "h")) for time in forecast.time.values],
+    )
+    with atomic_directory(Path(outputs["metrics_zarr"])) as temporary:
+        metrics.to_zarr(temporary, mode="w-", consolidated=True, zarr_format=ZARR_FORMAT)
+    units = {str(name): values.attrs.get("units", "") for name, values in forecast.items()}
+    render.plot_scores(result.scores, outputs["scores_png"], units)
+    render.plot_spectra(result.spectra, outputs["spectra_png"], units)
+    ratios = result.scores[result.scores["metric"] == "seam_ratio"]
+    render.plot_seams(result.steps, result.seams, ratios, outputs["seams_png"])
+    return result

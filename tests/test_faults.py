@@ -1,0 +1,426 @@
+"""Faults: killed jobs, damaged shards, a full disk, config changes and concurrent runs.
+
+Every test works on a copy of one finished tiny run (2 start dates x 2 members, T = 12,
+3 steps) and drives the real `snakemake`. Jobs are stopped at an exact point with
+SKYQUILT_PAUSE_AT (skyquilt.faults) and then killed with SIGKILL, as a scheduler would.
+"""
+
+import errno
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+import pytest
+import xarray as xr
+import yaml
+from conftest import REPO, SNAKEMAKE, planned_jobs, run_snakemake, tiny_config, write_config
+
+from skyquilt.faults import PAUSE_VARIABLE, PAUSED_MESSAGE
+from skyquilt.jobs import run_aggregate, run_generation
+from skyquilt.stores import ShardError, write_shard
+from skyquilt.workflow import make_plan
+
+SIZE_DIR = "results/prior/default/12h"
+TRAJECTORIES = f"{SIZE_DIR}/trajectories.zarr"
+LOGS = "results/logs/default"
+DATES = ["2000-04-03T00", "2000-04-20T12"]
+SLOTS = [(label, member) for label in DATES for member in (0, 1)]
+VICTIM = ("2000-04-20T12", 1)
+VICTIM_JOB = "12/2000-04-20T12/1"
+PAUSE_TIMEOUT_S = 120
+
+
+def shard(run: Path, label: str, member: int) -> Path:
+    return run / SIZE_DIR / "shards" / label / f"{member}.zarr"
+
+
+def latents(path: Path) -> np.ndarray:
+    return xr.open_zarr(path)["latent"].values
+
+
+def stamps(run: Path, slots=SLOTS) -> dict[tuple[str, int], int]:
+    """Modification times of the shards' attribute files: they change when a shard is rewritten."""
+    return {slot: (shard(run, *slot) / ".zattrs").stat().st_mtime_ns for slot in slots}
+
+
+def leftovers(run: Path) -> list[Path]:
+    """Temporary or moved-aside stores that a killed writer left behind."""
+    return sorted(run.glob(f"{SIZE_DIR}/**/.*.zarr.*"))
+
+
+def edit_config(run: Path, **changes) -> None:
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    config.update(changes)
+    write_config(run, config)
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory, tiny_model) -> Path:
+    """One uninterrupted run; every test starts from a copy of it."""
+    run = tmp_path_factory.mktemp("finished")
+    write_config(run, tiny_config(tiny_model))
+    run_snakemake(run, "--cores", "2")
+    return run
+
+
+@pytest.fixture
+def run(finished_run, tmp_path) -> Path:
+    """A copy of the finished run (outputs, modification times and Snakemake's metadata)."""
+    copy = tmp_path / "run"
+    shutil.copytree(finished_run, copy, symlinks=True)
+    return copy
+
+
+def process_state(pid: int) -> str | None:
+    """The state letter of a process ('T' when stopped), None if it is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return None
+
+
+class Background:
+    """A snakemake run in the background whose jobs can be paused, killed or resumed."""
+
+    def __init__(self, workdir: Path, arguments: tuple[str, ...], env: dict[str, str]):
+        self.workdir = workdir
+        self.output = workdir / "snakemake.out"
+        command = [
+            str(SNAKEMAKE),
+            "--snakefile", str(REPO / "Snakefile"),
+            "--configfile", str(workdir / "config.yaml"),
+            "--directory", str(workdir),
+            *arguments,
+        ]  # fmt: skip
+        with self.output.open("w") as output:
+            self.process = subprocess.Popen(
+                command, cwd=workdir, stdout=output, stderr=subprocess.STDOUT,
+                env={**os.environ, **env},
+            )  # fmt: skip
+        self.paused: list[int] = []
+
+    def paused_job(self, log: Path) -> int:
+        """Wait until the job writing `log` stops itself at its pause point; its pid."""
+        deadline = time.monotonic() + PAUSE_TIMEOUT_S
+        while time.monotonic() < deadline:
+            text = log.read_text() if log.exists() else ""
+            match = re.search(rf"{PAUSED_MESSAGE} \S+ \(pid (\d+)\)", text)
+            if match and process_state(int(match[1])) == "T":
+                self.paused.append(int(match[1]))
+                return int(match[1])
+            if self.process.poll() is not None:
+                pytest.fail(f"snakemake ended before the job paused:\n{self.output.read_text()}")
+            time.sleep(0.05)
+        pytest.fail(f"no job paused within {PAUSE_TIMEOUT_S} s ({log})")
+
+    def wait(self) -> int:
+        return self.process.wait(timeout=300)
+
+    def stop(self) -> None:
+        """Kill whatever is left (a failed test must not leave stopped processes behind)."""
+        for pid in self.paused:
+            if process_state(pid) is not None:
+                os.kill(pid, signal.SIGKILL)
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+@contextmanager
+def background(workdir: Path, *arguments: str, pause_at: str) -> Iterator[Background]:
+    snakemake = Background(workdir, arguments, {PAUSE_VARIABLE: pause_at})
+    try:
+        yield snakemake
+    finally:
+        snakemake.stop()
+
+
+def generate_log(run: Path, label: str, member: int) -> Path:
+    return run / LOGS / "generate/12h" / label / f"{member}.log"
+
+
+# Killed jobs -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("point", ["step:2", "write"])
+def test_killed_generation_leaves_no_shard_and_the_rerun_regenerates_it_exactly(run, point):
+    victim = shard(run, *VICTIM)
+    uninterrupted = latents(victim)
+    others = [slot for slot in SLOTS if slot != VICTIM]
+    before = stamps(run, others)
+    shutil.rmtree(victim)
+
+    with background(run, "--cores", "2", pause_at=f"{VICTIM_JOB}@{point}") as sm:
+        pid = sm.paused_job(generate_log(run, *VICTIM))
+        if point == "write":  # stopped mid-write: the store exists, but only under a temporary name
+            assert [path.name.split(".tmp-")[0] for path in leftovers(run)] == [".1.zarr"]
+        os.kill(pid, signal.SIGKILL)
+        assert sm.wait() != 0
+
+    assert not victim.exists(), "a killed job left a shard at its final path"
+    assert planned_jobs(run_snakemake(run, "-n").stdout) == {
+        "aggregate": 1,
+        "all": 1,
+        "generate": 1,
+    }
+    run_snakemake(run, "--cores", "2")
+    assert np.array_equal(latents(victim), uninterrupted), "the rerun is not bit-identical"
+    assert stamps(run, others) == before, "members that were not killed were rewritten"
+    assert leftovers(run) == []
+
+
+def test_killed_aggregate_keeps_the_previous_trajectories_and_the_rerun_completes(run):
+    previous = latents(run / TRAJECTORIES)
+    shutil.rmtree(shard(run, *VICTIM))  # the aggregate must run again
+
+    with background(run, "--cores", "2", pause_at="aggregate/12@member:2") as sm:
+        pid = sm.paused_job(run / LOGS / "aggregate/12h.log")
+        assert np.array_equal(latents(run / TRAJECTORIES), previous), "replaced before it was done"
+        os.kill(pid, signal.SIGKILL)
+        assert sm.wait() != 0
+
+    assert np.array_equal(latents(run / TRAJECTORIES), previous)
+    assert planned_jobs(run_snakemake(run, "-n").stdout) == {"aggregate": 1, "all": 1}
+    run_snakemake(run, "--cores", "2")
+    assert np.array_equal(latents(run / TRAJECTORIES), previous)
+    assert leftovers(run) == []
+
+
+# Damaged shards ---------------------------------------------------------------------------
+
+
+def chunk(path: Path) -> Path:
+    return path / "latent" / "0.0.0.0"
+
+
+def remove_chunk(path: Path) -> None:
+    chunk(path).unlink()
+
+
+def truncate_chunk(path: Path) -> None:
+    data = chunk(path).read_bytes()
+    chunk(path).write_bytes(data[: len(data) // 2])
+
+
+def rewrite(path: Path, latent: np.ndarray | None = None, **attrs) -> None:
+    """Replace a shard by a self-consistent one (valid checksum) that differs from the run's."""
+    original = xr.open_zarr(path).load()
+    latent = original["latent"].values if latent is None else latent
+    write_shard(path, latent, original["time"].values[: len(latent)], {**original.attrs, **attrs})
+
+
+DAMAGES = {
+    "missing_chunk": (remove_chunk, "checksum"),
+    "truncated_chunk": (truncate_chunk, "unreadable chunk"),
+    "wrong_latent_shape": (
+        lambda path: rewrite(path, np.zeros((12, 2, 4, 4), np.float32)),
+        r"latent shape \(2, 4, 4\), expected \(2, 4, 8\)",
+    ),
+    "wrong_length": (
+        lambda path: rewrite(path, np.zeros((10, 2, 4, 8), np.float32)),
+        "holds 10 states, expected 12",
+    ),
+    "another_sampler": (
+        lambda path: rewrite(path, sampler="ddim"),
+        "attribute 'sampler' is 'ddim' but the config asks for 'lms'",
+    ),
+}
+
+
+@pytest.mark.parametrize("slot", [SLOTS[0], SLOTS[-1]], ids=["first_member", "last_member"])
+@pytest.mark.parametrize("damage", DAMAGES)
+def test_damaged_shard_fails_the_aggregate_naming_the_file_and_problem(run, damage, slot):
+    damage_shard, problem = DAMAGES[damage]
+    damage_shard(shard(run, *slot))
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    plan = make_plan(config)
+    output = run / "new_trajectories.zarr"
+    with pytest.raises(ShardError, match=rf"{re.escape(str(shard(run, *slot)))}.*{problem}"):
+        run_aggregate(
+            [str(shard(run, *key)) for key in SLOTS],
+            str(output),
+            plan.run_provenance(12),
+            plan.date_labels,
+            plan.members,
+        )
+    assert not output.exists()
+
+
+def test_forcerun_or_deleting_repairs_damaged_shards(run):
+    finished = latents(run / TRAJECTORIES)
+    truncated, other_sampler = shard(run, *SLOTS[1]), shard(run, *VICTIM)
+    truncate_chunk(truncated)
+    rewrite(other_sampler, sampler="ddim")
+    shutil.rmtree(run / TRAJECTORIES)  # e.g. deleted to rebuild it
+
+    failed = run_snakemake(run, "--cores", "2", "--show-failed-logs", check=False)
+    assert failed.returncode != 0
+    assert f"shard {truncated} has an unreadable chunk" in failed.stdout + failed.stderr
+    assert not (run / TRAJECTORIES).exists()
+
+    relative = truncated.relative_to(run)
+    forced = run_snakemake(run, "--cores", "2", "--forcerun", str(relative), check=False)
+    assert forced.returncode != 0, "the second damaged shard went unnoticed"
+    assert f"shard {other_sampler}: attribute 'sampler' is 'ddim'" in forced.stdout + forced.stderr
+
+    shutil.rmtree(other_sampler)
+    run_snakemake(run, "--cores", "2")
+    assert np.array_equal(latents(run / TRAJECTORIES), finished)
+
+
+# Full disk --------------------------------------------------------------------------------
+
+
+def fill(directory: Path) -> Path:
+    """Fill the file system of `directory` with one file; return it."""
+    filler = directory / "filler"
+    block = b"\0" * 65536
+    with filler.open("wb") as handle:
+        try:
+            while True:
+                handle.write(block)
+                handle.flush()
+        except OSError as error:
+            assert error.errno == errno.ENOSPC
+    return filler
+
+
+@pytest.fixture
+def small_disk(run) -> Iterator[Path]:
+    """A 1 MiB tmpfs mounted over the run's prior directory (the logs stay on the real disk)."""
+    mount_point = run / "results/prior"
+    shutil.rmtree(mount_point)
+    mount_point.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount_point)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "--lazy", str(mount_point)], check=True)
+
+
+def test_full_disk_fails_generation_with_a_clear_message_and_nothing_partial(run, small_disk):
+    filler = fill(small_disk)
+    failed = run_snakemake(run, "--cores", "2", check=False)
+    assert failed.returncode != 0
+    print(failed.stdout, failed.stderr)
+    log = generate_log(run, *SLOTS[0]).read_text()
+    assert f"no space left on the device of {shard(run, *SLOTS[0]).relative_to(run)}" in log
+    assert not any(shard(run, *slot).exists() for slot in SLOTS)
+    assert leftovers(run) == []
+
+    filler.unlink()
+    run_snakemake(run, "--cores", "2")
+    assert latents(run / TRAJECTORIES).shape == (2, 2, 12, 2, 4, 8)
+
+
+def test_full_disk_fails_the_aggregate_and_keeps_shards(run, small_disk):
+    run_snakemake(run, "--cores", "2", "--until", "generate")
+    before = stamps(run)
+    filler = fill(small_disk)
+    failed = run_snakemake(run, "--cores", "2", check=False)
+    assert failed.returncode != 0
+    log = (run / LOGS / "aggregate/12h.log").read_text()
+    assert f"no space left on the device of {TRAJECTORIES}" in log
+    assert not (run / TRAJECTORIES).exists()
+    assert leftovers(run) == []
+
+    filler.unlink()
+    assert planned_jobs(run_snakemake(run, "-n").stdout) == {"aggregate": 1, "all": 1}
+    run_snakemake(run, "--cores", "2")
+    assert stamps(run) == before
+
+
+def test_enospc_while_writing_a_shard_is_reported_and_leaves_nothing(finished_run, tmp_path):
+    """The same without a tmpfs: ENOSPC injected into zarr's file writes."""
+    config = yaml.safe_load((finished_run / "config.yaml").read_text())
+    request = make_plan(config).request(12, *VICTIM)
+    output = tmp_path / "shards/1.zarr"
+    full = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    with (
+        mock.patch("zarr.storage._local._put", side_effect=full),
+        pytest.raises(OSError, match=f"no space left on the device of {output}"),
+    ):
+        run_generation(config["model_path"], request, str(output), threads=1)
+    assert list((tmp_path / "shards").iterdir()) == []
+
+
+# Config changes ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"diffusion": {"num_steps": 3, "sampler": {"type": "ddim", "config": {}}}},
+        {"diffusion": {"num_steps": 4, "sampler": {"type": "lms", "config": {}}}},
+    ],
+    ids=["sampler", "num_steps"],
+)
+def test_changing_the_sampler_or_steps_reruns_every_member(run, change):
+    assert "Nothing to be done" in run_snakemake(run, "-n").stdout
+    edit_config(run, **change)
+    assert planned_jobs(run_snakemake(run, "-n").stdout) == {
+        "aggregate": 1,
+        "all": 1,
+        "generate": 4,
+    }
+
+
+def test_raising_the_samples_per_date_generates_only_the_new_members(run):
+    previous, before = latents(run / TRAJECTORIES), stamps(run)
+    edit_config(run, num_samples_per_date=3)
+    assert planned_jobs(run_snakemake(run, "-n").stdout) == {
+        "aggregate": 1,
+        "all": 1,
+        "generate": 2,
+    }
+    run_snakemake(run, "--cores", "2")
+    assert stamps(run) == before
+    merged = latents(run / TRAJECTORIES)
+    assert merged.shape[:2] == (2, 3)
+    assert np.array_equal(merged[:, :2], previous)
+
+
+def test_adding_a_start_date_generates_only_its_members(run):
+    previous, before = latents(run / TRAJECTORIES), stamps(run)
+    edit_config(run, start_dates=["2000-04-03 0h", "2000-04-20 12h", "2000-05-01 6h"])
+    assert planned_jobs(run_snakemake(run, "-n").stdout) == {
+        "aggregate": 1,
+        "all": 1,
+        "generate": 2,
+    }
+    run_snakemake(run, "--cores", "2")
+    assert stamps(run) == before
+    merged = latents(run / TRAJECTORIES)
+    assert merged.shape[:2] == (3, 2)
+    assert np.array_equal(merged[:2], previous)
+
+
+# Concurrent runs --------------------------------------------------------------------------
+
+
+def test_a_second_snakemake_on_the_same_directory_is_refused(run):
+    finished = latents(run / TRAJECTORIES)
+    shutil.rmtree(shard(run, *VICTIM))
+
+    with background(run, "--cores", "2", pause_at=f"{VICTIM_JOB}@step:1") as first:
+        pid = first.paused_job(generate_log(run, *VICTIM))
+        second = run_snakemake(run, "--cores", "2", check=False)
+        assert second.returncode != 0
+        assert "cannot be locked" in second.stdout + second.stderr
+        os.kill(pid, signal.SIGCONT)
+        assert first.wait() == 0, first.output.read_text()
+
+    assert np.array_equal(latents(run / TRAJECTORIES), finished)
+    assert "Nothing to be done" in run_snakemake(run, "-n").stdout
