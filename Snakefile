@@ -28,10 +28,10 @@ rule all:
 rule render:
     """Galleries and animations of the decoded samples (on request)."""
     input:
-        get_render_targets(),
+        get_render_targets,
 
 
 rule evaluate:
     """Scores, spectra and seam continuity of every trajectory size (on request)."""
     input:
-        get_evaluate_targets(),
+        get_evaluate_targets,

@@ -56,7 +56,10 @@ def parser(description: str) -> argparse.ArgumentParser:
     )
     arguments.add_argument("--quick", action="store_true", help="tiny sizes, for smoke tests")
     arguments.add_argument(
-        "--threads", type=int, default=2, help="torch threads (the default config's gen cpus)"
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (1: reproducible on a shared machine, see BENCHMARKS.md)",
     )
     arguments.add_argument(
         "--no-record", action="store_true", help="print only; do not append to results.csv"
@@ -83,14 +86,26 @@ def _schema_default(schema: object, key: str):
 
 
 def demo_like_sizes() -> dict:
-    """The demo denoiser's sizes: config/schema.demo.yaml's defaults where it sets them."""
+    """The demo denoiser's sizes from config/schema.demo.yaml's defaults, where it exists.
+
+    latent_shape = (latent_channels, grid / 2**downsamplings) of the demo autoencoder.
+    """
     sizes = dict(DEMO_LIKE)
-    if DEMO_SCHEMA.is_file():
-        schema = yaml.safe_load(DEMO_SCHEMA.read_text())
-        for key in sizes:
-            default = _schema_default(schema, key)
-            if default is not None:
-                sizes[key] = tuple(default) if isinstance(default, list) else default
+    if not DEMO_SCHEMA.is_file():
+        return sizes
+    schema = yaml.safe_load(DEMO_SCHEMA.read_text())
+    defaults = {
+        key: _schema_default(schema, key)
+        for key in ("blanket_size", "hidden_channels", "blocks", "latent_channels", "grid")
+    }
+    defaults["downsamplings"] = _schema_default(schema, "downsamplings")
+    for key in ("blanket_size", "hidden_channels", "blocks"):
+        if defaults[key] is not None:
+            sizes[key] = defaults[key]
+    if None not in (defaults["latent_channels"], defaults["grid"], defaults["downsamplings"]):
+        factor = 2 ** defaults["downsamplings"]
+        height, width = defaults["grid"]
+        sizes["latent_shape"] = (defaults["latent_channels"], height // factor, width // factor)
     return sizes
 
 
@@ -113,12 +128,13 @@ def model_path(arguments: argparse.Namespace) -> Path:
 
 
 def model_label(path: Path) -> str:
-    """'demo', 'random-demo-size' or the path, for the results file."""
+    """'demo', 'random <sizes>' (the stand-in of the demo's size) or the path."""
     path = Path(path).resolve()
     if path == DEMO_MODEL.resolve():
         return "demo"
     if OUTPUT.resolve() in path.parents:
-        return "random-demo-size"
+        stand_in = path.relative_to(OUTPUT.resolve()).parts[0]
+        return "random " + stand_in.removeprefix("model-").replace("-", " ")
     return str(path)
 
 
@@ -213,6 +229,8 @@ def record(
     met: None where the quantity has no target (reported for information).
     """
     verdict = "no target" if met is None else ("met" if met else "NOT met")
+    if arguments.quick:
+        verdict = "smoke run, not judged"
     shown = ", ".join(f"{key}={value}" for key, value in {**inputs, **numbers}.items())
     print(f"{benchmark}: {quantity} = {ratio:.3g} (target {target}: {verdict}) [{shown}]")
     if arguments.no_record or arguments.quick:

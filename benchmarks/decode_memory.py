@@ -73,6 +73,7 @@ def decode_once(shard: Path, model: Path, dataset: Path, output: Path) -> tuple[
     shutil.rmtree(output, ignore_errors=True)
     job = json.dumps([str(shard), str(model), str(dataset), str(output)])
     _, peak, printed = run_command([PYTHON, "-c", DECODE, job])
+    shutil.rmtree(output)
     return peak, json.loads(printed.splitlines()[-1])["seconds"]
 
 

@@ -16,7 +16,7 @@ rule aggregate:
     resources:
         **get_resources("aggregate"),
     params:
-        expected=lambda wildcards: json.dumps(PLAN.run_provenance(int(wildcards.size))),
+        expected=lambda wildcards: json.dumps(PLAN.expected_shards(int(wildcards.size))),
         start_dates=PLAN.date_labels,
         members=PLAN.members,
     script:

@@ -1,3 +1,4 @@
+import functools
 import json
 import os
 import sys
@@ -8,12 +9,7 @@ from snakemake.utils import validate
 
 from skyquilt.config import ConfigError
 from skyquilt.decode import decoder_files
-from skyquilt.products import (
-    FIELD_WILDCARD,
-    check_request,
-    make_products,
-    requested_products,
-)
+from skyquilt.products import FIELD_WILDCARD, check_request, make_products
 from skyquilt.workflow import WILDCARDS, launcher_command, make_plan, schema_error_line
 
 
@@ -105,7 +101,7 @@ for size in PLAN.sizes:
         )
 
 
-# On-request outputs (decode, render, evaluate): settings, parse-time checks, inputs.
+# On-request outputs (decode, render, evaluate): settings, checks, inputs.
 try:
     validate(config, schema="../config/schema.report.yaml")
 except WorkflowError as error:
@@ -113,14 +109,6 @@ except WorkflowError as error:
 
 try:
     PRODUCTS = make_products(config, PLAN)
-    check_request(
-        PRODUCTS,
-        requested_products(set(workflow.dag_settings.targets), PRODUCTS),
-        built=[
-            *globals().get("WORKFLOW_BUILT_MODELS", {}),
-            *globals().get("WORKFLOW_BUILT_DATASETS", ()),
-        ],
-    )
 except ConfigError as error:
     fail(error)
 
@@ -130,30 +118,48 @@ wildcard_constraints:
     chunk=r"\d+",
 
 
-def get_render_targets():
+@functools.cache
+def check_product(product):
+    """Fail with one line unless `product` ('decoded', 'render' or 'evaluation') can be made.
+
+    The input functions of the on-request rules call it, so a request is checked only when
+    the DAG needs it (Snakemake knows the targets only after parsing), once, before any job.
+    """
+    built = [
+        *globals().get("WORKFLOW_BUILT_MODELS", {}),
+        *globals().get("WORKFLOW_BUILT_DATASETS", ()),
+    ]
+    try:
+        check_request(PRODUCTS, {product}, built)
+    except ConfigError as error:
+        fail(error)
+
+
+def get_render_targets(wildcards):
     """Every gallery and animation of the run."""
+    check_product("render")
     return PRODUCTS.render_targets()
 
 
-def get_evaluate_targets():
+def get_evaluate_targets(wildcards):
     """The metrics, tables and plots of every trajectory size."""
+    check_product("evaluation")
     return PRODUCTS.evaluate_targets()
 
 
 def get_existing_products():
     """Renders and evaluations made earlier on request: `all` keeps them up to date, and
     `snakemake --report` finds them."""
-    return [
-        path
-        for path in get_render_targets() + get_evaluate_targets()
-        if os.path.exists(path)
-    ]
+    products = PRODUCTS.render_targets() + PRODUCTS.evaluate_targets()
+    return [path for path in products if os.path.exists(path)]
 
 
-def get_decode_inputs():
-    """What decoding reads besides the shard: decoder, latent statistics, dataset."""
+def get_decode_inputs(wildcards):
+    """What decoding one member reads: its shard, the decoder, latent statistics, dataset."""
+    check_product("decoded")
     files = decoder_files(PLAN.model_path)
     return {
+        "shard": PLAN.shard(wildcards.size, wildcards.date, wildcards.member),
         "decoder_config": str(files["decoder config"]),
         "decoder_weights": str(files["decoder weights"]),
         "latent_stats": str(files["latent statistics"]),
@@ -169,12 +175,21 @@ def get_field(wildcards):
     raise ValueError(f"{wildcards.field} is not one of render.fields")
 
 
-def get_gallery_members(wildcards):
-    """Decoded members shown in the gallery of one (size, start date)."""
-    return [
+def get_gallery_inputs(wildcards):
+    """The decoded members shown in the gallery of one (size, start date), and the truth."""
+    check_product("render")
+    decoded = [
         PRODUCTS.decoded(wildcards.size, wildcards.date, member)
         for member in PRODUCTS.gallery_member_list()
     ]
+    return {"decoded": decoded, "dataset": PRODUCTS.dataset}
+
+
+def get_frames_inputs(wildcards):
+    """The decoded member of an animation, and the truth."""
+    check_product("render")
+    decoded = PRODUCTS.decoded(wildcards.size, wildcards.date, wildcards.member)
+    return {"decoded": decoded, "dataset": PRODUCTS.dataset}
 
 
 def get_frame_directories(wildcards):
@@ -195,17 +210,17 @@ def get_frame_indices(wildcards):
 def get_animation_outputs():
     """GIF always, MP4 when asked for and ffmpeg is available."""
     return {
-        suffix: PRODUCTS.animation(
-            "{size}", "{date}", "{member}", "{field}", suffix
-        )
+        suffix: PRODUCTS.animation("{size}", "{date}", "{member}", "{field}", suffix)
         for suffix in PRODUCTS.animation_suffixes
     }
 
 
-def get_decoded_members(wildcards):
-    """Every decoded member of one trajectory size."""
-    return [
+def get_evaluation_inputs(wildcards):
+    """Every decoded member of one trajectory size, and the truth."""
+    check_product("evaluation")
+    decoded = [
         PRODUCTS.decoded(wildcards.size, label, member)
         for label in PLAN.date_labels
         for member in PLAN.members
     ]
+    return {"decoded": decoded, "dataset": PRODUCTS.dataset}

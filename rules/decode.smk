@@ -2,8 +2,7 @@ rule decode:
     """One member's latents decoded to physical fields (WeatherBench2 layout), a few states
     at a time; reused by every render and evaluation."""
     input:
-        shard=PLAN.shard("{size}", "{date}", "{member}"),
-        **get_decode_inputs(),
+        unpack(get_decode_inputs),
     output:
         directory(PRODUCTS.decoded("{size}", "{date}", "{member}")),
     log:

@@ -2,8 +2,7 @@ rule evaluation:
     """Scores of the ensemble of one trajectory size against the truth, persistence and
     climatology; zonal spectra; blanket-seam continuity."""
     input:
-        decoded=get_decoded_members,
-        dataset=PRODUCTS.dataset,
+        unpack(get_evaluation_inputs),
     output:
         metrics_csv=report(
             PRODUCTS.evaluation("{size}", "metrics.csv"),

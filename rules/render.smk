@@ -1,8 +1,7 @@
 rule gallery:
     """Truth and the first members of one start date at the configured lead hours."""
     input:
-        decoded=get_gallery_members,
-        dataset=PRODUCTS.dataset,
+        unpack(get_gallery_inputs),
     output:
         report(
             PRODUCTS.gallery("{size}", "{date}", "{field}"),
@@ -29,8 +28,7 @@ rule gallery:
 rule frames:
     """Frames of one member beside the truth, for one chunk of its states."""
     input:
-        decoded=PRODUCTS.decoded("{size}", "{date}", "{member}"),
-        dataset=PRODUCTS.dataset,
+        unpack(get_frames_inputs),
     output:
         temp(
             directory(

@@ -2,8 +2,8 @@
 
 import contextlib
 
+from skyquilt.evaluate_jobs import run_evaluation
 from skyquilt.jobs import configure_logging
-from skyquilt.product_jobs import run_evaluation
 from skyquilt.products import parse_fields
 
 with open(snakemake.log[0], "w") as log, contextlib.redirect_stderr(log):  # noqa: F821

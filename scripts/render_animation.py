@@ -2,11 +2,9 @@
 
 import contextlib
 
-from skyquilt.jobs import configure_logging
-from skyquilt.product_jobs import render_animation
+from skyquilt.render_jobs import render_animation
 
 with open(snakemake.log[0], "w") as log, contextlib.redirect_stderr(log):  # noqa: F821
-    configure_logging()
     render_animation(
         frame_directories=list(snakemake.input),  # noqa: F821
         gif=snakemake.output.gif,  # noqa: F821

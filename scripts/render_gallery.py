@@ -2,17 +2,15 @@
 
 import contextlib
 
-from skyquilt.jobs import configure_logging
-from skyquilt.product_jobs import render_gallery
-from skyquilt.products import Field
+from skyquilt.render_jobs import render_gallery
 
 with open(snakemake.log[0], "w") as log, contextlib.redirect_stderr(log):  # noqa: F821
-    configure_logging()
     render_gallery(
         decoded=list(snakemake.input.decoded),  # noqa: F821
         dataset=snakemake.input.dataset,  # noqa: F821
         path=snakemake.output[0],  # noqa: F821
-        field=Field(**snakemake.params.field),  # noqa: F821
+        variable=snakemake.params.field["variable"],  # noqa: F821
+        level=snakemake.params.field["level"],  # noqa: F821
         lead_hours=list(snakemake.params.lead_hours),  # noqa: F821
         quantile=snakemake.params.quantile,  # noqa: F821
     )

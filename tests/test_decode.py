@@ -24,6 +24,9 @@ from skyquilt.models.directory import ModelDirectory
 from skyquilt.stores import ShardError, write_shard
 from skyquilt.timestamps import time_features
 
+# Some datasets here are written as zarr v3 (xarray's default), as a real one may be; decoding
+# must not depend on the dataset's store format.
+pytestmark = pytest.mark.filterwarnings("ignore:Consolidated metadata:UserWarning")
 START = "2000-04-03T05"
 MODEL_PATH = "autoencoders/ae/0/latents/dump/denoisers/denoiser/0"
 
@@ -174,6 +177,31 @@ def test_decoding_streams_a_few_states_at_a_time(large_grid, monkeypatch):
     decoded = xr.open_zarr(large_grid["root"] / "decoded-240.zarr")
     assert decoded.sizes["prediction_timedelta"] == 240
     assert np.isfinite(decoded["geopotential"].isel(prediction_timedelta=-1)).all()
+
+
+def test_a_decoder_of_several_levels_fills_one_sorted_level_axis(large_grid, monkeypatch):
+    """Channels (geopotential 850, geopotential 500, u 850, u 500, v 500, v 850) decode into
+    variables (..., level [500, 850], ...) with each channel at its level."""
+    dataset = synthetic_dataset("2000-01-01", 2, (8, 16))
+    dataset = xr.concat([dataset, dataset.assign_coords(level=[850])], "level")
+    dataset.to_zarr(large_grid["root"] / "levels.zarr", consolidated=True)
+    channels = [(name, level) for name in VARIABLES for level in (850, 500)]
+
+    def decode_channels(latent: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+        """Channel c is the constant c everywhere."""
+        values = torch.arange(len(channels), dtype=torch.float32)[None, :, None, None]
+        return values.expand(latent.shape[0], -1, 8, 16).clone()
+
+    decoder = Decoder(*zip(*channels, strict=True), decode_channels)
+    monkeypatch.setattr(decode, "load_decoder", lambda *arguments: decoder)
+    shard = large_grid["root"] / "shard.zarr"
+    write_shard(shard, np.zeros((3, 2, 4, 8), np.float32), valid_times(3), {"member": 0})
+    output = large_grid["root"] / "decoded.zarr"
+    decode_member(shard, large_grid["model_path"], large_grid["root"] / "levels.zarr", output)
+    decoded = xr.open_zarr(output)
+    assert decoded.level.values.tolist() == [500, 850]
+    for index, (name, level) in enumerate(channels):
+        assert (decoded[name].sel(level=level).values == index).all()
 
 
 def test_a_failed_decoding_leaves_the_previous_output_untouched(large_grid, monkeypatch):

@@ -19,12 +19,14 @@ from unittest import mock
 
 import numpy as np
 import pytest
+import torch
 import xarray as xr
 import yaml
 from conftest import REPO, SNAKEMAKE, planned_jobs, run_snakemake, tiny_config, write_config
 
 from skyquilt.faults import PAUSE_VARIABLE, PAUSED_MESSAGE
 from skyquilt.jobs import run_aggregate, run_generation
+from skyquilt.models.directory import ModelError
 from skyquilt.stores import ShardError, write_shard
 from skyquilt.workflow import make_plan
 
@@ -77,6 +79,19 @@ def run(finished_run, tmp_path) -> Path:
     copy = tmp_path / "run"
     shutil.copytree(finished_run, copy, symlinks=True)
     return copy
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory, tiny_model) -> Path:
+    """The shards of the tiny run made in this process (no snakemake), with their config."""
+    root = tmp_path_factory.mktemp("generated")
+    config = tiny_config(tiny_model)
+    write_config(root, config)
+    plan = make_plan(config)
+    for slot in SLOTS:
+        request = plan.request(12, *slot)
+        run_generation(str(tiny_model), request, str(shard(root, *slot)), torch.get_num_threads())
+    return root
 
 
 def process_state(pid: int) -> str | None:
@@ -150,30 +165,29 @@ def generate_log(run: Path, label: str, member: int) -> Path:
 # Killed jobs -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("point", ["step:2", "write"])
-def test_killed_generation_leaves_no_shard_and_the_rerun_regenerates_it_exactly(run, point):
-    victim = shard(run, *VICTIM)
-    uninterrupted = latents(victim)
-    others = [slot for slot in SLOTS if slot != VICTIM]
-    before = stamps(run, others)
-    shutil.rmtree(victim)
+def test_killed_generation_jobs_leave_no_shard_and_the_rerun_regenerates_exactly_them(run):
+    killed = {SLOTS[1]: "step:2", VICTIM: "write"}  # mid-sampling and mid-write
+    uninterrupted = {slot: latents(shard(run, *slot)) for slot in killed}
+    untouched = [slot for slot in SLOTS if slot not in killed]
+    before = stamps(run, untouched)
+    for slot in killed:
+        shutil.rmtree(shard(run, *slot))
 
-    with background(run, "--cores", "2", pause_at=f"{VICTIM_JOB}@{point}") as sm:
-        pid = sm.paused_job(generate_log(run, *VICTIM))
-        if point == "write":  # stopped mid-write: the store exists, but only under a temporary name
-            assert [path.name.split(".tmp-")[0] for path in leftovers(run)] == [".1.zarr"]
-        os.kill(pid, signal.SIGKILL)
-        assert sm.wait() != 0
+    pause_at = ",".join(f"12/{label}/{member}@{point}" for (label, member), point in killed.items())
+    with background(run, "--cores", "2", pause_at=pause_at) as snakemake:
+        pids = [snakemake.paused_job(generate_log(run, *slot)) for slot in killed]
+        # The job stopped mid-write has its store under a temporary name only.
+        assert [path.name.split(".tmp-")[0] for path in leftovers(run)] == [".1.zarr"]
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+        assert snakemake.wait() != 0
 
-    assert not victim.exists(), "a killed job left a shard at its final path"
-    assert planned_jobs(run_snakemake(run, "-n").stdout) == {
-        "aggregate": 1,
-        "all": 1,
-        "generate": 1,
-    }
+    for slot in killed:
+        assert not shard(run, *slot).exists(), f"killed job {slot} left a shard at its final path"
     run_snakemake(run, "--cores", "2")
-    assert np.array_equal(latents(victim), uninterrupted), "the rerun is not bit-identical"
-    assert stamps(run, others) == before, "members that were not killed were rewritten"
+    for slot in killed:
+        assert np.array_equal(latents(shard(run, *slot)), uninterrupted[slot]), f"{slot} differs"
+    assert stamps(run, untouched) == before, "members that were not killed were rewritten"
     assert leftovers(run) == []
 
 
@@ -181,11 +195,11 @@ def test_killed_aggregate_keeps_the_previous_trajectories_and_the_rerun_complete
     previous = latents(run / TRAJECTORIES)
     shutil.rmtree(shard(run, *VICTIM))  # the aggregate must run again
 
-    with background(run, "--cores", "2", pause_at="aggregate/12@member:2") as sm:
-        pid = sm.paused_job(run / LOGS / "aggregate/12h.log")
+    with background(run, "--cores", "2", pause_at="aggregate/12@member:2") as snakemake:
+        pid = snakemake.paused_job(run / LOGS / "aggregate/12h.log")
         assert np.array_equal(latents(run / TRAJECTORIES), previous), "replaced before it was done"
         os.kill(pid, signal.SIGKILL)
-        assert sm.wait() != 0
+        assert snakemake.wait() != 0
 
     assert np.array_equal(latents(run / TRAJECTORIES), previous)
     assert planned_jobs(run_snakemake(run, "-n").stdout) == {"aggregate": 1, "all": 1}
@@ -219,7 +233,7 @@ def rewrite(path: Path, latent: np.ndarray | None = None, **attrs) -> None:
 
 DAMAGES = {
     "missing_chunk": (remove_chunk, "checksum"),
-    "truncated_chunk": (truncate_chunk, "unreadable chunk"),
+    "truncated_chunk": (truncate_chunk, "(unreadable|damaged) chunk"),
     "wrong_latent_shape": (
         lambda path: rewrite(path, np.zeros((12, 2, 4, 4), np.float32)),
         r"latent shape \(2, 4, 4\), expected \(2, 4, 8\)",
@@ -237,7 +251,11 @@ DAMAGES = {
 
 @pytest.mark.parametrize("slot", [SLOTS[0], SLOTS[-1]], ids=["first_member", "last_member"])
 @pytest.mark.parametrize("damage", DAMAGES)
-def test_damaged_shard_fails_the_aggregate_naming_the_file_and_problem(run, damage, slot):
+def test_damaged_shard_fails_the_aggregate_naming_the_file_and_problem(
+    generated, tmp_path, damage, slot
+):
+    run = tmp_path / "run"
+    shutil.copytree(generated, run)
     damage_shard, problem = DAMAGES[damage]
     damage_shard(shard(run, *slot))
     config = yaml.safe_load((run / "config.yaml").read_text())
@@ -247,7 +265,7 @@ def test_damaged_shard_fails_the_aggregate_naming_the_file_and_problem(run, dama
         run_aggregate(
             [str(shard(run, *key)) for key in SLOTS],
             str(output),
-            plan.run_provenance(12),
+            plan.expected_shards(12),
             plan.date_labels,
             plan.members,
         )
@@ -256,23 +274,20 @@ def test_damaged_shard_fails_the_aggregate_naming_the_file_and_problem(run, dama
 
 def test_forcerun_or_deleting_repairs_damaged_shards(run):
     finished = latents(run / TRAJECTORIES)
-    truncated, other_sampler = shard(run, *SLOTS[1]), shard(run, *VICTIM)
-    truncate_chunk(truncated)
-    rewrite(other_sampler, sampler="ddim")
+    truncated, other_sampler = SLOTS[1], VICTIM
+    truncate_chunk(shard(run, *truncated))
+    rewrite(shard(run, *other_sampler), sampler="ddim")
     shutil.rmtree(run / TRAJECTORIES)  # e.g. deleted to rebuild it
 
-    failed = run_snakemake(run, "--cores", "2", "--show-failed-logs", check=False)
+    failed = run_snakemake(run, "--cores", "2", check=False)
     assert failed.returncode != 0
-    assert f"shard {truncated} has an unreadable chunk" in failed.stdout + failed.stderr
+    log = (run / LOGS / "aggregate/12h.log").read_text()
+    named = shard(run, *truncated).relative_to(run)
+    assert re.search(f"ERROR shard {re.escape(str(named))} has an (unreadable|damaged) chunk", log)
     assert not (run / TRAJECTORIES).exists()
 
-    relative = truncated.relative_to(run)
-    forced = run_snakemake(run, "--cores", "2", "--forcerun", str(relative), check=False)
-    assert forced.returncode != 0, "the second damaged shard went unnoticed"
-    assert f"shard {other_sampler}: attribute 'sampler' is 'ddim'" in forced.stdout + forced.stderr
-
-    shutil.rmtree(other_sampler)
-    run_snakemake(run, "--cores", "2")
+    shutil.rmtree(shard(run, *other_sampler))
+    run_snakemake(run, "--cores", "2", "--forcerun", str(named))
     assert np.array_equal(latents(run / TRAJECTORIES), finished)
 
 
@@ -295,56 +310,61 @@ def fill(directory: Path) -> Path:
 
 @pytest.fixture
 def small_disk(run) -> Iterator[Path]:
-    """A 1 MiB tmpfs mounted over the run's prior directory (the logs stay on the real disk)."""
-    mount_point = run / "results/prior"
-    shutil.rmtree(mount_point)
-    mount_point.mkdir()
+    """The run's prior directory moved onto a 1 MiB tmpfs (the logs stay on the real disk)."""
+    prior = run / "results/prior"
+    real = prior.rename(run / "results/prior.real")
+    prior.mkdir()
     mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount_point)], capture_output=True
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(prior)], capture_output=True
     )
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
     try:
-        yield mount_point
+        shutil.copytree(real, prior, dirs_exist_ok=True)  # keeps modification times
+        shutil.rmtree(real)
+        yield prior
     finally:
-        subprocess.run(["umount", "--lazy", str(mount_point)], check=True)
+        subprocess.run(["umount", "--lazy", str(prior)], check=True)
 
 
 def test_full_disk_fails_generation_with_a_clear_message_and_nothing_partial(run, small_disk):
+    victim = shard(run, *VICTIM)
+    uninterrupted = latents(victim)
+    shutil.rmtree(victim)
     filler = fill(small_disk)
+
     failed = run_snakemake(run, "--cores", "2", check=False)
     assert failed.returncode != 0
-    print(failed.stdout, failed.stderr)
-    log = generate_log(run, *SLOTS[0]).read_text()
-    assert f"no space left on the device of {shard(run, *SLOTS[0]).relative_to(run)}" in log
-    assert not any(shard(run, *slot).exists() for slot in SLOTS)
+    log = generate_log(run, *VICTIM).read_text()
+    assert f"no space left on the device of {victim.relative_to(run)}" in log
+    assert not victim.exists()
     assert leftovers(run) == []
 
     filler.unlink()
     run_snakemake(run, "--cores", "2")
-    assert latents(run / TRAJECTORIES).shape == (2, 2, 12, 2, 4, 8)
+    assert np.array_equal(latents(victim), uninterrupted)
 
 
-def test_full_disk_fails_the_aggregate_and_keeps_shards(run, small_disk):
-    run_snakemake(run, "--cores", "2", "--until", "generate")
-    before = stamps(run)
+def test_full_disk_fails_the_aggregate_and_keeps_the_previous_one(run, small_disk):
+    previous = latents(run / TRAJECTORIES)
     filler = fill(small_disk)
-    failed = run_snakemake(run, "--cores", "2", check=False)
+
+    failed = run_snakemake(run, "--cores", "2", "--forcerun", "aggregate", check=False)
     assert failed.returncode != 0
     log = (run / LOGS / "aggregate/12h.log").read_text()
     assert f"no space left on the device of {TRAJECTORIES}" in log
-    assert not (run / TRAJECTORIES).exists()
+    assert np.array_equal(latents(run / TRAJECTORIES), previous)
     assert leftovers(run) == []
 
     filler.unlink()
-    assert planned_jobs(run_snakemake(run, "-n").stdout) == {"aggregate": 1, "all": 1}
-    run_snakemake(run, "--cores", "2")
-    assert stamps(run) == before
+    completed = run_snakemake(run, "--cores", "2", "--forcerun", "aggregate")
+    assert planned_jobs(completed.stdout + completed.stderr) == {"aggregate": 1, "all": 1}
+    assert np.array_equal(latents(run / TRAJECTORIES), previous)
 
 
-def test_enospc_while_writing_a_shard_is_reported_and_leaves_nothing(finished_run, tmp_path):
+def test_enospc_while_writing_a_shard_is_reported_and_leaves_nothing(tiny_model, tmp_path):
     """The same without a tmpfs: ENOSPC injected into zarr's file writes."""
-    config = yaml.safe_load((finished_run / "config.yaml").read_text())
+    config = tiny_config(tiny_model)
     request = make_plan(config).request(12, *VICTIM)
     output = tmp_path / "shards/1.zarr"
     full = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
@@ -352,8 +372,36 @@ def test_enospc_while_writing_a_shard_is_reported_and_leaves_nothing(finished_ru
         mock.patch("zarr.storage._local._put", side_effect=full),
         pytest.raises(OSError, match=f"no space left on the device of {output}"),
     ):
-        run_generation(config["model_path"], request, str(output), threads=1)
+        run_generation(config["model_path"], request, str(output), torch.get_num_threads())
     assert list((tmp_path / "shards").iterdir()) == []
+
+
+# Unsafe checkpoints -----------------------------------------------------------------------
+
+
+class CodeRunningPayload:
+    """Unpickling this object would create `marker`."""
+
+    def __init__(self, marker: Path):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_generation_refuses_a_checkpoint_that_runs_code(tiny_model, tmp_path):
+    model_root = tiny_model.parents[7]
+    shutil.copytree(model_root, tmp_path / "model")
+    model_path = tmp_path / "model" / tiny_model.relative_to(model_root)
+    (model_path / "best.safetensors").unlink()
+    marker = tmp_path / "payload-ran"
+    torch.save({"weight": CodeRunningPayload(marker)}, model_path / "best.pt")
+    request = make_plan(tiny_config(model_path)).request(12, *VICTIM)
+    output = tmp_path / "shards/1.zarr"
+    with pytest.raises(ModelError, match=r"best\.pt cannot be loaded safely"):
+        run_generation(str(model_path), request, str(output), torch.get_num_threads())
+    assert not marker.exists(), "the checkpoint ran code"
+    assert not output.exists()
 
 
 # Config changes ---------------------------------------------------------------------------
@@ -368,7 +416,6 @@ def test_enospc_while_writing_a_shard_is_reported_and_leaves_nothing(finished_ru
     ids=["sampler", "num_steps"],
 )
 def test_changing_the_sampler_or_steps_reruns_every_member(run, change):
-    assert "Nothing to be done" in run_snakemake(run, "-n").stdout
     edit_config(run, **change)
     assert planned_jobs(run_snakemake(run, "-n").stdout) == {
         "aggregate": 1,
@@ -380,12 +427,12 @@ def test_changing_the_sampler_or_steps_reruns_every_member(run, change):
 def test_raising_the_samples_per_date_generates_only_the_new_members(run):
     previous, before = latents(run / TRAJECTORIES), stamps(run)
     edit_config(run, num_samples_per_date=3)
-    assert planned_jobs(run_snakemake(run, "-n").stdout) == {
+    completed = run_snakemake(run, "--cores", "2")
+    assert planned_jobs(completed.stdout + completed.stderr) == {
         "aggregate": 1,
         "all": 1,
         "generate": 2,
     }
-    run_snakemake(run, "--cores", "2")
     assert stamps(run) == before
     merged = latents(run / TRAJECTORIES)
     assert merged.shape[:2] == (2, 3)
@@ -395,12 +442,12 @@ def test_raising_the_samples_per_date_generates_only_the_new_members(run):
 def test_adding_a_start_date_generates_only_its_members(run):
     previous, before = latents(run / TRAJECTORIES), stamps(run)
     edit_config(run, start_dates=["2000-04-03 0h", "2000-04-20 12h", "2000-05-01 6h"])
-    assert planned_jobs(run_snakemake(run, "-n").stdout) == {
+    completed = run_snakemake(run, "--cores", "2")
+    assert planned_jobs(completed.stdout + completed.stderr) == {
         "aggregate": 1,
         "all": 1,
         "generate": 2,
     }
-    run_snakemake(run, "--cores", "2")
     assert stamps(run) == before
     merged = latents(run / TRAJECTORIES)
     assert merged.shape[:2] == (3, 2)
@@ -423,4 +470,3 @@ def test_a_second_snakemake_on_the_same_directory_is_refused(run):
         assert first.wait() == 0, first.output.read_text()
 
     assert np.array_equal(latents(run / TRAJECTORIES), finished)
-    assert "Nothing to be done" in run_snakemake(run, "-n").stdout

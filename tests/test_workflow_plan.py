@@ -67,7 +67,7 @@ def test_several_gpus_on_one_node_run_torchrun_standalone():
 
 def test_gpus_beyond_one_node_use_c10d_rendezvous_on_the_first_node():
     command = launcher_command(8, nodes=2)
-    assert command.startswith("srun --nodes 2 --ntasks-per-node 1 ")
+    assert command.startswith("srun --overlap --nodes 2 --ntasks-per-node 1 ")
     assert "--nnodes 2 --nproc-per-node 4 --rdzv-backend c10d" in command
     assert 'scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1' in command
     assert '--rdzv-id "$SLURM_JOB_ID"' in command

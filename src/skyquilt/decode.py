@@ -23,6 +23,7 @@ import zarr
 from torch import Tensor
 
 from skyquilt import __version__
+from skyquilt.demo import autoencoder as demo_autoencoder
 from skyquilt.models.directory import ModelDirectory
 from skyquilt.stores import LATENT, SHARD_DIMS, ZARR_FORMAT, ShardError, atomic_directory
 from skyquilt.timestamps import time_features
@@ -48,42 +49,43 @@ class Decoder:
     decode: Callable[[Tensor, Tensor], Tensor]
 
 
-def decoder_files(model_path: Path | str) -> dict[str, Path]:
-    """The files decoding reads from a model directory: {description: path}."""
-    from skyquilt.demo.autoencoder import CONFIG_FILE, WEIGHTS_FILE
-
-    directory = ModelDirectory(Path(model_path))
+def autoencoder_files(autoencoder_dir: Path | str) -> dict[str, Path]:
+    """The files of the autoencoder in `autoencoder_dir`: {description: path}."""
+    autoencoder_dir = Path(autoencoder_dir)
     return {
-        "decoder config": directory.autoencoder_dir / CONFIG_FILE,
-        "decoder weights": directory.autoencoder_dir / WEIGHTS_FILE,
-        "latent statistics": directory.stats_file,
+        "decoder config": autoencoder_dir / demo_autoencoder.CONFIG_FILE,
+        "decoder weights": autoencoder_dir / demo_autoencoder.WEIGHTS_FILE,
+    }
+
+
+def decoder_files(model_path: Path | str) -> dict[str, Path]:
+    """Every file decoding reads from a model directory: {description: path}."""
+    directory = ModelDirectory(Path(model_path))
+    return autoencoder_files(directory.autoencoder_dir) | {
+        "latent statistics": directory.stats_file
     }
 
 
 def load_decoder(autoencoder_dir: Path | str, device: torch.device | str = "cpu") -> Decoder:
     """The decoder of the autoencoder stored in `autoencoder_dir`.
 
-    The demo autoencoder (skyquilt.demo.autoencoder) is the only architecture so far; another
-    one plugs in here by returning a Decoder. A config may list `levels` beside `variables`
-    when it decodes several levels of one variable.
+    The demo autoencoder (skyquilt.demo.autoencoder) is the only architecture so far: it
+    decodes one channel per variable, at the dataset's only level. Another architecture
+    plugs in here (and in `autoencoder_files`) by returning a Decoder.
     """
-    from skyquilt.demo.autoencoder import CONFIG_FILE, WEIGHTS_FILE, load_autoencoder
-
-    autoencoder_dir = Path(autoencoder_dir)
-    for name in (CONFIG_FILE, WEIGHTS_FILE):
-        if not (autoencoder_dir / name).is_file():
+    for description, path in autoencoder_files(autoencoder_dir).items():
+        if not path.is_file():
             raise FileNotFoundError(
-                f"decoder file {autoencoder_dir / name} is missing; decoding needs the "
-                "autoencoder (config.yaml + weights.safetensors) in <latent_dir>/ae"
+                f"{description} file {path} is missing; decoding needs the autoencoder "
+                "(config.yaml + weights.safetensors) in <latent_dir>/ae"
             )
-    model = load_autoencoder(autoencoder_dir).to(device)
-    levels = getattr(model, "levels", None) or [None] * len(model.variables)
+    model = demo_autoencoder.load_autoencoder(autoencoder_dir).to(device)
 
     @torch.no_grad()
     def decode(latent: Tensor, features: Tensor) -> Tensor:
         return model.denormalise(model.decode(latent, features))
 
-    return Decoder(tuple(model.variables), tuple(levels), decode)
+    return Decoder(tuple(model.variables), (None,) * len(model.variables), decode)
 
 
 def load_latent_stats(stats_file: Path | str) -> tuple[Tensor, Tensor]:
@@ -91,7 +93,7 @@ def load_latent_stats(stats_file: Path | str) -> tuple[Tensor, Tensor]:
     stats_file = Path(stats_file)
     if not stats_file.is_file():
         raise FileNotFoundError(
-            f"latent statistics {stats_file} are missing; decoding needs the tensors "
+            f"latent statistics file {stats_file} is missing; decoding needs the tensors "
             "'mean' and 'std' of <latent_dir>/stats.safetensors"
         )
     tensors = safetensors.torch.load_file(stats_file)
@@ -129,11 +131,18 @@ def decoded_template(
 ) -> xr.Dataset:
     """The decoded dataset of one shard as lazy NaNs: coordinates, attributes and chunks.
 
-    A variable has a level axis when its channels have levels; the axis is the union of the
-    levels of all variables (a level a variable is not decoded at stays NaN).
+    A variable has a level axis when its channels have levels; as in WeatherBench2, all such
+    variables share one level axis, so they must be decoded at the same levels.
     """
     times = shard["time"].values
     levels = sorted({level for _, level in channels} - {None})
+    for variable in dict.fromkeys(name for name, _ in channels):
+        own = sorted(level for name, level in channels if name == variable)
+        if None not in own and own != levels:
+            raise ValueError(
+                f"the decoder outputs {variable} at levels {own}, other variables at {levels}; "
+                "variables with levels must share them"
+            )
     coords = {
         "time": ("time", times[:1], {"long_name": "initialisation time"}),
         "member": ("member", np.array([shard.attrs.get("member", 0)], dtype=np.int64)),
@@ -175,12 +184,9 @@ def _variable_blocks(
         if "level" not in template[variable].dims:
             blocks[variable] = fields[:, indices[0]]
             continue
-        block = np.full(
-            (fields.shape[0], template.sizes["level"], *fields.shape[2:]), np.nan, np.float32
-        )
-        positions = template.get_index("level").get_indexer([channels[i][1] for i in indices])
-        block[:, positions] = fields[:, indices]
-        blocks[variable] = block
+        # Channels may list the levels in any order; the level axis is sorted.
+        order = np.argsort([channels[index][1] for index in indices])
+        blocks[variable] = fields[:, np.asarray(indices)[order]]
     return blocks
 
 

@@ -1,6 +1,6 @@
 """Test-only fault injection: stop a job at a named point so that a test can kill it there.
 
-    SKYQUILT_PAUSE_AT="<job>@<point>"
+    SKYQUILT_PAUSE_AT="<job>@<point>[,<job>@<point>...]"
 
 job: "<size>/<date label>/<member>" for a generation job (e.g. "12/2000-04-03T00/1"),
 "aggregate/<size>" for an aggregate job. point: "step:<n>" (after sampler step n),
@@ -24,7 +24,7 @@ log = logging.getLogger("skyquilt")
 
 def pause_point(job: str, point: str) -> None:
     """Stop this process if SKYQUILT_PAUSE_AT names `job`@`point`."""
-    if os.environ.get(PAUSE_VARIABLE) != f"{job}@{point}":
+    if f"{job}@{point}" not in os.environ.get(PAUSE_VARIABLE, "").split(","):
         return
     log.warning("%s: %s %s@%s (pid %d)", PAUSE_VARIABLE, PAUSED_MESSAGE, job, point, os.getpid())
     for handler in logging.getLogger().handlers:

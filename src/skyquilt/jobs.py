@@ -21,7 +21,7 @@ from skyquilt.faults import pause_point
 from skyquilt.generation import MemberRequest, generate_member
 from skyquilt.models.directory import load_denoiser
 from skyquilt.seeding import member_seed
-from skyquilt.stores import aggregate, write_shard
+from skyquilt.stores import ShardError, aggregate, write_shard
 
 log = logging.getLogger("skyquilt")
 
@@ -171,15 +171,19 @@ def run_aggregate(
         raise ValueError(f"{len(shards)} shards for {len(slots)} (start date, member) slots")
     began = time.perf_counter()
     job = f"aggregate/{expected.get('trajectory_size')}"
-    with reporting_full_disk(output):
-        aggregate(
-            dict(zip(slots, map(Path, shards), strict=True)),
-            Path(output),
-            expected,
-            start_dates,
-            members,
-            on_member=lambda written: pause_point(job, f"member:{written}"),
-        )
+    try:
+        with reporting_full_disk(output):
+            aggregate(
+                dict(zip(slots, map(Path, shards), strict=True)),
+                Path(output),
+                expected,
+                start_dates,
+                members,
+                on_member=lambda written: pause_point(job, f"member:{written}"),
+            )
+    except ShardError as error:
+        log.error("%s", error)  # the job's log names the bad shard and how to regenerate it
+        raise
     log.info(
         "aggregated %d shards into %s in %.2f s", len(shards), output, time.perf_counter() - began
     )

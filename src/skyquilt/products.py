@@ -16,7 +16,6 @@ import os
 import re
 from collections.abc import Collection
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import xarray as xr
@@ -155,23 +154,6 @@ def make_products(config: dict, plan: Plan) -> Products:
     )
 
 
-def requested_products(targets: set[str], products: Products) -> set[str]:
-    """Which of 'decoded', 'render', 'evaluation' the command-line targets ask for, by rule name
-    (render, evaluate) or by a path under one of their directories."""
-    asked = set()
-    prior = os.path.normpath(products.plan.prior_dir)
-    for target in targets:
-        if target in ("render", "evaluate"):
-            asked.add("render" if target == "render" else "evaluation")
-            continue
-        parts = Path(os.path.normpath(target)).parts
-        prefix = Path(prior).parts
-        if tuple(parts[: len(prefix)]) == prefix and len(parts) > len(prefix) + 1:
-            if parts[len(prefix) + 1] in PRODUCT_DIRS:
-                asked.add(parts[len(prefix) + 1])
-    return asked
-
-
 def _hours(times: np.ndarray) -> str:
     return ", ".join(np.datetime_as_string(np.asarray(times, "datetime64[h]"), unit="h"))
 
@@ -264,21 +246,21 @@ def check_climatology_period(products: Products) -> None:
 def check_request(products: Products, asked: set[str], built: Collection[str] = ()) -> None:
     """A request for decoded members, renders or evaluations can be served.
 
-    asked: from `requested_products`; built: model and dataset paths that the workflow
-    itself builds (the demo). The decoder and statistics files must exist, and render and
-    evaluate also need the ground truth of every state in the dataset and fields that the
-    dataset has; what the workflow builds is not checked.
+    asked: a subset of {"decoded", "render", "evaluation"}; built: model and dataset paths
+    that the workflow itself builds (the demo). The decoder and statistics files must exist,
+    and render and evaluate also need the ground truth of every state in the dataset and
+    fields that the dataset has. What the workflow builds is checked once it exists.
     """
     if not asked:
         return
     built = {os.path.normpath(path) for path in built}
-    if os.path.normpath(products.plan.model_path) not in built:
-        for description, path in decoder_files(products.plan.model_path).items():
-            if not path.is_file():
-                raise ConfigError(
-                    f"model_path: the {description} {path} is missing; decoding needs the "
-                    "autoencoder in <latent_dir>/ae and the latent statistics beside it"
-                )
+    model_is_built = os.path.normpath(products.plan.model_path) in built
+    for description, path in decoder_files(products.plan.model_path).items():
+        if not path.is_file() and not model_is_built:
+            raise ConfigError(
+                f"model_path: the {description} file {path} is missing; decoding needs the "
+                "autoencoder in <latent_dir>/ae and the latent statistics beside it"
+            )
     if not products.dataset:
         raise ConfigError("dataset: decoding needs the dataset (its grid, levels and units)")
     if "render" in asked and not products.render_fields:
@@ -294,7 +276,7 @@ def check_request(products: Products, asked: set[str], built: Collection[str] = 
                 f"render.lead_hours: none of {products.lead_hours} is a state of the "
                 f"{size}-state trajectories"
             )
-    if os.path.normpath(products.dataset) in built:
+    if os.path.normpath(products.dataset) in built and not os.path.exists(products.dataset):
         return
     dataset, times = open_dataset_times(products.dataset)
     check_ground_truth(products, times, products.dataset)

@@ -241,8 +241,9 @@ def gallery(
     colour_bar = figure.colorbar(image, ax=axes, shrink=0.8, pad=0.02)
     colour_bar.set_label(f"{_variable_label(field, variable)} [{_units(field)}]")
     start = _time_label(subset.time.values[0])
+    # Two lines: a gallery of few columns is too narrow for the title on one.
     figure.suptitle(
-        f"Unconditional samples (prior, not conditioned on observations): "
+        f"Unconditional samples (prior, not conditioned on observations)\n"
         f"{_variable_label(field, variable)}, start {start}, T = {trajectory_size} states"
     )
     return _save(figure, path)

@@ -126,9 +126,12 @@ def open_store(path: Path) -> xr.Dataset:
 def read_shard(path: Path, expected: Mapping, start_date: str, member: int) -> xr.Dataset:
     """Open, check and load one shard; raise ShardError naming `path` if it is not usable.
 
-    expected: the RUN_KEYS values the config asks for (a missing key is not checked).
+    expected: the RUN_KEYS values the config asks for (a missing key is not checked), and
+    optionally "latent_shape": [C, H, W] of the model.
     """
     fix = f"regenerate it (delete it, or run snakemake --forcerun {path})"
+    expected = dict(expected)
+    latent_shape = expected.pop("latent_shape", None)
     try:
         shard = open_store(path)
     except Exception as error:  # zarr and xarray raise many types for broken stores
@@ -148,6 +151,11 @@ def read_shard(path: Path, expected: Mapping, start_date: str, member: int) -> x
                 f"shard {path}: attribute '{key}' is {shard.attrs.get(key)!r}, "
                 f"expected {value!r}; {fix}"
             )
+    shape = tuple(shard.sizes[dim] for dim in SHARD_DIMS[1:])
+    if latent_shape is not None and shape != tuple(latent_shape):
+        raise ShardError(
+            f"shard {path} has latent shape {shape}, expected {tuple(latent_shape)}; {fix}"
+        )
     size = expected.get("trajectory_size")
     if size is not None and shard.sizes["time"] != size:
         raise ShardError(f"shard {path} holds {shard.sizes['time']} states, expected {size}; {fix}")

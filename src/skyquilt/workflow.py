@@ -95,6 +95,14 @@ class Plan:
         }
         return provenance
 
+    def expected_shards(self, size: int) -> dict:
+        """What the aggregate checks in every shard of size `size`: the run's provenance
+        and the model's latent shape (so that even a wrong first shard is named)."""
+        expected = self.run_provenance(size)
+        if self.model is not None:
+            expected["latent_shape"] = list(self.model.latent_shape)
+        return expected
+
     def request(self, size: int | str, label: str, member: int | str) -> str:
         """The JSON settings of one generation job (everything that changes its result)."""
         return json.dumps(
@@ -273,7 +281,9 @@ def launcher_command(processes: int, nodes: int = 1) -> str:
 
     On one node torchrun runs standalone; across nodes (P GPUs > gpus_per_node) every node
     runs one torchrun that meets the others through c10d rendezvous on the allocation's
-    first node, which the job resolves from SLURM_JOB_NODELIST when it starts.
+    first node, which the job resolves from SLURM_JOB_NODELIST when it starts. The job
+    already runs inside the SLURM executor's own job step, so the inner srun shares its
+    resources (--overlap) instead of waiting for them.
     """
     python = shlex.quote(sys.executable)
     if processes <= 1:
@@ -284,7 +294,7 @@ def launcher_command(processes: int, nodes: int = 1) -> str:
     per_node = -(-processes // nodes)
     first_node = '$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)'
     return (
-        f"srun --nodes {nodes} --ntasks-per-node 1 {torchrun} --nnodes {nodes} "
+        f"srun --overlap --nodes {nodes} --ntasks-per-node 1 {torchrun} --nnodes {nodes} "
         f"--nproc-per-node {per_node} --rdzv-backend c10d "
         f'--rdzv-endpoint "{first_node}:29500" --rdzv-id "$SLURM_JOB_ID"'
     )

@@ -100,13 +100,14 @@ class Autoencoder(nn.Module):
         self.register_buffer("fine_coordinates", grid_coordinates(height, width_points))
         self.register_buffer("coarse_coordinates", grid_coordinates(*self.latent_shape[1:]))
         widths = [width * 2**level for level in range(downsamplings)]
+        steps = list(zip(widths[:-1], widths[1:], strict=True))  # (finer, coarser) widths
         self.widths = widths
         coordinates, embedding = 4, 4 * FEATURES
 
         self.encoder_input = SphereConv(count + coordinates, widths[0], stride=2)
         self.encoder_blocks = nn.ModuleList([ResidualBlock(size) for size in widths])
         self.downsample = nn.ModuleList(
-            [SphereConv(small, large, stride=2) for small, large in zip(widths, widths[1:])]
+            [SphereConv(finer, coarser, stride=2) for finer, coarser in steps]
         )
         self.encoder_output = nn.Conv2d(widths[-1], latent_channels, kernel_size=1)
 
@@ -118,7 +119,7 @@ class Autoencoder(nn.Module):
             [ResidualBlock(size, embedding) for size in reversed(widths)]
         )
         self.upsample = nn.ModuleList(
-            [SphereConv(large, small) for small, large in reversed(list(zip(widths, widths[1:])))]
+            [SphereConv(coarser, finer) for finer, coarser in reversed(steps)]
         )
         self.decoder_output = SphereConv(widths[0] + coordinates, count)
 

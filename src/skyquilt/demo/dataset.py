@@ -39,7 +39,7 @@ class DatasetSettings:
     start: str = "1999-07-01"
     days: int = 366
     grid: tuple[int, int] = (32, 64)
-    spinup_days: int = 30
+    spinup_days: int = 20
     held_out: tuple[str, str] = ("2000-04-01", "2000-05-31")
     seed: int = 0
     forcing: Forcing = field(default_factory=Forcing)

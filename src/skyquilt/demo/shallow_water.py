@@ -133,10 +133,11 @@ def truncation(nlat: int) -> int:
 
 
 def steps_per_hour(lmax: int, forcing: Forcing, max_wind: float = 100.0) -> int:
-    """Solver steps per hour keeping the fastest wave (gravity wave + wind) within the
-    stability region of the third-order Adams-Bashforth scheme (|omega dt| < ~0.7)."""
+    """Solver steps per hour keeping the fastest wave (gravity wave + wind) at the truncation
+    within the stability region of the third-order Adams-Bashforth scheme (|omega dt| < ~0.7).
+    """
     fastest = (math.sqrt(GRAVITY * forcing.mean_depth) + max_wind) * lmax / RADIUS
-    return math.ceil(3600.0 * fastest / 0.6)
+    return math.ceil(3600.0 * fastest / 0.7)
 
 
 def stirring_source(

@@ -1,13 +1,11 @@
-"""The work of the render and evaluate jobs, called by the thin scripts under scripts/.
+"""The work of the evaluation job: scores, spectra and seam continuity of one trajectory size
+against the dataset's truth, persistence and climatology, written as tables and plots.
 
-Decoded members are opened lazily and combined into one WeatherBench2-style ensemble (time
-[inits], member, prediction_timedelta, [level,] latitude, longitude); the truth is the dataset,
-also opened lazily. Rendering and scoring read them a few states at a time (skyquilt.render,
-skyquilt.metrics), so no job holds a whole ensemble in memory.
+The decoded members are opened lazily as one ensemble; skyquilt.metrics loads lead times in
+bounded blocks, so memory does not grow with the ensemble.
 """
 
 import logging
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,81 +16,14 @@ import xarray as xr
 from skyquilt import render
 from skyquilt.metrics import Evaluation, evaluate, table_to_dataset
 from skyquilt.products import Field
+from skyquilt.render_jobs import open_ensemble, open_truth
 from skyquilt.stores import ZARR_FORMAT, atomic_directory
 
 log = logging.getLogger("skyquilt")
-FRAME_NAME = "{index:05d}.png"
-
-
-def open_ensemble(paths: Sequence[str | os.PathLike]) -> xr.Dataset:
-    """Decoded members (each time [1] x member [1]) -> one lazy ensemble (time, member, ...).
-
-    Attributes that differ between members (member, seed, wall time) are dropped.
-    """
-    members = [xr.open_zarr(path, consolidated=True) for path in paths]
-    return xr.combine_by_coords(members, combine_attrs="drop_conflicts")
-
-
-def open_truth(dataset: str | os.PathLike) -> xr.Dataset:
-    """The hourly ground truth (time, [level,] latitude, longitude), lazily."""
-    return xr.open_zarr(dataset)
-
-
-def render_gallery(
-    decoded: Sequence[str],
-    dataset: str,
-    path: str,
-    field: Field,
-    lead_hours: Sequence[float],
-    quantile: float,
-) -> None:
-    """Gallery PNG of one start date: truth on top, the given decoded members below."""
-    render.gallery(
-        open_ensemble(decoded),
-        open_truth(dataset),
-        field.variable,
-        lead_hours,
-        path,
-        level=field.level,
-        quantile=quantile,
-    )
-
-
-def render_frames(
-    decoded: str,
-    dataset: str,
-    directory: str,
-    field: Field,
-    indices: Sequence[int],
-    quantile: float,
-) -> None:
-    """PNG frames of one member beside the truth for the states `indices`, written atomically
-    into `directory` as 00000.png, 00001.png, ... (named by state index)."""
-    forecast = open_ensemble([decoded])
-    frames = render.animation_frames(
-        forecast,
-        open_truth(dataset),
-        field.variable,
-        int(forecast.member.values[0]),
-        level=field.level,
-        indices=indices,
-        quantile=quantile,
-    )
-    with atomic_directory(Path(directory)) as temporary:
-        temporary.mkdir()
-        render.save_frames(frames, [temporary / FRAME_NAME.format(index=i) for i in indices])
-
-
-def render_animation(
-    frame_directories: Sequence[str], gif: str, mp4: str | None, fps: float
-) -> list[Path]:
-    """GIF (and MP4) of the frames of `frame_directories`, taken in order."""
-    paths = [path for directory in frame_directories for path in sorted(Path(directory).iterdir())]
-    return render.write_animation(render.load_frames(paths), gif, mp4, fps=fps)
 
 
 def default_climatology_period(truth: xr.Dataset, init_times: np.ndarray) -> tuple[str, str]:
-    """From the dataset's first time to the hour before the earliest start date, or to the day
+    """From the dataset's first time to the hour before the earliest start date, or to the hour
     before the dataset's held-out period (attribute `held_out_start`) if that comes first."""
     end = np.min(init_times) - np.timedelta64(1, "h")
     if "held_out_start" in truth.attrs:

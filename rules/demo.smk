@@ -1,0 +1,124 @@
+"""The embedded demo: dataset -> autoencoder -> latent dump -> denoiser, under resources/demo.
+
+Include it before rules/common.smk: it tells the config checks which model and dataset the
+workflow builds itself (WORKFLOW_BUILT_MODELS, WORKFLOW_BUILT_DATASETS).
+"""
+
+import sys
+
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+from skyquilt.config import ConfigError
+from skyquilt.demo.dataset import stats_path
+from skyquilt.demo.plan import make_demo_plan
+from skyquilt.workflow import schema_error_line
+
+
+try:
+    validate(config, schema="../config/schema.demo.yaml")
+    DEMO = make_demo_plan(config["demo"])
+except WorkflowError as error:
+    sys.exit(f"skyquilt config error: {schema_error_line(error)}")
+except ConfigError as error:
+    sys.exit(f"skyquilt config error: {error}")
+
+WORKFLOW_BUILT_MODELS = DEMO.built_models()
+WORKFLOW_BUILT_DATASETS = (str(DEMO.dataset_path),)
+
+
+rule demo_dataset:
+    """Hourly ERA5-like states from the forced shallow-water model, and their statistics."""
+    output:
+        dataset=directory(str(DEMO.dataset_path)),
+        stats=str(stats_path(DEMO.dataset_path)),
+    log:
+        f"{DEMO.root}/logs/dataset.log",
+    benchmark:
+        f"{DEMO.root}/benchmarks/dataset.tsv"
+    params:
+        settings=config["demo"]["dataset"],
+    threads: DEMO.threads
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    script:
+        "../scripts/demo_dataset.py"
+
+
+rule demo_autoencoder:
+    """The autoencoder, trained on the training period, scored on the held-out period."""
+    input:
+        dataset=rules.demo_dataset.output.dataset,
+        stats=rules.demo_dataset.output.stats,
+    output:
+        config=f"{DEMO.autoencoder_dir}/config.yaml",
+        weights=f"{DEMO.autoencoder_dir}/weights.safetensors",
+        metrics=f"{DEMO.autoencoder_dir}/metrics.json",
+    log:
+        f"{DEMO.root}/logs/autoencoder.log",
+    benchmark:
+        f"{DEMO.root}/benchmarks/autoencoder.tsv"
+    params:
+        settings=config["demo"]["autoencoder"],
+        held_out=list(DEMO.dataset.held_out),
+    threads: DEMO.threads
+    resources:
+        mem_mb=3000,
+        runtime=30,
+    script:
+        "../scripts/demo_autoencoder.py"
+
+
+rule demo_latents:
+    """Every state encoded (latent_dir/latents.zarr), the latent statistics, and the
+    autoencoder copied into latent_dir/ae."""
+    input:
+        dataset=rules.demo_dataset.output.dataset,
+        config=rules.demo_autoencoder.output.config,
+        weights=rules.demo_autoencoder.output.weights,
+    output:
+        latents=directory(f"{DEMO.latent_dir}/latents.zarr"),
+        stats=f"{DEMO.latent_dir}/stats.safetensors",
+        ae_config=f"{DEMO.latent_dir}/ae/config.yaml",
+        ae_weights=f"{DEMO.latent_dir}/ae/weights.safetensors",
+    log:
+        f"{DEMO.root}/logs/latents.log",
+    params:
+        held_out=list(DEMO.dataset.held_out),
+    threads: DEMO.threads
+    resources:
+        mem_mb=3000,
+        runtime=10,
+    script:
+        "../scripts/demo_latents.py"
+
+
+rule demo_denoiser:
+    """The blanket denoiser, trained on latent windows of the training period (best + last
+    weights, training log), and a sanity check of a few decoded unconditional samples."""
+    input:
+        dataset=rules.demo_dataset.output.dataset,
+        latents=rules.demo_latents.output.latents,
+        stats=rules.demo_latents.output.stats,
+        ae_config=rules.demo_latents.output.ae_config,
+        ae_weights=rules.demo_latents.output.ae_weights,
+    output:
+        config=f"{DEMO.model_path}/config.yaml",
+        best=f"{DEMO.model_path}/best.safetensors",
+        last=f"{DEMO.model_path}/last.safetensors",
+        log=f"{DEMO.model_path}/train_log.csv",
+        sanity=f"{DEMO.model_path}/sanity.json",
+    log:
+        f"{DEMO.root}/logs/denoiser.log",
+    benchmark:
+        f"{DEMO.root}/benchmarks/denoiser.tsv"
+    params:
+        settings=config["demo"]["denoiser"],
+        held_out=list(DEMO.dataset.held_out),
+    threads: DEMO.threads
+    resources:
+        mem_mb=3000,
+        runtime=30,
+    script:
+        "../scripts/demo_denoiser.py"

@@ -1,0 +1,22 @@
+"""Rule demo_autoencoder: train the demo autoencoder and write its directory + metrics.
+
+Progress (tqdm) goes to the console, the metrics to the rule's log.
+"""
+
+import json
+from pathlib import Path
+
+import torch
+
+from skyquilt.demo.train_autoencoder import TrainSettings, make_autoencoder
+
+torch.set_num_threads(snakemake.threads)  # noqa: F821
+metrics = make_autoencoder(
+    dataset_path=snakemake.input.dataset,  # noqa: F821
+    directory=Path(snakemake.output.config).parent,  # noqa: F821
+    settings=TrainSettings(**snakemake.params.settings),  # noqa: F821
+    held_out=tuple(snakemake.params.held_out),  # noqa: F821
+    progress=True,
+)
+with open(snakemake.log[0], "w") as log:  # noqa: F821
+    print(json.dumps(metrics, indent=2), file=log)

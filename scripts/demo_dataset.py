@@ -1,0 +1,19 @@
+"""Rule demo_dataset: simulate the demo dataset, write it and its normalisation statistics.
+
+Progress (tqdm) goes to the console, a summary to the rule's log.
+"""
+
+import time
+
+import torch
+
+from skyquilt.demo.dataset import DatasetSettings, simulate_dataset, write_dataset
+
+settings = DatasetSettings.from_config(snakemake.params.settings)  # noqa: F821
+torch.set_num_threads(snakemake.threads)  # noqa: F821
+start = time.monotonic()
+dataset = simulate_dataset(settings, progress=True)
+write_dataset(dataset, snakemake.output.dataset, settings.held_out)  # noqa: F821
+with open(snakemake.log[0], "w") as log:  # noqa: F821
+    print(f"settings: {settings}", file=log)
+    print(f"states: {dataset.sizes['time']}, wall time: {time.monotonic() - start:.1f} s", file=log)

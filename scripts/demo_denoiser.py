@@ -1,0 +1,28 @@
+"""Rule demo_denoiser: train the demo denoiser, then sample, decode and compare a few blankets
+with the held-out data (sanity.json). Progress (tqdm) goes to the console, a summary to the log.
+"""
+
+import json
+from pathlib import Path
+
+import torch
+
+from skyquilt.demo.files import write_json
+from skyquilt.demo.train_denoiser import DenoiserSettings, make_denoiser, sanity_check
+
+torch.set_num_threads(snakemake.threads)  # noqa: F821
+settings = DenoiserSettings(**snakemake.params.settings)  # noqa: F821
+held_out = tuple(snakemake.params.held_out)  # noqa: F821
+model_path = Path(snakemake.output.config).parent  # noqa: F821
+summary = make_denoiser(
+    latent_dir=Path(snakemake.input.stats).parent,  # noqa: F821
+    model_path=model_path,
+    settings=settings,
+    held_out=held_out,
+    progress=True,
+)
+dataset_path = snakemake.input.dataset  # noqa: F821
+sanity = sanity_check(model_path, dataset_path, held_out, settings.sanity_blankets, settings.seed)
+write_json(sanity, snakemake.output.sanity)  # noqa: F821
+with open(snakemake.log[0], "w") as log:  # noqa: F821
+    print(json.dumps({"training": summary, "sanity": sanity}, indent=2), file=log)

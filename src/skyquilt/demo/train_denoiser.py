@@ -1,0 +1,332 @@
+"""Training of the demo blanket denoiser on windows of consecutive standardised latents.
+
+A training example is a blanket of K consecutive hourly latent states from the training
+period, standardised with the latent statistics, with the calendar features of each state.
+The loss is the EDM denoising loss (skyquilt.models.precondition) at noise levels drawn from
+the model's schedule. A fixed set of held-out blankets, noise levels and noises gives a
+deterministic validation loss; the weights with the lowest one are kept as `best`.
+"""
+
+import copy
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import safetensors.torch
+import torch
+import xarray as xr
+from torch import Tensor
+from tqdm import tqdm
+
+from skyquilt.demo.autoencoder import load_autoencoder
+from skyquilt.demo.dataset import held_out_mask, stack_states
+from skyquilt.demo.files import write_csv
+from skyquilt.demo.latents import LATENTS_FILE, STATS_FILE
+from skyquilt.demo.train_autoencoder import area_weights
+from skyquilt.demo.training import TrainingBudget
+from skyquilt.diffusion.samplers import build_sampler, init_noise
+from skyquilt.diffusion.schedules import DiffusionSchedule, build_schedule, sample_training_sigma
+from skyquilt.models.directory import (
+    ModelDirectory,
+    build_denoiser,
+    load_denoiser,
+    parse_model_config,
+    write_model_directory,
+)
+from skyquilt.models.precondition import BlanketDenoiser, denoising_loss
+from skyquilt.stores import LATENT
+from skyquilt.timestamps import time_features
+
+TRAIN_LOG_FILE = "train_log.csv"
+SANITY_FILE = "sanity.json"
+
+
+@dataclass(frozen=True)
+class DenoiserSettings:
+    """Keys of the config section `demo.denoiser`."""
+
+    blanket_size: int = 8
+    hidden_channels: int = 32
+    blocks: int = 2
+    embedding: int = 64
+    noise_schedule: str = "rectified"
+    sigma_min: float = 1e-3
+    sigma_max: float = 1e3
+    steps: int = 2000
+    batch_size: int = 8
+    learning_rate: float = 1e-3
+    max_minutes: float = 4.0
+    validation_every: int = 200
+    validation_blankets: int = 32
+    denoising_steps: int = 32
+    sanity_blankets: int = 8
+    seed: int = 0
+
+
+def denoiser_config(settings: DenoiserSettings, latent_shape: tuple[int, int, int]) -> dict:
+    """The model directory's config.yaml (INTERFACES.md) for these settings."""
+    return {
+        "latent_shape": list(latent_shape),
+        "backbone": {
+            "name": "blanket_net",
+            "kwargs": {
+                "hidden_channels": settings.hidden_channels,
+                "blocks": settings.blocks,
+                "embedding": settings.embedding,
+            },
+        },
+        "train": {
+            "blanket_size": settings.blanket_size,
+            "blanket_dt": 1,
+            "noise_schedule": settings.noise_schedule,
+            "sigma_min": settings.sigma_min,
+            "sigma_max": settings.sigma_max,
+            "precision": "float32",
+            "steps": settings.steps,
+            "batch_size": settings.batch_size,
+            "learning_rate": settings.learning_rate,
+            "max_minutes": settings.max_minutes,
+            "seed": settings.seed,
+        },
+        "valid": {
+            "denoising_steps": settings.denoising_steps,
+            "every": settings.validation_every,
+            "blankets": settings.validation_blankets,
+        },
+    }
+
+
+def window_starts(mask: np.ndarray, blanket_size: int) -> np.ndarray:
+    """First indices s of every window mask[s : s + K] that is all True: mask (T,) -> (N,)."""
+    inside = np.lib.stride_tricks.sliding_window_view(np.asarray(mask, bool), blanket_size)
+    return np.flatnonzero(inside.all(axis=1))
+
+
+def blankets(series: Tensor, starts: Tensor, blanket_size: int) -> Tensor:
+    """series (T, ...) and starts (B,) -> the windows (B, K, ...)."""
+    return series[starts[:, None] + torch.arange(blanket_size)]
+
+
+@dataclass
+class Validation:
+    """A fixed validation set: blankets (N, K, C, H, W), their features (N, K, 4), one noise
+    level each, spread over the schedule's quantiles, and fixed noises."""
+
+    clean: Tensor
+    features: Tensor
+    sigma: Tensor
+    noise: Tensor
+
+    @classmethod
+    def draw(
+        cls,
+        latents: Tensor,
+        features: Tensor,
+        starts: np.ndarray,
+        count: int,
+        schedule: DiffusionSchedule,
+        blanket_size: int,
+        seed: int,
+    ) -> "Validation":
+        chosen = torch.from_numpy(starts[np.linspace(0, len(starts) - 1, count).astype(int)])
+        clean = blankets(latents, chosen, blanket_size)
+        quantiles = (torch.arange(count, dtype=torch.float64) + 0.5) / count
+        generator = torch.Generator().manual_seed(seed)
+        noise = torch.randn(clean.shape, generator=generator)
+        sigma = schedule.sigma(quantiles).float()
+        return cls(clean, blankets(features, chosen, blanket_size), sigma, noise)
+
+    @torch.no_grad()
+    def loss(self, denoiser: BlanketDenoiser) -> float:
+        """The EDM loss of `denoiser` on this fixed set (same weighting as training)."""
+        sigma = self.sigma.reshape(-1, 1, 1, 1, 1)
+        estimate = denoiser(self.clean + sigma * self.noise, self.sigma, self.features)
+        error = (estimate - self.clean).square().mean(dim=(1, 2, 3, 4))
+        return float(((self.sigma**2 + 1) / self.sigma**2 * error).mean())
+
+
+def train_denoiser(
+    denoiser: BlanketDenoiser,
+    latents: Tensor,
+    features: Tensor,
+    train_starts: np.ndarray,
+    validation: Validation,
+    schedule: DiffusionSchedule,
+    settings: DenoiserSettings,
+    progress: bool = False,
+) -> tuple[BlanketDenoiser, list[dict]]:
+    """Fit `denoiser` on random blankets of standardised latents (T, C, H, W).
+
+    Adam with a cosine learning-rate decay over the budget (steps or wall time, whichever
+    runs out first). Returns the weights of lowest validation loss (`best`; `denoiser` itself
+    ends as `last`) and the log, one row per step: step, loss, validation_loss (every
+    `validation_every` steps and at the end, else None), learning_rate, seconds.
+    """
+    torch.manual_seed(settings.seed)
+    generator = torch.Generator().manual_seed(settings.seed)
+    optimiser = torch.optim.Adam(denoiser.parameters(), lr=settings.learning_rate)
+    budget = TrainingBudget(settings.steps, settings.max_minutes)
+    starts = torch.from_numpy(train_starts)
+    best, best_loss, log = copy.deepcopy(denoiser), math.inf, []
+    bar = tqdm(total=settings.steps, desc="denoiser", unit="step", disable=not progress)
+    while not budget.spent(len(log)):
+        learning_rate = settings.learning_rate * budget.cosine(len(log))
+        for group in optimiser.param_groups:
+            group["lr"] = learning_rate
+        denoiser.train()
+        chosen = starts[torch.randint(len(starts), (settings.batch_size,), generator=generator)]
+        sigma = sample_training_sigma(schedule, settings.batch_size, generator).float()
+        clean = blankets(latents, chosen, settings.blanket_size)
+        batch_features = blankets(features, chosen, settings.blanket_size)
+        loss = denoising_loss(denoiser, clean, sigma, batch_features)
+        optimiser.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(denoiser.parameters(), 1.0)
+        optimiser.step()
+        row = {"step": len(log) + 1, "loss": loss.item(), "validation_loss": None}
+        row |= {"learning_rate": learning_rate, "seconds": round(budget.elapsed(), 2)}
+        log.append(row)
+        bar.update()
+        if row["step"] % settings.validation_every == 0 or budget.spent(row["step"]):
+            denoiser.eval()
+            row["validation_loss"] = validation.loss(denoiser)
+            if row["validation_loss"] < best_loss:
+                best, best_loss = copy.deepcopy(denoiser), row["validation_loss"]
+            bar.set_postfix(loss=f"{loss.item():.3f}", valid=f"{row['validation_loss']:.3f}")
+    bar.close()
+    return best.eval(), log
+
+
+def load_standardised_latents(latent_dir: Path | str) -> tuple[Tensor, np.ndarray]:
+    """Latents of latent_dir standardised with its statistics, (T, C, H, W), and times (T,)."""
+    latent_dir = Path(latent_dir)
+    dump = xr.open_zarr(latent_dir / LATENTS_FILE)
+    statistics = safetensors.torch.load_file(latent_dir / STATS_FILE)
+    latents = torch.from_numpy(dump[LATENT].values)
+    return (latents - statistics["mean"]) / statistics["std"], dump.time.values
+
+
+def make_denoiser(
+    latent_dir: Path | str,
+    model_path: Path | str,
+    settings: DenoiserSettings,
+    held_out: tuple[str, str],
+    progress: bool = False,
+) -> dict:
+    """Train the demo denoiser on the latent dump and write its model directory.
+
+    Blankets come from the training period, validation blankets from the held-out period.
+    Writes config.yaml, best.safetensors, last.safetensors and train_log.csv; returns a
+    summary (steps, wall time, final and best validation loss).
+    """
+    latents, times = load_standardised_latents(latent_dir)
+    features = time_features(times)
+    held = held_out_mask(times, held_out)
+    config = denoiser_config(settings, tuple(latents.shape[1:]))
+    model = parse_model_config(config)
+    schedule = build_schedule(model.noise_schedule, model.sigma_min, model.sigma_max)
+    validation = Validation.draw(
+        latents,
+        features,
+        window_starts(held, settings.blanket_size),
+        settings.validation_blankets,
+        schedule,
+        settings.blanket_size,
+        settings.seed,
+    )
+    torch.manual_seed(settings.seed)
+    denoiser = build_denoiser(model)
+    best, log = train_denoiser(
+        denoiser,
+        latents,
+        features,
+        window_starts(~held, settings.blanket_size),
+        validation,
+        schedule,
+        settings,
+        progress,
+    )
+    write_model_directory(Path(model_path), config, best, last=denoiser)
+    write_csv(log, Path(model_path) / TRAIN_LOG_FILE)
+    validations = [row["validation_loss"] for row in log if row["validation_loss"] is not None]
+    return {
+        "steps": len(log),
+        "wall_seconds": log[-1]["seconds"],
+        "final_validation_loss": validations[-1],
+        "best_validation_loss": min(validations),
+    }
+
+
+def weighted_moments(fields: Tensor, weights: Tensor) -> tuple[Tensor, Tensor]:
+    """Area-weighted mean and std per variable: fields (N, V, H, W), weights (H,) of mean 1
+    -> (V,) each."""
+    weights = weights.double()[:, None]
+    fields = fields.double()
+    mean = (fields * weights).mean(dim=(0, 2, 3))
+    variance = ((fields - mean[:, None, None]).square() * weights).mean(dim=(0, 2, 3))
+    return mean, variance.sqrt()
+
+
+@torch.no_grad()
+def sanity_check(
+    model_path: Path | str,
+    dataset_path: Path | str,
+    held_out: tuple[str, str],
+    blanket_count: int,
+    seed: int = 0,
+    sampler: str = "lms",
+) -> dict:
+    """Sample `blanket_count` unconditional blankets with the best weights, decode them, and
+    compare each variable's mean and std (area-weighted) with the held-out states'.
+
+    A variable passes when its mean is within 25 % of the held-out std of the held-out mean
+    (means near zero, like v's, have no meaningful relative error) and its std is within
+    25 % of the held-out std.
+    """
+    denoiser, model = load_denoiser(Path(model_path), "best")
+    directory = ModelDirectory(Path(model_path))
+    statistics = safetensors.torch.load_file(directory.stats_file)
+    autoencoder = load_autoencoder(directory.autoencoder_dir)
+    dataset = xr.open_zarr(dataset_path)
+    held = held_out_mask(dataset.time.values, held_out)
+    reference = torch.from_numpy(stack_states(dataset.isel(time=held), autoencoder.variables))
+    weights = area_weights(dataset.latitude.values)
+
+    starts = window_starts(held, model.blanket_size)
+    chosen = torch.from_numpy(starts[np.linspace(0, len(starts) - 1, blanket_count).astype(int)])
+    features = blankets(time_features(dataset.time.values), chosen, model.blanket_size)
+
+    def denoise(x: Tensor, sigma: Tensor) -> Tensor:
+        return denoiser(x, sigma.reshape(1).expand(len(x)), features)
+
+    schedule = build_schedule(model.noise_schedule, model.sigma_min, model.sigma_max)
+    sample = build_sampler(sampler, denoise, schedule, model.denoising_steps)
+    torch.manual_seed(seed)
+    noise = init_noise(schedule, (blanket_count, model.blanket_size, *model.latent_shape))
+    latents = sample(noise) * statistics["std"] + statistics["mean"]
+    fields = autoencoder.denormalise(
+        autoencoder.decode(latents.flatten(0, 1), features.flatten(0, 1))
+    )
+    generated_mean, generated_std = weighted_moments(fields, weights)
+    reference_mean, reference_std = weighted_moments(reference, weights)
+    variables = {}
+    for index, name in enumerate(autoencoder.variables):
+        mean_error = float((generated_mean[index] - reference_mean[index]) / reference_std[index])
+        std_ratio = float(generated_std[index] / reference_std[index])
+        variables[name] = {
+            "generated": {"mean": float(generated_mean[index]), "std": float(generated_std[index])},
+            "held_out": {"mean": float(reference_mean[index]), "std": float(reference_std[index])},
+            "mean_error_in_std": mean_error,
+            "std_ratio": std_ratio,
+            "within_25_percent": abs(mean_error) <= 0.25 and abs(std_ratio - 1) <= 0.25,
+        }
+    return {
+        "description": (
+            f"{blanket_count} unconditional blankets of {model.blanket_size} states "
+            f"({sampler}, {model.denoising_steps} steps), decoded, vs {int(held.sum())} held-out "
+            "states; area-weighted moments"
+        ),
+        "variables": variables,
+        "within_25_percent": all(entry["within_25_percent"] for entry in variables.values()),
+    }

@@ -1,0 +1,126 @@
+"""The demo autoencoder: shapes, its directory, normalisation and its training loop."""
+
+import numpy as np
+import pytest
+import torch
+
+from skyquilt.demo.autoencoder import Autoencoder, load_autoencoder, save_autoencoder
+from skyquilt.demo.train_autoencoder import (
+    TrainSettings,
+    area_weights,
+    reconstruction_rmse,
+    train_autoencoder,
+)
+from skyquilt.demo.training import TrainingBudget
+from skyquilt.timestamps import time_features
+
+VARIABLES = ["geopotential", "u_component_of_wind", "v_component_of_wind"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """The tensors are tiny: one thread is fastest, and immune to a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def tiny_autoencoder(**kwargs) -> Autoencoder:
+    torch.manual_seed(0)
+    options = {"latent_channels": 4, "width": 4, "downsamplings": 2} | kwargs
+    return Autoencoder(VARIABLES, (16, 32), mean=[5e4, 5.0, 0.0], std=[3e3, 13.0, 12.0], **options)
+
+
+def features(count: int) -> torch.Tensor:
+    times = np.datetime64("2000-01-01", "ns") + np.arange(count) * np.timedelta64(5, "h")
+    return time_features(times)
+
+
+def test_encode_maps_states_to_a_coarser_latent_and_decode_back():
+    model = tiny_autoencoder()
+    states = torch.randn(3, 3, 16, 32)
+    latent = model.encode(states)
+    assert latent.shape == (3, 4, 4, 8) == (3, *model.latent_shape)
+    assert model.decode(latent, features(3)).shape == states.shape
+
+
+def test_latent_is_several_times_smaller_than_the_state():
+    model = Autoencoder(VARIABLES, (32, 64))
+    assert 3 * 32 * 64 / np.prod(model.latent_shape) >= 4
+
+
+def test_decoding_depends_on_the_timestamp():
+    model = tiny_autoencoder()
+    for parameter in model.time_embedding.parameters():
+        torch.nn.init.normal_(parameter)
+    latent = model.encode(torch.randn(1, 3, 16, 32))
+    midnight, noon = time_features(np.array(["2000-01-01T00", "2000-01-01T12"], "datetime64[ns]"))
+    assert not torch.allclose(
+        model.decode(latent, midnight[None]), model.decode(latent, noon[None])
+    )
+
+
+def test_grid_must_be_divisible_by_the_downsampling():
+    with pytest.raises(ValueError, match="divisible"):
+        Autoencoder(VARIABLES, (18, 32), downsamplings=2)
+
+
+def test_normalise_and_denormalise_are_inverse():
+    model = tiny_autoencoder()
+    physical = torch.tensor([5.3e4, 20.0, -3.0])[None, :, None, None].expand(2, 3, 16, 32)
+    assert torch.allclose(model.denormalise(model.normalise(physical)), physical)
+
+
+def test_directory_round_trip_gives_the_same_model(tmp_path):
+    model = tiny_autoencoder().eval()
+    save_autoencoder(model, tmp_path, extra={"dataset": "somewhere.zarr"})
+    loaded = load_autoencoder(tmp_path)
+    states, feats = torch.randn(2, 3, 16, 32), features(2)
+    assert loaded.variables == VARIABLES and loaded.latent_shape == model.latent_shape
+    assert torch.equal(loaded.mean, model.mean) and torch.equal(loaded.std, model.std)
+    with torch.no_grad():
+        assert torch.equal(loaded(states, feats), model(states, feats))
+    assert sorted(path.name for path in tmp_path.iterdir()) == [
+        "config.yaml",
+        "weights.safetensors",
+    ]
+
+
+def test_training_loss_decreases_on_a_fixed_tiny_batch():
+    model = tiny_autoencoder()
+    grid = torch.linspace(0, 2 * np.pi, 32)
+    states = torch.stack([torch.sin(grid * k).expand(3, 16, 32) for k in (1, 2, 3, 4)])
+    settings = TrainSettings(steps=60, batch_size=4, learning_rate=3e-3)
+    losses = train_autoencoder(
+        model, states, features(4), area_weights(np.linspace(90, -90, 16)), settings
+    )
+    assert len(losses) == 60
+    assert np.mean(losses[-5:]) < 0.5 * np.mean(losses[:5])
+
+
+def test_reconstruction_rmse_is_zero_for_a_perfect_model():
+    class Identity(torch.nn.Module):
+        def forward(self, x, time_features):
+            return x
+
+    states = torch.randn(5, 3, 16, 32)
+    rmse = reconstruction_rmse(Identity(), states, features(5), torch.ones(16), batch_size=2)
+    assert rmse.shape == (3,) and torch.all(rmse == 0)
+
+
+def test_area_weights_have_mean_one_and_favour_the_equator():
+    weights = area_weights(np.linspace(90, -90, 17))
+    assert float(weights.mean()) == pytest.approx(1.0)
+    assert weights[8] == weights.max() and 0 < weights[0] < weights[1]
+
+
+def test_budget_ends_at_the_step_count_and_anneals_to_zero():
+    budget = TrainingBudget(steps=10, max_minutes=60)
+    assert not budget.spent(9) and budget.spent(10)
+    assert budget.cosine(0) == pytest.approx(1.0, abs=1e-4) and budget.cosine(10) == 0.0
+
+
+def test_budget_ends_when_the_wall_clock_cap_is_reached():
+    budget = TrainingBudget(steps=10**9, max_minutes=1e-9)
+    assert budget.spent(1) and budget.cosine(1) == 0.0

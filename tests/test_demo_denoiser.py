@@ -1,0 +1,124 @@
+"""Training of the demo denoiser: windows, the training loop, its model directory, sanity."""
+
+import csv
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from skyquilt.demo.autoencoder import Autoencoder, save_autoencoder
+from skyquilt.demo.dataset import DatasetSettings, simulate_dataset, write_dataset
+from skyquilt.demo.latents import dump_latents
+from skyquilt.demo.train_denoiser import (
+    DenoiserSettings,
+    Validation,
+    denoiser_config,
+    make_denoiser,
+    sanity_check,
+    train_denoiser,
+    window_starts,
+)
+from skyquilt.diffusion.schedules import build_schedule
+from skyquilt.models.directory import build_denoiser, load_denoiser, parse_model_config
+
+HELD_OUT = ("2000-04-02", "2000-04-02")
+TINY = DenoiserSettings(
+    blanket_size=4,
+    hidden_channels=8,
+    blocks=1,
+    embedding=8,
+    steps=12,
+    batch_size=4,
+    validation_every=5,
+    validation_blankets=3,
+    denoising_steps=3,
+    sanity_blankets=2,
+)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """The tensors are tiny: one thread is fastest, and immune to a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, one_thread):
+    """Tiny dataset -> untrained autoencoder -> latent dump -> trained tiny denoiser."""
+    root = tmp_path_factory.mktemp("demo")
+    settings = DatasetSettings.from_config(
+        {"start": "2000-04-01", "days": 2, "grid": [16, 32], "spinup_days": 0}
+    )
+    write_dataset(simulate_dataset(settings), root / "era5_demo.zarr", HELD_OUT)
+    torch.manual_seed(0)
+    variables = ["geopotential", "u_component_of_wind", "v_component_of_wind"]
+    autoencoder = Autoencoder(variables, (16, 32), 2, 4, 2, [5.4e4, 5.0, 0.0], [3e3, 13.0, 12.0])
+    save_autoencoder(autoencoder, root / "ae")
+    latent_dir = root / "ae/latents/demo"
+    dump_latents(root / "era5_demo.zarr", root / "ae", latent_dir, HELD_OUT)
+    model_path = latent_dir / "denoisers/denoiser/0"
+    summary = make_denoiser(latent_dir, model_path, TINY, HELD_OUT)
+    return root / "era5_demo.zarr", model_path, summary
+
+
+def test_windows_lie_entirely_inside_the_mask():
+    mask = np.array([1, 1, 1, 0, 1, 1, 1, 1], dtype=bool)
+    assert window_starts(mask, 3).tolist() == [0, 4, 5]
+    assert window_starts(mask, 5).tolist() == []
+
+
+def test_validation_loss_decreases_when_training_on_a_fixed_tiny_set():
+    torch.manual_seed(0)
+    steps = torch.arange(12, dtype=torch.float32)
+    latents = torch.sin(
+        steps[:, None, None, None] / 3 + torch.linspace(0, 3, 2 * 4 * 8).reshape(2, 4, 8)
+    )
+    features = torch.zeros(12, 4)
+    settings = dataclasses.replace(TINY, steps=150, learning_rate=3e-3)
+    model = parse_model_config(denoiser_config(settings, (2, 4, 8)))
+    schedule = build_schedule("rectified", 1e-3, 1e3)
+    starts = window_starts(np.ones(12, dtype=bool), 4)
+    validation = Validation.draw(latents, features, starts, 8, schedule, 4, seed=1)
+    denoiser = build_denoiser(model)
+    before = validation.loss(denoiser)
+    best, log = train_denoiser(denoiser, latents, features, starts, validation, schedule, settings)
+    assert len(log) == 150
+    assert validation.loss(best) < 0.7 * before
+
+
+def test_model_directory_holds_configs_weights_and_log(trained):
+    _, model_path, summary = trained
+    names = {path.name for path in model_path.iterdir()}
+    assert {"config.yaml", "best.safetensors", "last.safetensors", "train_log.csv"} <= names
+    denoiser, config = load_denoiser(model_path, "best")
+    assert config.blanket_size == 4 and config.blanket_dt == 1 and config.latent_shape == (2, 4, 8)
+    assert config.noise_schedule == "rectified" and config.denoising_steps == 3
+    load_denoiser(model_path, "last")
+    assert summary["steps"] == 12
+
+
+def test_training_log_has_a_loss_per_step_and_periodic_validation(trained):
+    _, model_path, summary = trained
+    with (model_path / "train_log.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(row["step"]) for row in rows] == list(range(1, 13))
+    validated = [int(row["step"]) for row in rows if row["validation_loss"]]
+    assert validated == [5, 10, 12]
+    assert float(rows[-1]["validation_loss"]) == pytest.approx(summary["final_validation_loss"])
+
+
+def test_sanity_check_compares_decoded_samples_with_held_out_data(trained):
+    dataset_path, model_path, _ = trained
+    report = sanity_check(model_path, dataset_path, HELD_OUT, blanket_count=2)
+    assert set(report["variables"]) == {
+        "geopotential",
+        "u_component_of_wind",
+        "v_component_of_wind",
+    }
+    for entry in report["variables"].values():
+        assert np.isfinite(entry["generated"]["std"]) and entry["held_out"]["std"] > 0
+    assert isinstance(report["within_25_percent"], bool)

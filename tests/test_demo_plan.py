@@ -1,0 +1,80 @@
+"""The `demo:` config section: schema defaults, checks, and the paths the demo builds."""
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+import yaml
+from snakemake.utils import validate
+
+from skyquilt.config import ConfigError
+from skyquilt.demo.dataset import DatasetSettings
+from skyquilt.demo.plan import make_demo_plan
+from skyquilt.demo.shallow_water import Forcing
+from skyquilt.demo.train_autoencoder import TrainSettings
+from skyquilt.demo.train_denoiser import DenoiserSettings
+
+REPO = Path(__file__).resolve().parents[1]
+SCHEMA = REPO / "config/schema.demo.yaml"
+
+
+def schema_defaults() -> dict:
+    config: dict = {}
+    validate(config, str(SCHEMA))
+    return config["demo"]
+
+
+def test_schema_fills_every_default_of_the_settings():
+    demo = schema_defaults()
+    assert DatasetSettings.from_config(demo["dataset"]) == DatasetSettings()
+    assert TrainSettings(**demo["autoencoder"]) == TrainSettings()
+    assert DenoiserSettings(**demo["denoiser"]) == DenoiserSettings()
+    assert demo["threads"] == 1
+
+
+def test_schema_lists_every_forcing_parameter():
+    properties = yaml.safe_load(SCHEMA.read_text())["properties"]["demo"]["properties"]
+    forcing = properties["dataset"]["properties"]["forcing"]["properties"]
+    assert set(forcing) == {field.name for field in dataclasses.fields(Forcing)}
+
+
+def test_schema_rejects_an_unknown_key():
+    with pytest.raises(Exception, match="stepz"):
+        validate({"demo": {"autoencoder": {"stepz": 3}}}, str(SCHEMA))
+
+
+def test_demo_paths_are_the_defaults_of_the_workflow_config():
+    config = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    plan = make_demo_plan(schema_defaults())
+    assert str(plan.dataset_path) == config["dataset"]
+    assert str(plan.model_path) == config["model_path"]
+    assert plan.latent_dir == plan.model_path.parents[2]
+
+
+def test_built_model_config_has_the_latent_shape_of_the_autoencoder():
+    plan = make_demo_plan(schema_defaults())
+    (model,) = plan.built_models().values()
+    assert model.latent_shape == (8, 8, 16) == plan.latent_shape
+    assert model.blanket_size == 8 and model.blanket_dt == 1
+    assert model.noise_schedule == "rectified" and (model.sigma_min, model.sigma_max) == (1e-3, 1e3)
+
+
+@pytest.mark.parametrize(
+    ("section", "key"),
+    [
+        ({"dataset": {"grid": [30, 64]}}, "demo.dataset.grid"),
+        ({"dataset": {"held_out": ["2001-01-01", "2001-01-31"]}}, "demo.dataset.held_out"),
+        ({"dataset": {"held_out": ["2000-05-01", "2000-04-01"]}}, "demo.dataset.held_out"),
+        ({"denoiser": {"noise_schedule": "cosine"}}, "demo.denoiser.noise_schedule"),
+        (
+            {
+                "dataset": {"held_out": ["2000-04-01", "2000-04-01"]},
+                "denoiser": {"blanket_size": 30},
+            },
+            "demo.denoiser.blanket_size",
+        ),
+    ],
+)
+def test_settings_that_cannot_work_fail_naming_the_key(section, key):
+    with pytest.raises(ConfigError, match=key):
+        make_demo_plan(section)

@@ -1,0 +1,98 @@
+"""Settings, paths and request checks of the on-request outputs (decode, render, evaluate)."""
+
+import numpy as np
+import pytest
+from conftest import tiny_config
+
+from skyquilt.config import ConfigError
+from skyquilt.products import (
+    Field,
+    check_climatology_period,
+    check_ground_truth,
+    make_products,
+    parse_fields,
+)
+from skyquilt.workflow import make_plan
+
+DEFAULTS = {
+    "decode": {"states_per_chunk": 8},
+    "render": {
+        "lead_hours": [0, 6, 11, 48],
+        "quantile": 0.01,
+        "gallery_members": 4,
+        "animation": {"fps": 4, "mp4": False, "frames_per_job": 5, "members": 1},
+        "fields": [{"variable": "geopotential", "level": 500}, {"variable": "t2m"}],
+    },
+    "evaluate": {"fields": None, "climatology_period": None},
+}
+
+
+@pytest.fixture
+def products(tiny_model):
+    config = tiny_config(tiny_model, dataset="era5.zarr", output_dir="out") | DEFAULTS
+    return make_products(config, make_plan(config))
+
+
+def test_field_labels_name_the_level_when_there_is_one():
+    assert Field("geopotential", 500).label == "geopotential-500"
+    assert Field("geopotential", 850.0).label == "geopotential-850"
+    assert Field("2m_temperature").label == "2m_temperature"
+
+
+def test_a_field_listed_twice_is_refused():
+    entry = {"variable": "geopotential", "level": 500}
+    with pytest.raises(ConfigError, match="render.fields: geopotential-500 listed more than once"):
+        parse_fields([entry, entry], "render.fields")
+
+
+def test_paths_follow_the_output_layout(products):
+    assert products.decoded(12, "2000-04-03T00", 1) == (
+        "out/prior/default/12h/decoded/2000-04-03T00/1.zarr"
+    )
+    assert products.gallery(12, "2000-04-03T00", "geopotential-500") == (
+        "out/prior/default/12h/render/gallery/2000-04-03T00/geopotential-500.png"
+    )
+    assert products.evaluation(12, "metrics.csv") == "out/prior/default/12h/evaluation/metrics.csv"
+
+
+def test_frames_are_split_into_jobs_of_at_most_frames_per_job(products):
+    assert products.frame_chunks(12) == [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9], [10, 11]]
+
+
+def test_gallery_leads_beyond_the_trajectory_are_left_out(products):
+    assert products.gallery_lead_hours(12) == [0, 6, 11]
+
+
+def test_render_targets_are_galleries_and_animations_of_the_animated_members(products):
+    targets = products.render_targets()
+    assert len(targets) == 2 * 2 * (1 + 1)  # dates x fields x (gallery + one member's GIF)
+    assert "out/prior/default/12h/render/animation/2000-04-20T12/0/t2m.gif" in targets
+
+
+def test_trajectories_leaving_the_dataset_are_named_with_its_range(products):
+    times = np.datetime64("2000-04-01", "ns") + np.arange(24 * 20 - 1) * np.timedelta64(1, "h")
+    with pytest.raises(ConfigError) as error:
+        check_ground_truth(products, times, "era5.zarr")
+    assert "2000-04-20T12 (T = 12)" in str(error.value)
+    assert "2000-04-03T00" not in str(error.value)
+    assert "covers 2000-04-01T00 to 2000-04-20T22" in str(error.value)
+    one_more_hour = np.append(times, times[-1] + np.timedelta64(1, "h"))
+    check_ground_truth(products, one_more_hour, "era5.zarr")
+
+
+def test_a_climatology_period_must_not_overlap_evaluated_trajectories(products, tiny_model):
+    config = tiny_config(tiny_model, dataset="era5.zarr") | DEFAULTS
+    for period, overlaps in [
+        (["1999-07-01", "2000-04-02"], False),
+        (["1999-07-01", "2000-04-03"], True),
+        (["2000-04-03T12", "2000-04-20T11"], False),
+        (["2000-04-20T23", "2000-04-30"], True),  # the second trajectory ends 2000-04-20T23
+        (["2000-04-21", "2000-04-30"], False),
+    ]:
+        config["evaluate"] = {"fields": None, "climatology_period": period}
+        products = make_products(config, make_plan(config))
+        if overlaps:
+            with pytest.raises(ConfigError, match="evaluate.climatology_period"):
+                check_climatology_period(products)
+        else:
+            check_climatology_period(products)
