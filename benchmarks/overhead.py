@@ -101,7 +101,8 @@ def startup_costs(model: Path, plan, size: int, threads: int, repeats: int) -> d
         PYTHON,
         str(REPO / "scripts/generate.py"),
         "--model-path", str(model),
-        "--request", plan.request(size, START, 0),
+        "--settings", plan.settings(),
+        "--size", str(size), "--date", START, "--member", "0",
         "--output", str(OUTPUT / "overhead/job.zarr"),
         "--threads", str(threads),
     ]  # fmt: skip

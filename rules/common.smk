@@ -84,11 +84,16 @@ def get_threads(rule):
     return PLAN.resources.get(rule, {}).get("cpus", 1)
 
 
-def get_launcher(wildcards):
+def get_launcher():
     """python, or torchrun with one process per GPU (or per `generation.processes`),
-    never more processes than the trajectory has blankets."""
-    return launcher_command(
-        PLAN.processes_for(int(wildcards.size)), PLAN.resources["gen"].get("nodes", 1)
+    never more processes than a trajectory has blankets: a constant when every size
+    runs the same number of processes, else a function of the size wildcard."""
+    nodes = PLAN.resources["gen"].get("nodes", 1)
+    counts = {PLAN.processes_for(size) for size in PLAN.sizes}
+    if len(counts) == 1:
+        return launcher_command(counts.pop(), nodes)
+    return lambda wildcards: launcher_command(
+        PLAN.processes_for(int(wildcards.size)), nodes
     )
 
 
@@ -192,14 +197,19 @@ def get_frames_inputs(wildcards):
     return {"decoded": decoded, "dataset": PRODUCTS.dataset}
 
 
-def get_frame_directories(wildcards):
-    """The frames of one animation, one directory per frames job, in order."""
-    return [
+def get_animation_inputs(wildcards):
+    """The frames of one animation, one directory per frames job, in order, when its frames
+    are split over jobs (render.animation.frames_per_job); else the decoded member itself,
+    rendered by the animation job."""
+    if not PRODUCTS.frames_per_job:
+        return get_frames_inputs(wildcards)
+    frames = [
         PRODUCTS.frames(
             wildcards.size, wildcards.date, wildcards.member, wildcards.field, chunk
         )
         for chunk in range(len(PRODUCTS.frame_chunks(wildcards.size)))
     ]
+    return {"frames": frames}
 
 
 def get_frame_indices(wildcards):

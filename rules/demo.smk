@@ -14,7 +14,6 @@ from skyquilt.demo.dataset import stats_path
 from skyquilt.demo.plan import make_demo_plan
 from skyquilt.workflow import schema_error_line
 
-
 try:
     validate(config, schema="../config/schema.demo.yaml")
     DEMO = make_demo_plan(config["demo"])
@@ -36,12 +35,14 @@ rule demo_dataset:
         f"{DEMO.root}/logs/dataset.log",
     benchmark:
         f"{DEMO.root}/benchmarks/dataset.tsv"
-    params:
-        settings=config["demo"]["dataset"],
+    conda:
+        "../envs/skyquilt.yaml"
     threads: DEMO.threads
     resources:
         mem_mb=2000,
         runtime=30,
+    params:
+        settings=config["demo"]["dataset"],
     script:
         "../scripts/demo_dataset.py"
 
@@ -59,13 +60,15 @@ rule demo_autoencoder:
         f"{DEMO.root}/logs/autoencoder.log",
     benchmark:
         f"{DEMO.root}/benchmarks/autoencoder.tsv"
-    params:
-        settings=config["demo"]["autoencoder"],
-        held_out=list(DEMO.dataset.held_out),
+    conda:
+        "../envs/skyquilt.yaml"
     threads: DEMO.threads
     resources:
         mem_mb=3000,
         runtime=30,
+    params:
+        settings=config["demo"]["autoencoder"],
+        held_out=list(DEMO.dataset.held_out),
     script:
         "../scripts/demo_autoencoder.py"
 
@@ -84,19 +87,22 @@ rule demo_latents:
         ae_weights=f"{DEMO.latent_dir}/ae/weights.safetensors",
     log:
         f"{DEMO.root}/logs/latents.log",
-    params:
-        held_out=list(DEMO.dataset.held_out),
+    conda:
+        "../envs/skyquilt.yaml"
     threads: DEMO.threads
     resources:
         mem_mb=3000,
         runtime=10,
+    params:
+        held_out=list(DEMO.dataset.held_out),
     script:
         "../scripts/demo_latents.py"
 
 
 rule demo_denoiser:
     """The blanket denoiser, trained on latent windows of the training period (best + last
-    weights, training log), and a sanity check of a few decoded unconditional samples."""
+    weights, training log), and a sanity check of a few decoded unconditional samples.
+    """
     input:
         dataset=rules.demo_dataset.output.dataset,
         latents=rules.demo_latents.output.latents,
@@ -113,12 +119,14 @@ rule demo_denoiser:
         f"{DEMO.root}/logs/denoiser.log",
     benchmark:
         f"{DEMO.root}/benchmarks/denoiser.tsv"
-    params:
-        settings=config["demo"]["denoiser"],
-        held_out=list(DEMO.dataset.held_out),
+    conda:
+        "../envs/skyquilt.yaml"
     threads: DEMO.threads
     resources:
         mem_mb=3000,
         runtime=30,
+    params:
+        settings=config["demo"]["denoiser"],
+        held_out=list(DEMO.dataset.held_out),
     script:
         "../scripts/demo_denoiser.py"

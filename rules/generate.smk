@@ -12,13 +12,12 @@ rule generate:
     resources:
         **get_resources("gen"),
     params:
-        request=lambda wildcards: PLAN.request(
-            wildcards.size, wildcards.date, wildcards.member
-        ),
-        launcher=get_launcher,
-        model_path=lambda wildcards, input: os.path.dirname(input.config),
+        # Constants rather than functions: Snakemake evaluates per-job functions for every
+        # member, which dominates planning time for tens of thousands of members.
+        settings=PLAN.settings(),
+        launcher=get_launcher(),
         script=os.path.join(workflow.basedir, "scripts", "generate.py"),
     shell:
-        "{params.launcher} {params.script:q}"
-        " --model-path {params.model_path:q} --request {params.request:q}"
-        " --output {output:q} --threads {threads} > {log:q} 2>&1"
+        "{params.launcher} {params.script:q} --model-path $(dirname {input.config:q})"
+        " --settings {params.settings:q} --size {wildcards.size} --date {wildcards.date}"
+        " --member {wildcards.member} --output {output:q} --threads {threads} > {log:q} 2>&1"

@@ -51,19 +51,22 @@ rule frames:
 
 
 rule animation:
-    """The frames of one member as a GIF (and an MP4 when ffmpeg is available)."""
+    """One member beside the truth as a GIF (and an MP4 when ffmpeg is available), from
+    frames jobs or rendered here."""
     input:
-        get_frame_directories,
+        unpack(get_animation_inputs),
     output:
         **get_animation_outputs(),
     log:
         f"{PLAN.output_dir}/logs/{PLAN.run}/render/{{size}}h/animation/{{date}}/{{member}}/{{field}}.log",
     conda:
         "../envs/skyquilt.yaml"
-    threads: 1
+    threads: get_threads("render")
     resources:
         **get_resources("render"),
     params:
+        field=get_field,
+        quantile=PRODUCTS.quantile,
         fps=PRODUCTS.fps,
     script:
         "../scripts/render_animation.py"

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import torch
 
-from skyquilt.demo.train_autoencoder import TrainSettings, make_autoencoder
+from skyquilt.demo.train_autoencoder import AutoencoderSettings, make_autoencoder
 
 torch.set_num_threads(snakemake.threads)  # noqa: F821
 metrics = make_autoencoder(
     dataset_path=snakemake.input.dataset,  # noqa: F821
     directory=Path(snakemake.output.config).parent,  # noqa: F821
-    settings=TrainSettings(**snakemake.params.settings),  # noqa: F821
+    settings=AutoencoderSettings(**snakemake.params.settings),  # noqa: F821
     held_out=tuple(snakemake.params.held_out),  # noqa: F821
     progress=True,
 )

@@ -25,7 +25,8 @@ import pytest
 import torch
 
 from skyquilt.blankets import _keep_ranges, blanket_count, fold, padded_size, unfold
-from skyquilt.diffusion import build_sampler, build_schedule, init_noise
+from skyquilt.diffusion.samplers import build_sampler, init_noise
+from skyquilt.diffusion.schedules import build_schedule
 
 BLANKET_SIZE, TRAJECTORY_SIZE, RHO = 8, 64, 0.9
 STEPS = 64

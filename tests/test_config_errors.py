@@ -189,7 +189,7 @@ CASES = [
 
 
 def broken_models(root: Path, good: Path) -> Models:
-    """Copies of the tiny model, each broken in one way."""
+    """Copies of the tiny model, each broken in one way; a decodable one; two datasets."""
 
     model_root = good.parents[7]  # <root>/autoencoders/ae/0/latents/dump/denoisers/denoiser/0
 

@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from skyquilt.demo.autoencoder import Autoencoder, load_autoencoder, save_autoencoder
+from skyquilt.demo.dataset import area_weights
 from skyquilt.demo.train_autoencoder import (
-    TrainSettings,
-    area_weights,
+    AutoencoderSettings,
     reconstruction_rmse,
     train_autoencoder,
 )
@@ -91,7 +91,7 @@ def test_training_loss_decreases_on_a_fixed_tiny_batch():
     model = tiny_autoencoder()
     grid = torch.linspace(0, 2 * np.pi, 32)
     states = torch.stack([torch.sin(grid * k).expand(3, 16, 32) for k in (1, 2, 3, 4)])
-    settings = TrainSettings(steps=60, batch_size=4, learning_rate=3e-3)
+    settings = AutoencoderSettings(steps=60, batch_size=4, learning_rate=3e-3)
     losses = train_autoencoder(
         model, states, features(4), area_weights(np.linspace(90, -90, 16)), settings
     )
@@ -107,12 +107,6 @@ def test_reconstruction_rmse_is_zero_for_a_perfect_model():
     states = torch.randn(5, 3, 16, 32)
     rmse = reconstruction_rmse(Identity(), states, features(5), torch.ones(16), batch_size=2)
     assert rmse.shape == (3,) and torch.all(rmse == 0)
-
-
-def test_area_weights_have_mean_one_and_favour_the_equator():
-    weights = area_weights(np.linspace(90, -90, 17))
-    assert float(weights.mean()) == pytest.approx(1.0)
-    assert weights[8] == weights.max() and 0 < weights[0] < weights[1]
 
 
 def test_budget_ends_at_the_step_count_and_anneals_to_zero():

@@ -10,6 +10,7 @@ import xarray as xr
 from skyquilt.demo.dataset import (
     VARIABLES,
     DatasetSettings,
+    area_weights,
     held_out_mask,
     read_stats,
     simulate_dataset,
@@ -96,3 +97,9 @@ def test_settings_take_defaults_for_missing_keys():
     settings = DatasetSettings.from_config({"grid": [16, 32], "forcing": {"stirring": 0.0}})
     assert settings.grid == (16, 32) and settings.days == 366
     assert settings.forcing.stirring == 0.0 and settings.forcing.drag_days == 10.0
+
+
+def test_area_weights_have_mean_one_and_favour_the_equator():
+    weights = area_weights(np.linspace(90, -90, 17))
+    assert float(weights.mean()) == pytest.approx(1.0)
+    assert weights[8] == weights.max() and 0 < weights[0] < weights[1]

@@ -10,12 +10,12 @@ import torch
 from skyquilt.demo.autoencoder import Autoencoder, save_autoencoder
 from skyquilt.demo.dataset import DatasetSettings, simulate_dataset, write_dataset
 from skyquilt.demo.latents import dump_latents
+from skyquilt.demo.sanity import sanity_check
 from skyquilt.demo.train_denoiser import (
     DenoiserSettings,
     Validation,
     denoiser_config,
     make_denoiser,
-    sanity_check,
     train_denoiser,
     window_starts,
 )

@@ -11,7 +11,7 @@ from skyquilt.config import ConfigError
 from skyquilt.demo.dataset import DatasetSettings
 from skyquilt.demo.plan import make_demo_plan
 from skyquilt.demo.shallow_water import Forcing
-from skyquilt.demo.train_autoencoder import TrainSettings
+from skyquilt.demo.train_autoencoder import AutoencoderSettings
 from skyquilt.demo.train_denoiser import DenoiserSettings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -27,7 +27,7 @@ def schema_defaults() -> dict:
 def test_schema_fills_every_default_of_the_settings():
     demo = schema_defaults()
     assert DatasetSettings.from_config(demo["dataset"]) == DatasetSettings()
-    assert TrainSettings(**demo["autoencoder"]) == TrainSettings()
+    assert AutoencoderSettings(**demo["autoencoder"]) == AutoencoderSettings()
     assert DenoiserSettings(**demo["denoiser"]) == DenoiserSettings()
     assert demo["threads"] == 1
 

@@ -1,7 +1,8 @@
-"""Faults: killed jobs, damaged shards, a full disk, config changes and concurrent runs.
+"""Faults: killed jobs, damaged shards, a full disk, unsafe checkpoints, config changes and
+concurrent runs (RELIABILITY.md lists what each test shows).
 
-Every test works on a copy of one finished tiny run (2 start dates x 2 members, T = 12,
-3 steps) and drives the real `snakemake`. Jobs are stopped at an exact point with
+The workflow tests drive the real `snakemake` on a copy of one finished tiny run (2 start
+dates x 2 members, T = 12, 3 steps). Jobs are stopped at an exact point with
 SKYQUILT_PAUSE_AT (skyquilt.faults) and then killed with SIGKILL, as a scheduler would.
 """
 
@@ -106,7 +107,6 @@ class Background:
     """A snakemake run in the background whose jobs can be paused, killed or resumed."""
 
     def __init__(self, workdir: Path, arguments: tuple[str, ...], env: dict[str, str]):
-        self.workdir = workdir
         self.output = workdir / "snakemake.out"
         command = [
             str(SNAKEMAKE),
@@ -298,11 +298,10 @@ def fill(directory: Path) -> Path:
     """Fill the file system of `directory` with one file; return it."""
     filler = directory / "filler"
     block = b"\0" * 65536
-    with filler.open("wb") as handle:
+    with filler.open("wb", buffering=0) as handle:  # unbuffered: nothing is left to flush
         try:
             while True:
                 handle.write(block)
-                handle.flush()
         except OSError as error:
             assert error.errno == errno.ENOSPC
     return filler

@@ -31,10 +31,12 @@ REQUEST = {
 
 
 def run_job(model_path, output, processes=1, **overrides):
-    request = json.dumps({**REQUEST, "model_path": str(model_path), **overrides})
+    settings = {**REQUEST, "model_path": str(model_path), **overrides}
+    size, label, member = (settings.pop(key) for key in ("trajectory_size", "start_date", "member"))
     command = (
         f"{launcher_command(processes)} {REPO / 'scripts/generate.py'} --model-path {model_path} "
-        f"--request '{request}' --output {output} --threads 2"
+        f"--settings '{json.dumps(settings)}' --size {size} --date {label} --member {member} "
+        f"--output {output} --threads 2"
     )
     return subprocess.run(command, shell=True, capture_output=True, text=True, timeout=300)
 

@@ -20,6 +20,7 @@ from skyquilt.demo.dataset import VARIABLES
 from skyquilt.metrics import SCORE_COLUMNS, table_from_dataset
 from skyquilt.models import write_random_model
 from skyquilt.render import ffmpeg_available
+from skyquilt.render_jobs import animate_member
 
 SIZE_DIR = "results/prior/default/12h"
 DATES = ("2000-04-03T00", "2000-04-20T12")
@@ -163,6 +164,15 @@ def test_animations_hold_every_state_as_a_real_frame(rendered):
             video = imageio_ffmpeg.read_frames(str(gif.with_suffix(".mp4")))
             assert next(video)["size"] == (960, 352)
             assert sum(1 for _ in video) == 12
+
+
+def test_an_animation_rendered_in_one_job_equals_the_split_one(rendered, world, tmp_path):
+    """Without frames_per_job the animation job renders the frames itself, the same ones."""
+    split = rendered / SIZE_DIR / f"render/animation/{DATES[0]}/0/{FIELD}.gif"
+    decoded = str(rendered / SIZE_DIR / f"decoded/{DATES[0]}/0.zarr")
+    gif = tmp_path / "one_job.gif"
+    animate_member(decoded, str(world[1]), "geopotential", 500, 0.01, str(gif), None, 4.0)
+    np.testing.assert_array_equal(iio.imread(gif, index=None), iio.imread(split, index=None))
 
 
 def test_score_plots_are_real_images(rendered):

@@ -10,7 +10,8 @@ import math
 import pytest
 import torch
 
-from skyquilt.diffusion import SAMPLERS, build_sampler, build_schedule, init_noise
+from skyquilt.diffusion.samplers import SAMPLERS, build_sampler, init_noise
+from skyquilt.diffusion.schedules import build_schedule
 
 SIGMA_MIN, SIGMA_MAX = 1e-3, 1e3
 STEPS = 64

@@ -4,7 +4,7 @@ import pytest
 import torch
 from azula.noise import RectifiedSchedule, VESchedule
 
-from skyquilt.diffusion import (
+from skyquilt.diffusion.schedules import (
     SCHEDULES,
     VEDenoiser,
     build_schedule,

@@ -6,10 +6,10 @@ S = K - O, so that N = (T' - K) / S + 1 for a padded length T' >= max(T, K) with
 outputs back into one trajectory.
 """
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import torch
-from torch import Tensor
+if TYPE_CHECKING:
+    from torch import Tensor
 
 StitchMode = Literal["symmetric", "average"]
 STITCH_MODES = ("symmetric", "average")
@@ -38,7 +38,7 @@ def blanket_count(trajectory_size: int, blanket_size: int, overlap: int) -> int:
     return (padded_size(trajectory_size, blanket_size, overlap) - blanket_size) // stride + 1
 
 
-def unfold(x: Tensor, blanket_size: int, overlap: int, dim: int = 0) -> Tensor:
+def unfold(x: "Tensor", blanket_size: int, overlap: int, dim: int = 0) -> "Tensor":
     """Cut a padded trajectory into its blankets.
 
     x: (..., T', ...) with the time axis at `dim` -> (N, ..., K, ...), a new leading
@@ -70,11 +70,11 @@ def _keep_ranges(count: int, blanket_size: int, overlap: int) -> list[tuple[int,
 
 
 def fold(
-    blankets: Tensor,
+    blankets: "Tensor",
     overlap: int,
     mode: StitchMode = "symmetric",
     dim: int = 0,
-) -> Tensor:
+) -> "Tensor":
     """Stitch blankets back into one trajectory, the inverse of `unfold`.
 
     blankets: (N, ..., K, ...) with the blanket's time axis at `dim` (counted without the
@@ -85,6 +85,8 @@ def fold(
     comes from the blanket where it sits furthest from an edge.
     average: each state is the mean of every blanket that contains it.
     """
+    import torch
+
     count = blankets.shape[0]
     time_dim = dim % (blankets.dim() - 1)
     blanket_size = blankets.shape[time_dim + 1]

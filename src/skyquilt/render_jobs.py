@@ -9,9 +9,10 @@ to start.
 """
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import numpy as np
 import xarray as xr
 
 from skyquilt import render
@@ -55,6 +56,28 @@ def render_gallery(
     )
 
 
+def member_frames(
+    decoded: str,
+    dataset: str,
+    variable: str,
+    level: float | None,
+    indices: Sequence[int] | None,
+    quantile: float,
+) -> Iterator[np.ndarray]:
+    """Frames (H, W, 3) of one decoded member beside the truth, for the states `indices`
+    (default all), rendered one at a time."""
+    forecast = open_ensemble([decoded])
+    return render.animation_frames(
+        forecast,
+        open_truth(dataset),
+        variable,
+        int(forecast.member.values[0]),
+        level=level,
+        indices=indices,
+        quantile=quantile,
+    )
+
+
 def render_frames(
     decoded: str,
     dataset: str,
@@ -65,27 +88,35 @@ def render_frames(
     quantile: float,
 ) -> None:
     """PNG frames of one member beside the truth for the states `indices`, written atomically
-    into `directory` as 00000.png, 00001.png, ... (named by state index)."""
-    forecast = open_ensemble([decoded])
-    frames = render.animation_frames(
-        forecast,
-        open_truth(dataset),
-        variable,
-        int(forecast.member.values[0]),
-        level=level,
-        indices=indices,
-        quantile=quantile,
-    )
+    into `directory` as 00000.png, 00001.png, ... (named by state index): one part of an
+    animation split over several jobs."""
+    frames = member_frames(decoded, dataset, variable, level, indices, quantile)
     with atomic_directory(Path(directory)) as temporary:
         temporary.mkdir()
         render.save_frames(frames, [temporary / FRAME_NAME.format(index=i) for i in indices])
 
 
-def render_animation(
+def animate_frames(
     frame_directories: Sequence[str], gif: str, mp4: str | None, fps: float
 ) -> list[Path]:
-    """GIF (and MP4) of the frames of `frame_directories`, taken in order."""
+    """GIF (and MP4) of the PNG frames in `frame_directories`, taken in order."""
     paths = [
         path for directory in frame_directories for path in sorted(Path(directory).glob("*.png"))
     ]
     return render.write_animation(render.load_frames(paths), gif, mp4, fps=fps)
+
+
+def animate_member(
+    decoded: str,
+    dataset: str,
+    variable: str,
+    level: float | None,
+    quantile: float,
+    gif: str,
+    mp4: str | None,
+    fps: float,
+) -> list[Path]:
+    """GIF (and MP4) of one member beside the truth, every frame rendered in this job and
+    streamed straight to the writers (no PNG frames on disk)."""
+    frames = member_frames(decoded, dataset, variable, level, None, quantile)
+    return render.write_animation(frames, gif, mp4, fps=fps)

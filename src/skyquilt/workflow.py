@@ -24,8 +24,8 @@ from skyquilt.config import (
     parse_start_date,
     parse_trajectory_sizes,
 )
-from skyquilt.diffusion.samplers import SAMPLERS, resolve_options
-from skyquilt.models.directory import (
+from skyquilt.diffusion.options import SAMPLERS, resolve_options
+from skyquilt.models.config import (
     PRECISIONS,
     TARGETS,
     ModelConfig,
@@ -103,17 +103,22 @@ class Plan:
             expected["latent_shape"] = list(self.model.latent_shape)
         return expected
 
+    def settings(self) -> str:
+        """The JSON settings shared by every generation job of the run (sizes aside)."""
+        settings = {**self.run_provenance(0), "max_blankets_per_batch": self.max_blankets_per_batch}
+        del settings["trajectory_size"]
+        return json.dumps(settings, sort_keys=True)
+
     def request(self, size: int | str, label: str, member: int | str) -> str:
         """The JSON settings of one generation job (everything that changes its result)."""
-        return json.dumps(
-            {
-                **self.run_provenance(int(size)),
-                "start_date": label,
-                "member": int(member),
-                "max_blankets_per_batch": self.max_blankets_per_batch,
-            },
-            sort_keys=True,
-        )
+        return member_request(self.settings(), size, label, member)
+
+
+def member_request(settings: str, size: int | str, label: str, member: int | str) -> str:
+    """One member's request: the run's JSON settings plus its size, start date and index."""
+    request = {**json.loads(settings), "trajectory_size": int(size)}
+    request |= {"start_date": label, "member": int(member)}
+    return json.dumps(request, sort_keys=True)
 
 
 def _section(config: dict, key: str) -> dict:

@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 import xarray as xr
+from torch import Tensor
 
 from skyquilt.demo.files import write_json
 from skyquilt.demo.shallow_water import Forcing, simulate
@@ -78,6 +80,19 @@ def latitudes(nlat: int) -> np.ndarray:
 def longitudes(nlon: int) -> np.ndarray:
     """Equiangular longitudes 0 -> 360 exclusive (degrees east): (nlon,)."""
     return np.arange(nlon) * 360.0 / nlon
+
+
+def area_weights(latitudes: np.ndarray) -> Tensor:
+    """Cell areas of an equiangular grid with poles, latitudes (H,) degrees -> (H,), mean 1.
+
+    A cell spans half a grid spacing either side of its latitude, clipped at the poles.
+    """
+    latitudes = np.deg2rad(np.asarray(latitudes, dtype=np.float64))
+    half = np.abs(latitudes[1] - latitudes[0]) / 2
+    upper = np.minimum(latitudes + half, np.pi / 2)
+    lower = np.maximum(latitudes - half, -np.pi / 2)
+    weights = np.sin(upper) - np.sin(lower)
+    return torch.from_numpy(weights / weights.mean()).float()
 
 
 def simulate_dataset(settings: DatasetSettings, progress: bool = False) -> xr.Dataset:

@@ -8,7 +8,7 @@ import numpy as np
 
 from skyquilt.config import ConfigError
 from skyquilt.demo.dataset import DatasetSettings, held_out_mask
-from skyquilt.demo.train_autoencoder import TrainSettings
+from skyquilt.demo.train_autoencoder import AutoencoderSettings
 from skyquilt.demo.train_denoiser import DenoiserSettings, denoiser_config
 from skyquilt.diffusion.schedules import SCHEDULES
 from skyquilt.models.directory import ModelConfig, parse_model_config
@@ -21,7 +21,7 @@ class DemoPlan:
     """The demo's settings and output paths (relative to the workflow's directory)."""
 
     dataset: DatasetSettings
-    autoencoder: TrainSettings
+    autoencoder: AutoencoderSettings
     denoiser: DenoiserSettings
     threads: int = 1
     root: Path = ROOT
@@ -69,7 +69,7 @@ def make_demo_plan(section: dict) -> DemoPlan:
     """The demo plan of a schema-valid `demo:` section; ConfigError names a key that cannot work."""
     section = section or {}
     dataset = DatasetSettings.from_config(section.get("dataset") or {})
-    autoencoder = TrainSettings(**(section.get("autoencoder") or {}))
+    autoencoder = AutoencoderSettings(**(section.get("autoencoder") or {}))
     denoiser = DenoiserSettings(**(section.get("denoiser") or {}))
 
     _date(dataset.start, "demo.dataset.start")

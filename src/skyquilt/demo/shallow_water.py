@@ -21,6 +21,7 @@ import torch
 import torch_harmonics as th
 from torch import Tensor
 from torch_harmonics.examples import ShallowWaterSolver
+from tqdm import tqdm
 
 GRAVITY = 9.80616
 RADIUS = 6.37122e6
@@ -58,9 +59,9 @@ def equilibrium_geopotential(
 ) -> Tensor:
     """phi_eq (m2 s-2) on the grid lats (H,), lons (W,) in radians at `time` -> (H, W).
 
-    phi_eq = g D + A/2 [tanh((psi + l_j)/w) - tanh((psi - l_j)/w) - 1] + B cos(zenith),
+    phi_eq = g D + A/2 [tanh((psi + l_j)/w) - tanh((psi - l_j)/w) - 1] + B cos_zenith, with
     psi = lat - shift * declination: two jets around a seasonally moving thermal equator, and
-    cos(zenith) = sin(lat) sin(decl) + cos(lat) cos(decl) cos(hour angle) for the diurnal cycle.
+    cos_zenith = sin(lat) sin(decl) + cos(lat) cos(decl) cos(hour angle): the diurnal cycle.
     """
     time = np.datetime64(time, "ns")
     declination = float(solar_declination(np.array([time]))[0])
@@ -68,19 +69,13 @@ def equilibrium_geopotential(
     lat, lon = lats[:, None], lons[None, :]
     psi = lat - forcing.seasonal_shift * declination
     jet_latitude, jet_width = math.radians(forcing.jet_latitude), math.radians(forcing.jet_width)
-    zonal = (
-        0.5
-        * forcing.jet_contrast
-        * (
-            torch.tanh((psi + jet_latitude) / jet_width)
-            - torch.tanh((psi - jet_latitude) / jet_width)
-            - 1
-        )
+    between_jets = torch.tanh((psi + jet_latitude) / jet_width) - torch.tanh(
+        (psi - jet_latitude) / jet_width
     )
+    zonal = 0.5 * forcing.jet_contrast * (between_jets - 1)
     hour_angle = lon + 2 * math.pi * (utc_hours - 12) / 24
-    cos_zenith = math.sin(declination) * torch.sin(lat) + math.cos(declination) * torch.cos(
-        lat
-    ) * torch.cos(hour_angle)
+    cos_zenith = math.sin(declination) * torch.sin(lat)
+    cos_zenith = cos_zenith + math.cos(declination) * torch.cos(lat) * torch.cos(hour_angle)
     return GRAVITY * forcing.mean_depth + zonal + forcing.diurnal_amplitude * cos_zenith
 
 
@@ -170,8 +165,6 @@ def simulate(
     spectral state is evaluated on the output grid, so no interpolation is involved. The run
     starts from phi_eq at rest `spinup_hours` before times[0]; the spin-up is discarded.
     """
-    from tqdm import tqdm
-
     lmax = truncation(nlat)
     steps = steps_per_hour(lmax, forcing)
     solver = ForcedShallowWaterSolver(nlat, nlon, 3600.0 / steps, lmax, forcing)
@@ -186,6 +179,12 @@ def simulate(
     def equilibrium(time: np.datetime64) -> Tensor:
         return solver.grid2spec(equilibrium_geopotential(solver.lats, solver.lons, time, forcing))
 
+    def on_output_grid(uspec: Tensor) -> np.ndarray:
+        """Spectral (phi, vrt, div) (3, lmax, lmax) -> (phi, u, v) (3, nlat, nlon); the
+        winds as in `ShallowWaterSolver.getuv`, with the output grid's transform."""
+        wind = to_wind(solver.invlap * uspec[1:] / solver.radius)
+        return torch.cat([to_grid(uspec[:1]), wind]).numpy()
+
     uspec = torch.zeros(3, lmax, lmax, dtype=torch.complex128)
     uspec[0] = equilibrium(first)
     stirring = stirring_source(solver, forcing, generator)
@@ -194,15 +193,13 @@ def simulate(
     with torch.no_grad():
         for index in tqdm(range(total), desc="shallow water", unit="h", disable=not progress):
             if index >= spinup_hours:
-                geopotential = to_grid(uspec[0])
-                wind = to_wind(solver.invlap * uspec[1:] / solver.radius)
-                states[index - spinup_hours, 0] = geopotential.numpy()
-                states[index - spinup_hours, 1:] = wind.numpy()
-            if index == total - 1:
-                break
-            # Forcing held at its value half-way through the hour.
-            solver.set_forcing(equilibrium(first + index * hour + hour // 2), stirring)
-            uspec = solver.timestep(uspec, steps)
-            fresh = stirring_source(solver, forcing, generator)
-            stirring = memory * stirring + math.sqrt(1 - memory**2) * fresh
+                states[index - spinup_hours] = on_output_grid(uspec)
+            if index + 1 < total:
+                # Forcing held at its value half-way through the hour. `timestep` restarts
+                # its Adams-Bashforth history (with one Euler step) at every call;
+                # `steps_per_hour` leaves the margin that needs.
+                solver.set_forcing(equilibrium(first + index * hour + hour // 2), stirring)
+                uspec = solver.timestep(uspec, steps)
+                fresh = stirring_source(solver, forcing, generator)
+                stirring = memory * stirring + math.sqrt(1 - memory**2) * fresh
     return states

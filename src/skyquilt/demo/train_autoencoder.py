@@ -16,7 +16,13 @@ from torch import Tensor
 from tqdm import tqdm
 
 from skyquilt.demo.autoencoder import Autoencoder, save_autoencoder
-from skyquilt.demo.dataset import VARIABLES, held_out_mask, read_stats, stack_states
+from skyquilt.demo.dataset import (
+    VARIABLES,
+    area_weights,
+    held_out_mask,
+    read_stats,
+    stack_states,
+)
 from skyquilt.demo.files import write_json
 from skyquilt.demo.training import TrainingBudget
 from skyquilt.timestamps import time_features
@@ -25,7 +31,7 @@ METRICS_FILE = "metrics.json"
 
 
 @dataclass(frozen=True)
-class TrainSettings:
+class AutoencoderSettings:
     """Keys of the config section `demo.autoencoder`."""
 
     latent_channels: int = 8
@@ -38,19 +44,6 @@ class TrainSettings:
     seed: int = 0
 
 
-def area_weights(latitudes: np.ndarray) -> Tensor:
-    """Cell areas of an equiangular grid with poles, latitudes (H,) degrees -> (H,), mean 1.
-
-    A cell spans half a grid spacing either side of its latitude, clipped at the poles.
-    """
-    latitudes = np.deg2rad(np.asarray(latitudes, dtype=np.float64))
-    half = np.abs(latitudes[1] - latitudes[0]) / 2
-    upper = np.minimum(latitudes + half, np.pi / 2)
-    lower = np.maximum(latitudes - half, -np.pi / 2)
-    weights = np.sin(upper) - np.sin(lower)
-    return torch.from_numpy(weights / weights.mean()).float()
-
-
 def weighted_squared_error(prediction: Tensor, target: Tensor, weights: Tensor) -> Tensor:
     """Area-weighted mean squared error per variable: (B, V, H, W) x2, weights (H,) -> (V,)."""
     return ((prediction - target).square() * weights[:, None]).mean(dim=(0, 2, 3))
@@ -61,7 +54,7 @@ def train_autoencoder(
     states: Tensor,
     features: Tensor,
     weights: Tensor,
-    settings: TrainSettings,
+    settings: AutoencoderSettings,
     progress: bool = False,
 ) -> list[float]:
     """Fit `model` to reconstruct states (N, V, H, W) normalised, with features (N, 4).
@@ -119,7 +112,7 @@ def normalised_states(dataset: xr.Dataset, variables: list[str], stats: dict) ->
 def make_autoencoder(
     dataset_path: Path | str,
     directory: Path | str,
-    settings: TrainSettings,
+    settings: AutoencoderSettings,
     held_out: tuple[str, str],
     progress: bool = False,
 ) -> dict:

@@ -19,18 +19,13 @@ import xarray as xr
 from torch import Tensor
 from tqdm import tqdm
 
-from skyquilt.demo.autoencoder import load_autoencoder
-from skyquilt.demo.dataset import held_out_mask, stack_states
+from skyquilt.demo.dataset import held_out_mask
 from skyquilt.demo.files import write_csv
 from skyquilt.demo.latents import LATENTS_FILE, STATS_FILE
-from skyquilt.demo.train_autoencoder import area_weights
 from skyquilt.demo.training import TrainingBudget
-from skyquilt.diffusion.samplers import build_sampler, init_noise
 from skyquilt.diffusion.schedules import DiffusionSchedule, build_schedule, sample_training_sigma
 from skyquilt.models.directory import (
-    ModelDirectory,
     build_denoiser,
-    load_denoiser,
     parse_model_config,
     write_model_directory,
 )
@@ -39,7 +34,6 @@ from skyquilt.stores import LATENT
 from skyquilt.timestamps import time_features
 
 TRAIN_LOG_FILE = "train_log.csv"
-SANITY_FILE = "sanity.json"
 
 
 @dataclass(frozen=True)
@@ -103,6 +97,11 @@ def window_starts(mask: np.ndarray, blanket_size: int) -> np.ndarray:
     return np.flatnonzero(inside.all(axis=1))
 
 
+def evenly_spaced(starts: np.ndarray, count: int) -> Tensor:
+    """`count` of the window starts (N,), spread evenly from the first to the last: (count,)."""
+    return torch.from_numpy(starts[np.linspace(0, len(starts) - 1, count).astype(int)])
+
+
 def blankets(series: Tensor, starts: Tensor, blanket_size: int) -> Tensor:
     """series (T, ...) and starts (B,) -> the windows (B, K, ...)."""
     return series[starts[:, None] + torch.arange(blanket_size)]
@@ -129,7 +128,7 @@ class Validation:
         blanket_size: int,
         seed: int,
     ) -> "Validation":
-        chosen = torch.from_numpy(starts[np.linspace(0, len(starts) - 1, count).astype(int)])
+        chosen = evenly_spaced(starts, count)
         clean = blankets(latents, chosen, blanket_size)
         quantiles = (torch.arange(count, dtype=torch.float64) + 0.5) / count
         generator = torch.Generator().manual_seed(seed)
@@ -255,78 +254,4 @@ def make_denoiser(
         "wall_seconds": log[-1]["seconds"],
         "final_validation_loss": validations[-1],
         "best_validation_loss": min(validations),
-    }
-
-
-def weighted_moments(fields: Tensor, weights: Tensor) -> tuple[Tensor, Tensor]:
-    """Area-weighted mean and std per variable: fields (N, V, H, W), weights (H,) of mean 1
-    -> (V,) each."""
-    weights = weights.double()[:, None]
-    fields = fields.double()
-    mean = (fields * weights).mean(dim=(0, 2, 3))
-    variance = ((fields - mean[:, None, None]).square() * weights).mean(dim=(0, 2, 3))
-    return mean, variance.sqrt()
-
-
-@torch.no_grad()
-def sanity_check(
-    model_path: Path | str,
-    dataset_path: Path | str,
-    held_out: tuple[str, str],
-    blanket_count: int,
-    seed: int = 0,
-    sampler: str = "lms",
-) -> dict:
-    """Sample `blanket_count` unconditional blankets with the best weights, decode them, and
-    compare each variable's mean and std (area-weighted) with the held-out states'.
-
-    A variable passes when its mean is within 25 % of the held-out std of the held-out mean
-    (means near zero, like v's, have no meaningful relative error) and its std is within
-    25 % of the held-out std.
-    """
-    denoiser, model = load_denoiser(Path(model_path), "best")
-    directory = ModelDirectory(Path(model_path))
-    statistics = safetensors.torch.load_file(directory.stats_file)
-    autoencoder = load_autoencoder(directory.autoencoder_dir)
-    dataset = xr.open_zarr(dataset_path)
-    held = held_out_mask(dataset.time.values, held_out)
-    reference = torch.from_numpy(stack_states(dataset.isel(time=held), autoencoder.variables))
-    weights = area_weights(dataset.latitude.values)
-
-    starts = window_starts(held, model.blanket_size)
-    chosen = torch.from_numpy(starts[np.linspace(0, len(starts) - 1, blanket_count).astype(int)])
-    features = blankets(time_features(dataset.time.values), chosen, model.blanket_size)
-
-    def denoise(x: Tensor, sigma: Tensor) -> Tensor:
-        return denoiser(x, sigma.reshape(1).expand(len(x)), features)
-
-    schedule = build_schedule(model.noise_schedule, model.sigma_min, model.sigma_max)
-    sample = build_sampler(sampler, denoise, schedule, model.denoising_steps)
-    torch.manual_seed(seed)
-    noise = init_noise(schedule, (blanket_count, model.blanket_size, *model.latent_shape))
-    latents = sample(noise) * statistics["std"] + statistics["mean"]
-    fields = autoencoder.denormalise(
-        autoencoder.decode(latents.flatten(0, 1), features.flatten(0, 1))
-    )
-    generated_mean, generated_std = weighted_moments(fields, weights)
-    reference_mean, reference_std = weighted_moments(reference, weights)
-    variables = {}
-    for index, name in enumerate(autoencoder.variables):
-        mean_error = float((generated_mean[index] - reference_mean[index]) / reference_std[index])
-        std_ratio = float(generated_std[index] / reference_std[index])
-        variables[name] = {
-            "generated": {"mean": float(generated_mean[index]), "std": float(generated_std[index])},
-            "held_out": {"mean": float(reference_mean[index]), "std": float(reference_std[index])},
-            "mean_error_in_std": mean_error,
-            "std_ratio": std_ratio,
-            "within_25_percent": abs(mean_error) <= 0.25 and abs(std_ratio - 1) <= 0.25,
-        }
-    return {
-        "description": (
-            f"{blanket_count} unconditional blankets of {model.blanket_size} states "
-            f"({sampler}, {model.denoising_steps} steps), decoded, vs {int(held.sum())} held-out "
-            "states; area-weighted moments"
-        ),
-        "variables": variables,
-        "within_25_percent": all(entry["within_25_percent"] for entry in variables.values()),
     }

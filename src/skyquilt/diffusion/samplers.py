@@ -18,22 +18,16 @@ float32 whatever precision the denoiser runs in.
 """
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from numbers import Real
 from typing import Any, Protocol
 
 import torch
 from azula.sample import DDIMSampler, DDPMSampler, PCSampler, zABSampler
 from torch import Tensor
 
+from .options import SAMPLERS, check_integer, resolve_options
 from .schedules import DiffusionSchedule, VEDenoise, VEDenoiser
 
-SAMPLERS: dict[str, dict[str, Any]] = {
-    "lms": {"order": 3},
-    "ddpm": {},
-    "ddim": {"eta": 0.0},
-    "pc": {"corrections": 1, "delta": 0.01},
-    "rewind": {"rewind_after": 16, "jump": 4},
-}
+__all__ = ["SAMPLERS", "Sampler", "build_sampler", "init_noise", "resolve_options"]
 
 
 class Sampler(Protocol):
@@ -158,54 +152,6 @@ _CLASSES = {
 }
 
 
-def _integer(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"sampler option {name} must be an integer >= {minimum}, got {value!r}")
-    return value
-
-
-def _real(name: str, value: Any, low: float, high: float, low_open: bool = False) -> float:
-    inside = isinstance(value, Real) and not isinstance(value, bool)
-    inside = inside and (low < value if low_open else low <= value) and value <= high
-    if not inside:
-        bound = f"{'(' if low_open else '['}{low}, {high}]"
-        raise ValueError(f"sampler option {name} must be a number in {bound}, got {value!r}")
-    return float(value)
-
-
-def resolve_options(name: str, options: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The options of sampler `name`: its defaults updated by `options`, validated.
-
-    Raises ValueError naming the allowed samplers or options, or the bad value.
-    """
-    if name not in SAMPLERS:
-        raise ValueError(f"unknown sampler {name!r}; allowed: {', '.join(SAMPLERS)}")
-    allowed = SAMPLERS[name]
-    unknown = sorted(set(options or {}) - set(allowed))
-    if unknown:
-        names = ", ".join(allowed) if allowed else "none"
-        raise ValueError(
-            f"unknown option(s) {', '.join(unknown)} for sampler {name!r}; allowed: {names}"
-        )
-    resolved = {**allowed, **(options or {})}
-    if "order" in resolved:
-        _integer("order", resolved["order"], 1)
-    if "eta" in resolved:
-        resolved["eta"] = _real("eta", resolved["eta"], 0.0, float("inf"))
-    if "corrections" in resolved:
-        _integer("corrections", resolved["corrections"], 0)
-    if "delta" in resolved:
-        resolved["delta"] = _real("delta", resolved["delta"], 0.0, 1.0, low_open=True)
-    if "rewind_after" in resolved:
-        rewind_after = _integer("rewind_after", resolved["rewind_after"], 1)
-        jump = _integer("jump", resolved["jump"], 0)
-        if jump >= rewind_after:
-            raise ValueError(
-                f"sampler option jump must be < rewind_after = {rewind_after}, got {jump}"
-            )
-    return resolved
-
-
 def build_sampler(
     name: str,
     denoise: VEDenoise,
@@ -220,7 +166,7 @@ def build_sampler(
     progress shows azula's tqdm bar; set `.on_step` on the result to drive your own.
     """
     options = resolve_options(name, options)
-    _integer("steps", steps, 1)
+    check_integer("steps", steps, 1)
     denoiser = VEDenoiser(denoise, schedule)
     return _CLASSES[name](denoiser, steps=steps, silent=not progress, **options)
 

@@ -1,0 +1,65 @@
+"""Sampler names and their options, checked without importing torch.
+
+The workflow validates `diffusion.sampler` when it is parsed; keeping this table apart from
+the samplers themselves keeps `snakemake -n` free of torch's import time.
+"""
+
+from collections.abc import Mapping
+from numbers import Real
+from typing import Any
+
+SAMPLERS: dict[str, dict[str, Any]] = {
+    "lms": {"order": 3},
+    "ddpm": {},
+    "ddim": {"eta": 0.0},
+    "pc": {"corrections": 1, "delta": 0.01},
+    "rewind": {"rewind_after": 16, "jump": 4},
+}
+
+
+def check_integer(name: str, value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"sampler option {name} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def _real(name: str, value: Any, low: float, high: float, low_open: bool = False) -> float:
+    inside = isinstance(value, Real) and not isinstance(value, bool)
+    inside = inside and (low < value if low_open else low <= value) and value <= high
+    if not inside:
+        bound = f"{'(' if low_open else '['}{low}, {high}]"
+        raise ValueError(f"sampler option {name} must be a number in {bound}, got {value!r}")
+    return float(value)
+
+
+def resolve_options(name: str, options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The options of sampler `name`: its defaults updated by `options`, validated.
+
+    Raises ValueError naming the allowed samplers or options, or the bad value.
+    """
+    if name not in SAMPLERS:
+        raise ValueError(f"unknown sampler {name!r}; allowed: {', '.join(SAMPLERS)}")
+    allowed = SAMPLERS[name]
+    unknown = sorted(set(options or {}) - set(allowed))
+    if unknown:
+        names = ", ".join(allowed) if allowed else "none"
+        raise ValueError(
+            f"unknown option(s) {', '.join(unknown)} for sampler {name!r}; allowed: {names}"
+        )
+    resolved = {**allowed, **(options or {})}
+    if "order" in resolved:
+        check_integer("order", resolved["order"], 1)
+    if "eta" in resolved:
+        resolved["eta"] = _real("eta", resolved["eta"], 0.0, float("inf"))
+    if "corrections" in resolved:
+        check_integer("corrections", resolved["corrections"], 0)
+    if "delta" in resolved:
+        resolved["delta"] = _real("delta", resolved["delta"], 0.0, 1.0, low_open=True)
+    if "rewind_after" in resolved:
+        rewind_after = check_integer("rewind_after", resolved["rewind_after"], 1)
+        jump = check_integer("jump", resolved["jump"], 0)
+        if jump >= rewind_after:
+            raise ValueError(
+                f"sampler option jump must be < rewind_after = {rewind_after}, got {jump}"
+            )
+    return resolved

@@ -1,0 +1,160 @@
+"""Model configs and directory paths, read without importing torch.
+
+The workflow checks `model_path` and the denoiser's config.yaml when it is parsed; this
+module keeps those checks free of torch's import time. Loading weights lives in
+`skyquilt.models.directory`.
+"""
+
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import safetensors
+import yaml
+
+TARGETS = ("best", "last")
+PRECISIONS = ("float32", "float16", "bfloat16")
+REQUIRED_KEYS = (
+    "latent_shape",
+    "backbone.name",
+    "train.blanket_size",
+    "train.blanket_dt",
+    "train.noise_schedule",
+    "train.sigma_min",
+    "train.sigma_max",
+    "train.precision",
+    "valid.denoising_steps",
+)
+
+
+class ModelError(ValueError):
+    """A model directory, config or checkpoint that cannot be used; the message names the file."""
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The parts of a denoiser's config.yaml that generation needs."""
+
+    latent_shape: tuple[int, int, int]
+    blanket_size: int
+    blanket_dt: int
+    noise_schedule: str
+    sigma_min: float
+    sigma_max: float
+    precision: str
+    denoising_steps: int
+    backbone: str
+    backbone_kwargs: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ModelDirectory:
+    """Paths of a model directory, from `model_path` = <latent_dir>/denoisers/<name>/<lap>."""
+
+    model_path: Path
+
+    @property
+    def latent_dir(self) -> Path:
+        return self.model_path.parents[2]
+
+    @property
+    def config_file(self) -> Path:
+        return self.model_path / "config.yaml"
+
+    @property
+    def stats_file(self) -> Path:
+        return self.latent_dir / "stats.safetensors"
+
+    @property
+    def autoencoder_dir(self) -> Path:
+        return self.latent_dir / "ae"
+
+    def weights_file(self, target: str) -> Path:
+        """best/last weights: `<target>.safetensors`, else a `<target>.pt` state dict."""
+        safetensors_file = self.model_path / f"{target}.safetensors"
+        torch_file = self.model_path / f"{target}.pt"
+        return (
+            torch_file
+            if torch_file.exists() and not safetensors_file.exists()
+            else safetensors_file
+        )
+
+
+def _lookup(raw: dict, dotted: str):
+    value = raw
+    for part in dotted.split("."):
+        if not isinstance(value, dict) or part not in value:
+            raise KeyError(dotted)
+        value = value[part]
+    return value
+
+
+def read_model_config(config_file: Path) -> ModelConfig:
+    """Parse a denoiser config.yaml, naming the file and key of anything missing or wrong."""
+    config_file = Path(config_file)
+    try:
+        raw = yaml.safe_load(config_file.read_text())
+    except (OSError, yaml.YAMLError) as error:
+        raise ModelError(f"model config {config_file} cannot be read: {error}") from error
+    return parse_model_config(raw, config_file)
+
+
+def parse_model_config(raw: object, config_file: Path | str = "<memory>") -> ModelConfig:
+    """A ModelConfig from a parsed config mapping; errors name `config_file` and the key."""
+    if not isinstance(raw, dict):
+        raise ModelError(f"model config {config_file} is not a mapping")
+    values = {}
+    for key in REQUIRED_KEYS:
+        try:
+            values[key] = _lookup(raw, key)
+        except KeyError:
+            raise ModelError(f"model config {config_file} lacks required key '{key}'") from None
+    try:
+        config = ModelConfig(
+            latent_shape=tuple(int(size) for size in values["latent_shape"]),
+            blanket_size=int(values["train.blanket_size"]),
+            blanket_dt=int(values["train.blanket_dt"]),
+            noise_schedule=str(values["train.noise_schedule"]),
+            sigma_min=float(values["train.sigma_min"]),
+            sigma_max=float(values["train.sigma_max"]),
+            precision=str(values["train.precision"]),
+            denoising_steps=int(values["valid.denoising_steps"]),
+            backbone=str(values["backbone.name"]),
+            backbone_kwargs=dict(raw["backbone"].get("kwargs") or {}),
+        )
+    except (TypeError, ValueError) as error:
+        raise ModelError(f"model config {config_file} has a malformed value: {error}") from error
+    if len(config.latent_shape) != 3 or min(config.latent_shape) < 1:
+        raise ModelError(f"model config {config_file}: 'latent_shape' must be [C, H, W]")
+    if config.blanket_size < 1 or config.blanket_dt < 1:
+        raise ModelError(
+            f"model config {config_file}: 'train.blanket_size' and 'train.blanket_dt' must be >= 1"
+        )
+    if config.precision not in PRECISIONS:
+        raise ModelError(
+            f"model config {config_file}: 'train.precision' is {config.precision!r}; "
+            f"allowed: {', '.join(PRECISIONS)}"
+        )
+    return config
+
+
+def check_checkpoint_file(weights_file: Path) -> None:
+    """Cheap completeness check of a checkpoint, without reading its tensors.
+
+    safetensors: the header must parse and its tensors must cover the file exactly (a
+    truncated copy fails); `.pt`: the zip archive's central directory, stored at its end,
+    must be readable. Used when the workflow is parsed, so it must stay fast for big models.
+    """
+    weights_file = Path(weights_file)
+    allowed = "a complete safetensors file or torch state dict"
+    try:
+        if weights_file.suffix == ".safetensors":
+            with safetensors.safe_open(weights_file, framework="numpy"):
+                pass
+        elif zipfile.is_zipfile(weights_file):
+            zipfile.ZipFile(weights_file).close()
+    except Exception as error:  # safetensors and zipfile raise their own error types
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ModelError(
+            f"checkpoint {weights_file} is truncated or corrupt ({reason}); expected {allowed}"
+        ) from error
