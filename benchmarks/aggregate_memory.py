@@ -2,10 +2,10 @@
 
 Issue 7, point 4. Members of the same size (T = 240 states of a (8, 32, 64) latent, 15.7 MB
 each, large enough that loading every member at once would show) are written as shards;
-then skyquilt.jobs.run_aggregate merges 4 and 64 of them, each in a fresh process whose
+then skyquilt.aggregation.run_aggregate merges 4 and 64 of them, each in a fresh process whose
 peak resident memory the kernel reports (wait4). Target: peak(64) / peak(4) <= 1.25.
 Also reported: the 64-member throughput in MB/s of latents, and the peak of a process that
-only imports skyquilt.jobs (the floor every job pays).
+only imports skyquilt.aggregation (the floor of an aggregate job).
 """
 
 import json
@@ -29,7 +29,7 @@ ATTRS = {
 }  # fmt: skip
 AGGREGATE = """
 import json, sys, time
-from skyquilt.jobs import run_aggregate
+from skyquilt.aggregation import run_aggregate
 shards, output, expected, dates, members = json.loads(sys.argv[1])
 began = time.perf_counter()
 run_aggregate(shards, output, expected, dates, members)
@@ -75,7 +75,7 @@ def main() -> None:
     shards = write_members(root / "shards", large, size, latent_shape)
     member_mb = size * int(np.prod(latent_shape)) * 4 / 1e6
 
-    _, floor, _ = run_command([PYTHON, "-c", "import skyquilt.jobs"])
+    _, floor, _ = run_command([PYTHON, "-c", "import skyquilt.aggregation"])
     peaks = {small: [], large: []}
     seconds = []
     for _ in range(arguments.repeats):

@@ -3,7 +3,7 @@
 import contextlib
 import json
 
-from skyquilt.jobs import run_aggregate
+from skyquilt.aggregation import run_aggregate
 
 with open(snakemake.log[0], "w") as log, contextlib.redirect_stderr(log):  # noqa: F821
     run_aggregate(

@@ -5,7 +5,7 @@ import contextlib
 import torch
 
 from skyquilt.decode import decode_member
-from skyquilt.jobs import configure_logging
+from skyquilt.job_logs import configure_logging
 
 with open(snakemake.log[0], "w") as log, contextlib.redirect_stderr(log):  # noqa: F821
     configure_logging()

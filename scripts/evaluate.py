@@ -3,7 +3,7 @@
 import contextlib
 
 from skyquilt.evaluate_jobs import run_evaluation
-from skyquilt.jobs import configure_logging
+from skyquilt.job_logs import configure_logging
 from skyquilt.products import parse_fields
 
 with open(snakemake.log[0], "w") as log, contextlib.redirect_stderr(log):  # noqa: F821

@@ -25,8 +25,9 @@ import xarray as xr
 import yaml
 from conftest import REPO, SNAKEMAKE, planned_jobs, run_snakemake, tiny_config, write_config
 
+from skyquilt.aggregation import run_aggregate
 from skyquilt.faults import PAUSE_VARIABLE, PAUSED_MESSAGE
-from skyquilt.jobs import run_aggregate, run_generation
+from skyquilt.jobs import run_generation
 from skyquilt.models.directory import ModelError
 from skyquilt.stores import ShardError, write_shard
 from skyquilt.workflow import make_plan

@@ -1,13 +1,9 @@
-"""The work of each workflow job, called by the thin scripts under scripts/."""
+"""The generation job, called by scripts/generate.py (possibly under torchrun)."""
 
-import errno
 import json
 import logging
 import os
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -19,9 +15,10 @@ from skyquilt.blankets import blanket_count
 from skyquilt.composition import ProcessSplit
 from skyquilt.faults import pause_point
 from skyquilt.generation import MemberRequest, generate_member
+from skyquilt.job_logs import configure_logging, reporting_full_disk
 from skyquilt.models.directory import load_denoiser
 from skyquilt.seeding import member_seed
-from skyquilt.stores import ShardError, aggregate, write_shard
+from skyquilt.stores import write_shard
 
 log = logging.getLogger("skyquilt")
 
@@ -31,39 +28,6 @@ FAIL_MEMBER_VARIABLE = "SKYQUILT_FAIL_MEMBER"
 
 class InjectedFailure(RuntimeError):
     """Raised when SKYQUILT_FAIL_MEMBER names the member being generated."""
-
-
-class DiskFullError(OSError):
-    """The file system of an output ran out of space; nothing was left at the output."""
-
-
-@contextmanager
-def reporting_full_disk(output: str) -> Iterator[None]:
-    """Turn ENOSPC while writing `output` into one clear line in the job's log.
-
-    The stores are written atomically, so the failed write has already been removed.
-    """
-    try:
-        yield
-    except OSError as error:
-        if error.errno != errno.ENOSPC:
-            raise
-        message = (
-            f"no space left on the device of {output}; nothing was written there. "
-            "Free space (or set output_dir to a larger file system) and rerun"
-        )
-        log.error(message)
-        raise DiskFullError(message) from error
-
-
-def configure_logging() -> None:
-    """Log lines with timestamps to stderr, which the rules send to their log file."""
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(message)s",
-        stream=sys.stderr,
-        force=True,
-    )
 
 
 def start_processes() -> tuple[ProcessSplit, torch.device]:
@@ -159,31 +123,3 @@ def run_generation(model_path: str, request_json: str, output: str, threads: int
     if split.world_size > 1:
         dist.barrier()
         dist.destroy_process_group()
-
-
-def run_aggregate(
-    shards: list[str], output: str, expected: dict, start_dates: list[str], members: list[int]
-) -> None:
-    """Merge the shards of one trajectory size (listed date-major, member-minor)."""
-    configure_logging()
-    slots = [(label, member) for label in start_dates for member in members]
-    if len(slots) != len(shards):
-        raise ValueError(f"{len(shards)} shards for {len(slots)} (start date, member) slots")
-    began = time.perf_counter()
-    job = f"aggregate/{expected.get('trajectory_size')}"
-    try:
-        with reporting_full_disk(output):
-            aggregate(
-                dict(zip(slots, map(Path, shards), strict=True)),
-                Path(output),
-                expected,
-                start_dates,
-                members,
-                on_member=lambda written: pause_point(job, f"member:{written}"),
-            )
-    except ShardError as error:
-        log.error("%s", error)  # the job's log names the bad shard and how to regenerate it
-        raise
-    log.info(
-        "aggregated %d shards into %s in %.2f s", len(shards), output, time.perf_counter() - began
-    )
