@@ -9,6 +9,7 @@ configfile: "config/config.yaml"
 report: "report/workflow.rst"
 
 
+include: "rules/demo.smk"
 include: "rules/common.smk"
 include: "rules/generate.smk"
 include: "rules/aggregate.smk"

@@ -8,8 +8,12 @@ from snakemake.logging import logger
 from snakemake.utils import validate
 
 from skyquilt.config import ConfigError
-from skyquilt.decode import decoder_files
-from skyquilt.products import FIELD_WILDCARD, check_request, make_products
+from skyquilt.products import (
+    FIELD_WILDCARD,
+    check_request,
+    decoder_files,
+    make_products,
+)
 from skyquilt.workflow import WILDCARDS, launcher_command, make_plan, schema_error_line
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from slurm_fixture import live_slurm  # noqa: F401
 
 from skyquilt.models import write_random_model
 

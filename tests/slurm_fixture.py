@@ -16,7 +16,6 @@ import os
 import re
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -177,20 +176,6 @@ class LiveSlurm:
             *self.profile_args(default_resources=default_resources),
         ]
 
-    def start_snakemake(
-        self,
-        workdir: Path,
-        *args: str,
-        verbose: bool = True,
-        default_resources: dict | None = None,
-        env: dict | None = None,
-    ) -> BackgroundRun:
-        """Like `snakemake`, but returns at once: the caller can wait for a line (e.g. the array
-        submission) with `.wait_for(regex)`, act on the cluster (`scancel`), then `.finish()`."""
-        return BackgroundRun(
-            self, self._command(args, verbose, default_resources), workdir, _clean_env(env)
-        )
-
     def snakemake(
         self,
         workdir: Path,
@@ -267,69 +252,6 @@ class LiveSlurm:
         ).stdout
         first = out.splitlines()[0] if out.strip() else ""
         return dict(item.split("=", 1) for item in first.split() if "=" in item)
-
-    def scancel(self, jobid: str) -> None:
-        subprocess.run(["scancel", str(jobid)], check=True, timeout=30, env=_clean_env())
-
-
-class BackgroundRun:
-    """A snakemake run in progress (see `LiveSlurm.start_snakemake`)."""
-
-    def __init__(self, cluster: LiveSlurm, command: list[str], workdir: Path, env: dict):
-        self.cluster = cluster
-        self.command = command
-        self.start = time.monotonic()
-        self._lines: list[str] = []
-        self._lock = threading.Lock()
-        self.proc = subprocess.Popen(
-            command,
-            cwd=workdir,
-            env=env,
-            text=True,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-        )
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            with self._lock:
-                self._lines.append(line)
-
-    @property
-    def output(self) -> str:
-        with self._lock:
-            return "".join(self._lines)
-
-    def wait_for(self, pattern: str, timeout: float = 300) -> re.Match:
-        """Block until a line of the output matches `pattern`; return the match."""
-        regex = re.compile(pattern, re.MULTILINE)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            match = regex.search(self.output)
-            if match:
-                return match
-            if self.proc.poll() is not None and not self._reader.is_alive():
-                break
-            time.sleep(0.2)
-        raise AssertionError(
-            f"no line matching {pattern!r} within {timeout:.0f} s:\n{self.output[-4000:]}"
-        )
-
-    def finish(self, timeout: float = 600) -> SnakemakeRun:
-        """Wait for the run to end (SIGKILL after `timeout`) and return its result."""
-        try:
-            returncode = self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            returncode = -9
-            self.proc.wait()
-        self._reader.join(timeout=30)
-        run = SnakemakeRun(self.command, returncode, self.output, time.monotonic() - self.start)
-        self.cluster.runs.append(run)
-        return run
 
 
 def _start() -> tuple[dict[str, str], str]:

@@ -19,8 +19,10 @@ from decoding_fixture import (
 from skyquilt import decode
 from skyquilt.baselines import align_truth
 from skyquilt.decode import Decoder, decode_member
+from skyquilt.demo import autoencoder as demo_autoencoder
 from skyquilt.demo.dataset import VARIABLES
-from skyquilt.models.directory import ModelDirectory
+from skyquilt.models.config import ModelDirectory
+from skyquilt.products import decoder_files
 from skyquilt.stores import ShardError, write_shard
 from skyquilt.timestamps import time_features
 
@@ -138,12 +140,17 @@ def use_decoder(monkeypatch, recording: RecordingDecoder) -> None:
 
 @pytest.fixture
 def large_grid(tmp_path) -> dict:
-    """A 64 x 128 dataset (coordinates only matter) and latent statistics for (2, 4, 8)."""
+    """A 64 x 128 dataset (coordinates only matter), latent statistics for (2, 4, 8) and
+    placeholder autoencoder files."""
     dataset = tmp_path / "grid.zarr"
     synthetic_dataset("2000-01-01", 2, (64, 128)).to_zarr(dataset, consolidated=True)
     stats = ModelDirectory(tmp_path / MODEL_PATH).stats_file
     stats.parent.mkdir(parents=True)
     safetensors.torch.save_file({"mean": torch.zeros(2, 4, 8), "std": torch.ones(2, 4, 8)}, stats)
+    # Placeholders: the stand-in decoder replaces the autoencoder these files would hold.
+    for path in decoder_files(tmp_path / MODEL_PATH).values():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(exist_ok=True)
     return {"root": tmp_path, "dataset": dataset, "model_path": tmp_path / MODEL_PATH}
 
 
@@ -242,3 +249,10 @@ def test_a_missing_decoder_or_statistics_file_names_the_expected_path(world, tmp
             (latent_dir / name).write_bytes((source / name).read_bytes())
     with pytest.raises(FileNotFoundError, match=str(latent_dir / missing)):
         decode_member(world["shard"], model_path, world["dataset"], tmp_path / "out.zarr")
+
+
+def test_the_decoder_files_checked_at_parse_time_are_those_the_autoencoder_uses():
+    files = decoder_files(MODEL_PATH)
+    assert files["decoder config"].name == demo_autoencoder.CONFIG_FILE
+    assert files["decoder weights"].name == demo_autoencoder.WEIGHTS_FILE
+    assert files["latent statistics"] == ModelDirectory(Path(MODEL_PATH)).stats_file

@@ -65,7 +65,8 @@ def test_built_model_config_has_the_latent_shape_of_the_autoencoder():
         ({"dataset": {"grid": [30, 64]}}, "demo.dataset.grid"),
         ({"dataset": {"held_out": ["2001-01-01", "2001-01-31"]}}, "demo.dataset.held_out"),
         ({"dataset": {"held_out": ["2000-05-01", "2000-04-01"]}}, "demo.dataset.held_out"),
-        ({"denoiser": {"noise_schedule": "cosine"}}, "demo.denoiser.noise_schedule"),
+        ({"denoiser": {"noise_schedule": "cosine"}}, "demo.denoiser: unknown noise schedule"),
+        ({"denoiser": {"sigma_min": 2.0}}, "demo.denoiser: .*sigma_min"),
         (
             {
                 "dataset": {"held_out": ["2000-04-01", "2000-04-01"]},

@@ -24,7 +24,8 @@ from torch import Tensor
 
 from skyquilt import __version__
 from skyquilt.demo import autoencoder as demo_autoencoder
-from skyquilt.models.directory import ModelDirectory
+from skyquilt.models.config import ModelDirectory
+from skyquilt.products import decoder_files
 from skyquilt.stores import LATENT, SHARD_DIMS, ZARR_FORMAT, ShardError, atomic_directory
 from skyquilt.timestamps import time_features
 
@@ -49,36 +50,13 @@ class Decoder:
     decode: Callable[[Tensor, Tensor], Tensor]
 
 
-def autoencoder_files(autoencoder_dir: Path | str) -> dict[str, Path]:
-    """The files of the autoencoder in `autoencoder_dir`: {description: path}."""
-    autoencoder_dir = Path(autoencoder_dir)
-    return {
-        "decoder config": autoencoder_dir / demo_autoencoder.CONFIG_FILE,
-        "decoder weights": autoencoder_dir / demo_autoencoder.WEIGHTS_FILE,
-    }
-
-
-def decoder_files(model_path: Path | str) -> dict[str, Path]:
-    """Every file decoding reads from a model directory: {description: path}."""
-    directory = ModelDirectory(Path(model_path))
-    return autoencoder_files(directory.autoencoder_dir) | {
-        "latent statistics": directory.stats_file
-    }
-
-
 def load_decoder(autoencoder_dir: Path | str, device: torch.device | str = "cpu") -> Decoder:
     """The decoder of the autoencoder stored in `autoencoder_dir`.
 
     The demo autoencoder (skyquilt.demo.autoencoder) is the only architecture so far: it
     decodes one channel per variable, at the dataset's only level. Another architecture
-    plugs in here (and in `autoencoder_files`) by returning a Decoder.
+    plugs in here (with its files in `products.decoder_files`) by returning a Decoder.
     """
-    for description, path in autoencoder_files(autoencoder_dir).items():
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"{description} file {path} is missing; decoding needs the autoencoder "
-                "(config.yaml + weights.safetensors) in <latent_dir>/ae"
-            )
     model = demo_autoencoder.load_autoencoder(autoencoder_dir).to(device)
 
     @torch.no_grad()
@@ -90,12 +68,6 @@ def load_decoder(autoencoder_dir: Path | str, device: torch.device | str = "cpu"
 
 def load_latent_stats(stats_file: Path | str) -> tuple[Tensor, Tensor]:
     """Latent mean and std, (C, h, w) each, from latent_dir/stats.safetensors."""
-    stats_file = Path(stats_file)
-    if not stats_file.is_file():
-        raise FileNotFoundError(
-            f"latent statistics file {stats_file} is missing; decoding needs the tensors "
-            "'mean' and 'std' of <latent_dir>/stats.safetensors"
-        )
     tensors = safetensors.torch.load_file(stats_file)
     return tensors["mean"].float(), tensors["std"].float()
 
@@ -205,6 +177,12 @@ def decode_member(
     The output is written atomically; the shard's checksum is verified on the way, block by
     block, and a mismatch fails the decoding (naming the shard) without leaving an output.
     """
+    for description, path in decoder_files(model_path).items():
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"{description} file {path} is missing; decoding needs the autoencoder "
+                "in <latent_dir>/ae and the latent statistics beside it"
+            )
     directory = ModelDirectory(Path(model_path))
     mean, std = load_latent_stats(directory.stats_file)
     decoder = load_decoder(directory.autoencoder_dir, device)

@@ -16,12 +16,13 @@ import os
 import re
 from collections.abc import Collection
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
 from skyquilt.config import ConfigError, label_date
-from skyquilt.decode import decoder_files
+from skyquilt.models.config import ModelDirectory
 from skyquilt.workflow import Plan
 
 # Wildcard of a field label: "<variable>" or "<variable>-<level>", e.g. "geopotential-500".
@@ -29,6 +30,20 @@ FIELD_WILDCARD = r"[A-Za-z0-9_]+(-[0-9.]+)?"
 PRODUCT_DIRS = ("decoded", "render", "evaluation")
 EVALUATION_FILES = ("metrics.csv", "scores.png", "spectra.png", "seams.png")
 EVALUATION_TABLES = ("spectra.csv", "steps.csv")
+
+
+def decoder_files(model_path: str | os.PathLike) -> dict[str, Path]:
+    """Every file decoding reads from a model directory (DESIGN.md §3): {description: path}.
+
+    The autoencoder files are those of the demo architecture, the only one so far
+    (skyquilt.decode.load_decoder); they are named here so that parsing needs no torch.
+    """
+    directory = ModelDirectory(Path(model_path))
+    return {
+        "decoder config": directory.autoencoder_dir / "config.yaml",
+        "decoder weights": directory.autoencoder_dir / "weights.safetensors",
+        "latent statistics": directory.stats_file,
+    }
 
 
 @dataclass(frozen=True)

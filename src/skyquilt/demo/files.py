@@ -6,46 +6,50 @@ import csv
 import json
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import safetensors.torch
 import torch
 
 
-def write_json(data: dict, path: Path | str) -> None:
-    """Write `data` as indented JSON to a temporary sibling, then rename it into place."""
+@contextmanager
+def atomic_file(path: Path | str) -> Iterator[Path]:
+    """Yield a temporary sibling of `path` to write; it becomes `path` only on success."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    temporary.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(temporary, path)
+    try:
+        yield temporary
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def write_json(data: dict, path: Path | str) -> None:
+    """Write `data` as indented JSON."""
+    with atomic_file(path) as temporary:
+        temporary.write_text(json.dumps(data, indent=2) + "\n")
 
 
 def write_tensors(tensors: dict[str, torch.Tensor], path: Path | str) -> None:
-    """Write named tensors as safetensors to a temporary sibling, then rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    safetensors.torch.save_file({name: t.contiguous() for name, t in tensors.items()}, temporary)
-    os.replace(temporary, path)
+    """Write named tensors as safetensors."""
+    with atomic_file(path) as temporary:
+        safetensors.torch.save_file(
+            {name: t.contiguous() for name, t in tensors.items()}, temporary
+        )
 
 
 def copy_file(source: Path | str, target: Path | str) -> None:
-    """Copy a file to a temporary sibling of `target`, then rename it into place."""
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    shutil.copyfile(source, temporary)
-    os.replace(temporary, target)
+    """Copy a file."""
+    with atomic_file(target) as temporary:
+        shutil.copyfile(source, temporary)
 
 
 def write_csv(rows: list[dict], path: Path | str) -> None:
-    """Write rows (dicts with the same keys) as CSV with a header, atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with temporary.open("w", newline="") as handle:
+    """Write rows (dicts with the same keys) as CSV with a header."""
+    with atomic_file(path) as temporary, temporary.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    os.replace(temporary, path)

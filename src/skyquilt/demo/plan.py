@@ -9,8 +9,8 @@ import numpy as np
 from skyquilt.config import ConfigError
 from skyquilt.demo.dataset import DatasetSettings, held_out_mask
 from skyquilt.demo.train_autoencoder import AutoencoderSettings
-from skyquilt.demo.train_denoiser import DenoiserSettings, denoiser_config
-from skyquilt.diffusion.schedules import SCHEDULES
+from skyquilt.demo.train_denoiser import DenoiserSettings, denoiser_config, window_starts
+from skyquilt.diffusion.schedules import build_schedule
 from skyquilt.models.directory import ModelConfig, parse_model_config
 
 ROOT = Path("resources/demo")
@@ -88,24 +88,14 @@ def make_demo_plan(section: dict) -> DemoPlan:
             f"demo.dataset.held_out: {list(dataset.held_out)} must cover some but not all of the "
             f"{dataset.days} days from {dataset.start}"
         )
-    if denoiser.noise_schedule not in SCHEDULES:
-        raise ConfigError(
-            f"demo.denoiser.noise_schedule: {denoiser.noise_schedule!r} is unknown; "
-            f"allowed: {', '.join(SCHEDULES)}"
-        )
+    try:
+        build_schedule(denoiser.noise_schedule, denoiser.sigma_min, denoiser.sigma_max)
+    except ValueError as error:
+        raise ConfigError(f"demo.denoiser: {error}") from None
     for name, mask in (("training", ~held_out), ("held-out", held_out)):
-        if _longest_run(mask) < denoiser.blanket_size:
+        if not len(window_starts(mask, denoiser.blanket_size)):
             raise ConfigError(
                 f"demo.denoiser.blanket_size: {denoiser.blanket_size} consecutive hours do not "
                 f"fit in the {name} period of demo.dataset"
             )
     return DemoPlan(dataset, autoencoder, denoiser, threads=int(section.get("threads", 1)))
-
-
-def _longest_run(mask: np.ndarray) -> int:
-    """Length of the longest run of True in mask (T,)."""
-    longest = current = 0
-    for value in mask:
-        current = current + 1 if value else 0
-        longest = max(longest, current)
-    return longest

@@ -1,7 +1,9 @@
 """Sanity of a trained demo model: do decoded unconditional samples look like the data?
 
 A few blankets are sampled from noise with the best weights, decoded to physical fields and
-their per-variable mean and std compared with those of the held-out states.
+their per-variable mean and std compared with those of the held-out states. The typical
+hour-to-hour change within the sampled blankets, relative to the data's, is reported too
+(not part of the pass criterion): it shows how temporally coherent the samples are.
 """
 
 from pathlib import Path
@@ -31,6 +33,11 @@ def weighted_moments(fields: Tensor, weights: Tensor) -> tuple[Tensor, Tensor]:
     mean = (fields * weights).mean(dim=(0, 2, 3))
     variance = ((fields - mean[:, None, None]).square() * weights).mean(dim=(0, 2, 3))
     return mean, variance.sqrt()
+
+
+def hourly_change(differences: Tensor, weights: Tensor) -> Tensor:
+    """Area-weighted rms of hour-to-hour differences (N, V, H, W), weights (H,) -> (V,)."""
+    return (differences.double().square() * weights.double()[:, None]).mean(dim=(0, 2, 3)).sqrt()
 
 
 @torch.no_grad()
@@ -75,6 +82,9 @@ def sanity_check(
     )
     generated_mean, generated_std = weighted_moments(fields, weights)
     reference_mean, reference_std = weighted_moments(reference, weights)
+    by_blanket = fields.unflatten(0, (blanket_count, model.blanket_size))
+    generated_change = hourly_change(by_blanket.diff(dim=1).flatten(0, 1), weights)
+    reference_change = hourly_change(reference.diff(dim=0), weights)
     variables = {}
     for index, name in enumerate(autoencoder.variables):
         mean_error = float((generated_mean[index] - reference_mean[index]) / reference_std[index])
@@ -84,6 +94,7 @@ def sanity_check(
             "held_out": {"mean": float(reference_mean[index]), "std": float(reference_std[index])},
             "mean_error_in_std": mean_error,
             "std_ratio": std_ratio,
+            "hourly_change_ratio": float(generated_change[index] / reference_change[index]),
             "within_25_percent": abs(mean_error) <= TOLERANCE and abs(std_ratio - 1) <= TOLERANCE,
         }
     return {

@@ -37,7 +37,7 @@ class AutoencoderSettings:
     latent_channels: int = 8
     width: int = 16
     downsamplings: int = 2
-    steps: int = 2500
+    steps: int = 2000
     batch_size: int = 8
     learning_rate: float = 3e-3
     max_minutes: float = 4.0

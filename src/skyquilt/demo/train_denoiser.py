@@ -42,19 +42,19 @@ class DenoiserSettings:
 
     blanket_size: int = 8
     hidden_channels: int = 32
-    blocks: int = 2
+    blocks: int = 3
     embedding: int = 64
     noise_schedule: str = "rectified"
     sigma_min: float = 1e-3
     sigma_max: float = 1e3
     steps: int = 2000
     batch_size: int = 8
-    learning_rate: float = 1e-3
+    learning_rate: float = 2e-3
     max_minutes: float = 4.0
     validation_every: int = 200
     validation_blankets: int = 32
     denoising_steps: int = 32
-    sanity_blankets: int = 8
+    sanity_blankets: int = 16
     seed: int = 0
 
 
