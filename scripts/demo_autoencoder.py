@@ -8,7 +8,8 @@ from pathlib import Path
 
 import torch
 
-from skyquilt.demo.train_autoencoder import AutoencoderSettings, make_autoencoder
+from skyquilt.demo.settings import AutoencoderSettings
+from skyquilt.demo.train_autoencoder import make_autoencoder
 
 torch.set_num_threads(snakemake.threads)  # noqa: F821
 metrics = make_autoencoder(

@@ -7,7 +7,8 @@ import time
 
 import torch
 
-from skyquilt.demo.dataset import DatasetSettings, simulate_dataset, write_dataset
+from skyquilt.demo.dataset import simulate_dataset, write_dataset
+from skyquilt.demo.settings import DatasetSettings
 
 settings = DatasetSettings.from_config(snakemake.params.settings)  # noqa: F821
 torch.set_num_threads(snakemake.threads)  # noqa: F821

@@ -9,7 +9,8 @@ import torch
 
 from skyquilt.demo.files import write_json
 from skyquilt.demo.sanity import sanity_check
-from skyquilt.demo.train_denoiser import DenoiserSettings, make_denoiser
+from skyquilt.demo.settings import DenoiserSettings
+from skyquilt.demo.train_denoiser import make_denoiser
 
 torch.set_num_threads(snakemake.threads)  # noqa: F821
 settings = DenoiserSettings(**snakemake.params.settings)  # noqa: F821

@@ -6,11 +6,8 @@ import torch
 
 from skyquilt.demo.autoencoder import Autoencoder, load_autoencoder, save_autoencoder
 from skyquilt.demo.dataset import area_weights
-from skyquilt.demo.train_autoencoder import (
-    AutoencoderSettings,
-    reconstruction_rmse,
-    train_autoencoder,
-)
+from skyquilt.demo.settings import AutoencoderSettings
+from skyquilt.demo.train_autoencoder import reconstruction_rmse, train_autoencoder
 from skyquilt.demo.training import TrainingBudget
 from skyquilt.timestamps import time_features
 

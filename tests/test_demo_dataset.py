@@ -9,14 +9,13 @@ import xarray as xr
 
 from skyquilt.demo.dataset import (
     VARIABLES,
-    DatasetSettings,
     area_weights,
-    held_out_mask,
     read_stats,
     simulate_dataset,
     stats_path,
     write_dataset,
 )
+from skyquilt.demo.settings import DatasetSettings, held_out_mask
 
 TINY = {
     "start": "2000-04-01",

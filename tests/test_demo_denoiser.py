@@ -8,17 +8,11 @@ import pytest
 import torch
 
 from skyquilt.demo.autoencoder import Autoencoder, save_autoencoder
-from skyquilt.demo.dataset import DatasetSettings, simulate_dataset, write_dataset
+from skyquilt.demo.dataset import simulate_dataset, write_dataset
 from skyquilt.demo.latents import dump_latents
 from skyquilt.demo.sanity import sanity_check
-from skyquilt.demo.train_denoiser import (
-    DenoiserSettings,
-    Validation,
-    denoiser_config,
-    make_denoiser,
-    train_denoiser,
-    window_starts,
-)
+from skyquilt.demo.settings import DatasetSettings, DenoiserSettings, denoiser_config, window_starts
+from skyquilt.demo.train_denoiser import Validation, make_denoiser, train_denoiser
 from skyquilt.diffusion.schedules import build_schedule
 from skyquilt.models.directory import build_denoiser, load_denoiser, parse_model_config
 

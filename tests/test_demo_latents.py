@@ -7,8 +7,9 @@ import torch
 import xarray as xr
 
 from skyquilt.demo.autoencoder import Autoencoder, save_autoencoder
-from skyquilt.demo.dataset import DatasetSettings, simulate_dataset, write_dataset
+from skyquilt.demo.dataset import simulate_dataset, write_dataset
 from skyquilt.demo.latents import STD_FLOOR, dump_latents, latent_statistics
+from skyquilt.demo.settings import DatasetSettings
 
 HELD_OUT = ("2000-04-02", "2000-04-02")
 

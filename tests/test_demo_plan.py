@@ -8,11 +8,8 @@ import yaml
 from snakemake.utils import validate
 
 from skyquilt.config import ConfigError
-from skyquilt.demo.dataset import DatasetSettings
 from skyquilt.demo.plan import make_demo_plan
-from skyquilt.demo.shallow_water import Forcing
-from skyquilt.demo.train_autoencoder import AutoencoderSettings
-from skyquilt.demo.train_denoiser import DenoiserSettings
+from skyquilt.demo.settings import AutoencoderSettings, DatasetSettings, DenoiserSettings, Forcing
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "config/schema.demo.yaml"

@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from skyquilt.demo.dataset import latitudes
+from skyquilt.demo.settings import Forcing
 from skyquilt.demo.shallow_water import (
     ForcedShallowWaterSolver,
-    Forcing,
     equilibrium_geopotential,
     simulate,
     truncation,

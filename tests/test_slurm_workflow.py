@@ -1,9 +1,9 @@
 """The real workflow through `snakemake --profile profiles/slurm` on a live local SLURM cluster.
 
-The tiny random-weight model (generation + aggregate: T = 12, 3 steps, 2 dates x 2 members)
-runs on the cluster of the `live_slurm` fixture (tests/slurm_fixture.py), and its outputs are
-compared with a local run of the same config and seeds. The live tests run in CI or with
-SKYQUILT_SLURM_TESTS=1 and are skipped otherwise; the dry-run test needs no cluster.
+The tiny random-weight model (generation + aggregate: T = 12, 3 steps, one start date x 3
+members) runs on the cluster of the `live_slurm` fixture (tests/slurm_fixture.py), and its
+outputs are compared with a local run of the same config and seeds. The live tests run in CI or
+with SKYQUILT_SLURM_TESTS=1 and are skipped otherwise; the dry-run test needs no cluster.
 """
 
 import re
@@ -18,14 +18,23 @@ from conftest import REPO, planned_jobs, run_snakemake, tiny_config, write_confi
 
 PROFILE = REPO / "profiles" / "slurm"
 OUTPUTS = Path("results/prior/default/12h")
-MEMBERS = [f"{date}/{member}" for date in ("2000-04-03T00", "2000-04-20T12") for member in (0, 1)]
-FAILING = "2000-04-20T12/1"
+DATE = "2000-04-20T12"
+MEMBERS = [f"{DATE}/{member}" for member in range(3)]
+FAILING = f"{DATE}/1"
 ACCOUNT = "skyquilt-test"
 
 
-def slurm_config(model_path: Path, partition: str, gpu_model: str) -> dict:
-    """The tiny config with the example's `hardware` keys, sized for the one-node test cluster."""
+def members_config(model_path: Path, **overrides) -> dict:
+    """The tiny config with one start date and three members: a member or two run at a time
+    on the test cluster's two CPUs."""
     return tiny_config(
+        model_path, start_dates=["2000-04-20 12h"], num_samples_per_date=3, **overrides
+    )
+
+
+def slurm_config(model_path: Path, partition: str, gpu_model: str) -> dict:
+    """With the example's `hardware` keys, sized for the one-node test cluster."""
+    return members_config(
         model_path,
         hardware={
             "backend": "slurm",
@@ -85,7 +94,7 @@ def generate_comment(member: str) -> str:
 def local_run(live_slurm, tiny_model, tmp_path_factory) -> Path:
     """The same members generated and aggregated locally (`--cores 2`), for comparison."""
     workdir = tmp_path_factory.mktemp("local")
-    write_config(workdir, tiny_config(tiny_model))
+    write_config(workdir, members_config(tiny_model))
     run_snakemake(workdir, "--cores", "2")
     return workdir
 
@@ -113,12 +122,12 @@ def test_dry_run_with_the_profile_shows_each_jobs_resources(tiny_model, tmp_path
     )
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out
-    assert planned_jobs(out) == {"generate": 4, "aggregate": 1, "all": 1}
+    assert planned_jobs(out) == {"generate": 3, "aggregate": 1, "all": 1}
 
     resources = re.findall(r"^\s+resources: (.*)$", out, re.MULTILINE)
     jobs = [dict(item.split("=", 1) for item in line.split(", ")) for line in resources]
     gen = [r for r in jobs if "gpu" in r]
-    assert len(gen) == 4
+    assert len(gen) == 3
     expected_gen = {
         "slurm_account": ACCOUNT,
         "slurm_partition": "a5000",
@@ -133,7 +142,7 @@ def test_dry_run_with_the_profile_shows_each_jobs_resources(tiny_model, tmp_path
     [aggregate] = [r for r in jobs if r.get("cpus_per_task") == "8" and "gpu" not in r]
     assert aggregate["mem_mb"] == "32000" and aggregate["runtime"] == "240"
     # printshellcmds (in the profile): the command each generation job will run.
-    assert len(re.findall(r"^Shell command: .*scripts/generate\.py", out, re.MULTILINE)) == 4
+    assert len(re.findall(r"^Shell command: .*scripts/generate\.py", out, re.MULTILINE)) == 3
 
 
 def test_workflow_runs_through_slurm_as_one_array_and_equals_a_local_run(
@@ -146,15 +155,15 @@ def test_workflow_runs_through_slurm_as_one_array_and_equals_a_local_run(
         "generate",
         timeout=400,
     ).check()
-    print(f"\nSLURM end to end (4 members as one array + aggregate): {run.seconds:.1f} s")
+    print(f"\nSLURM end to end (3 members as one array + aggregate): {run.seconds:.1f} s")
 
-    # The four members went to SLURM as one job array, the aggregate as a single job.
+    # The three members went to SLURM as one job array, the aggregate as a single job.
     [array] = run.array_submissions
-    assert array["tasks"] == (1, 4)
+    assert array["tasks"] == (1, 3)
     submitted = run.submitted_jobs
-    assert len(submitted) == 5
+    assert len(submitted) == 4
     array_id = array["slurm_jobid"]
-    tasks = {f"{array_id}_{task}" for task in range(1, 5)}
+    tasks = {f"{array_id}_{task}" for task in range(1, 4)}
     assert {submitted[i] for i in array["snakemake_jobids"]} == tasks
 
     # The ids in the snakemake log are the ones SLURM knows: all COMPLETED, on the configured
@@ -177,7 +186,7 @@ def test_workflow_runs_through_slurm_as_one_array_and_equals_a_local_run(
         "--cpus-per-task=1",
         "--nodes=1",
         f"--gpus={live_slurm.gpu_type}:1",
-        "--array=1-4",
+        "--array=1-3",
     ):
         assert option in array_call, array_call
     assert re.search(r"--mem 10\d\d ", array_call), array_call  # 1GB + the plugin's payload

@@ -12,7 +12,6 @@ the held-out period, which is kept for evaluation only.
 
 import dataclasses
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +20,7 @@ import xarray as xr
 from torch import Tensor
 
 from skyquilt.demo.files import write_json
-from skyquilt.demo.shallow_water import Forcing, simulate
+from skyquilt.demo.settings import DatasetSettings, held_out_mask
 from skyquilt.stores import ZARR_FORMAT, atomic_directory
 
 VARIABLES: dict[str, dict[str, str]] = {
@@ -32,44 +31,6 @@ VARIABLES: dict[str, dict[str, str]] = {
 LEVEL_HPA = 500
 # One week of hourly states per chunk: ~0.3 MB per variable on the default grid.
 TIME_CHUNK = 168
-
-
-@dataclass(frozen=True)
-class DatasetSettings:
-    """What the demo dataset is made of; the keys of the config section `demo.dataset`."""
-
-    start: str = "1999-07-01"
-    days: int = 366
-    grid: tuple[int, int] = (32, 64)
-    spinup_days: int = 20
-    held_out: tuple[str, str] = ("2000-04-01", "2000-05-31")
-    seed: int = 0
-    forcing: Forcing = field(default_factory=Forcing)
-
-    @classmethod
-    def from_config(cls, section: dict) -> "DatasetSettings":
-        """Settings from the `demo.dataset` config mapping (missing keys take defaults)."""
-        section = dict(section)
-        forcing = dict(section.pop("forcing", None) or {})
-        if "stirring_wavenumbers" in forcing:
-            forcing["stirring_wavenumbers"] = tuple(forcing["stirring_wavenumbers"])
-        for key in ("grid", "held_out"):
-            if key in section:
-                section[key] = tuple(section[key])
-        return cls(**section, forcing=Forcing(**forcing))
-
-    def times(self) -> np.ndarray:
-        """The hourly timestamps (T,) datetime64[ns] of the dataset."""
-        start = np.datetime64(self.start, "ns")
-        return start + np.arange(24 * self.days) * np.timedelta64(1, "h")
-
-
-def held_out_mask(times: np.ndarray, held_out: tuple[str, str]) -> np.ndarray:
-    """times (T,) -> (T,) bool, True inside the held-out period (both dates inclusive)."""
-    first = np.datetime64(held_out[0], "ns")
-    after_last = np.datetime64(held_out[1], "D") + np.timedelta64(1, "D")
-    times = np.asarray(times, dtype="datetime64[ns]")
-    return (times >= first) & (times < after_last.astype("datetime64[ns]"))
 
 
 def latitudes(nlat: int) -> np.ndarray:
@@ -97,6 +58,10 @@ def area_weights(latitudes: np.ndarray) -> Tensor:
 
 def simulate_dataset(settings: DatasetSettings, progress: bool = False) -> xr.Dataset:
     """Run the forced shallow-water model and wrap its hourly states as an ERA5-like dataset."""
+    # Imported here: the workflow imports this module at parse time (for `stats_path`), and
+    # torch-harmonics alone would double the time `snakemake -n` takes.
+    from skyquilt.demo.shallow_water import simulate
+
     nlat, nlon = settings.grid
     times = settings.times()
     states = simulate(

@@ -16,8 +16,9 @@ from torch import Tensor
 from tqdm import tqdm
 
 from skyquilt.demo.autoencoder import CONFIG_FILE, WEIGHTS_FILE, Autoencoder, load_autoencoder
-from skyquilt.demo.dataset import held_out_mask, stack_states
+from skyquilt.demo.dataset import stack_states
 from skyquilt.demo.files import copy_file, write_tensors
+from skyquilt.demo.settings import held_out_mask
 from skyquilt.stores import LATENT, SHARD_DIMS, ZARR_FORMAT, atomic_directory
 
 LATENTS_FILE = "latents.zarr"

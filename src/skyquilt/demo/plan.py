@@ -7,9 +7,14 @@ from pathlib import Path
 import numpy as np
 
 from skyquilt.config import ConfigError
-from skyquilt.demo.dataset import DatasetSettings, held_out_mask
-from skyquilt.demo.train_autoencoder import AutoencoderSettings
-from skyquilt.demo.train_denoiser import DenoiserSettings, denoiser_config, window_starts
+from skyquilt.demo.settings import (
+    AutoencoderSettings,
+    DatasetSettings,
+    DenoiserSettings,
+    denoiser_config,
+    held_out_mask,
+    window_starts,
+)
 from skyquilt.diffusion.schedules import build_schedule
 from skyquilt.models.directory import ModelConfig, parse_model_config
 

@@ -14,8 +14,9 @@ import xarray as xr
 from torch import Tensor
 
 from skyquilt.demo.autoencoder import load_autoencoder
-from skyquilt.demo.dataset import area_weights, held_out_mask, stack_states
-from skyquilt.demo.train_denoiser import blankets, evenly_spaced, window_starts
+from skyquilt.demo.dataset import area_weights, stack_states
+from skyquilt.demo.settings import held_out_mask, window_starts
+from skyquilt.demo.train_denoiser import blankets, evenly_spaced
 from skyquilt.diffusion.samplers import build_sampler, init_noise
 from skyquilt.diffusion.schedules import build_schedule
 from skyquilt.models.directory import ModelDirectory, load_denoiser

@@ -14,7 +14,6 @@ vorticity source at synoptic scales, red in time (AR(1)), so that eddies keep fo
 """
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -23,29 +22,14 @@ from torch import Tensor
 from torch_harmonics.examples import ShallowWaterSolver
 from tqdm import tqdm
 
+from skyquilt.demo.settings import Forcing
+
 GRAVITY = 9.80616
 RADIUS = 6.37122e6
 SECONDS_PER_DAY = 86400.0
 OBLIQUITY = math.radians(23.44)
 # Day of year of the March equinox, when the solar declination crosses zero.
 EQUINOX_DAY = 80.0
-
-
-@dataclass(frozen=True)
-class Forcing:
-    """Parameters of the relaxation, drag and stirring (SI units unless named otherwise)."""
-
-    mean_depth: float = 5500.0  # m; g * depth ~ the geopotential of the 500 hPa surface
-    jet_contrast: float = 8000.0  # m2 s-2, equator-to-pole difference of phi_eq
-    jet_latitude: float = 45.0  # degrees from the thermal equator
-    jet_width: float = 10.0  # degrees
-    seasonal_shift: float = 0.5  # latitude of the thermal equator / solar declination
-    diurnal_amplitude: float = 800.0  # m2 s-2, phi_eq bump under the sun
-    relaxation_days: float = 5.0
-    drag_days: float = 10.0
-    stirring: float = 2e-10  # s-2, rms vorticity source
-    stirring_days: float = 1.0  # decorrelation time of the stirring
-    stirring_wavenumbers: tuple[float, float] = (0.3, 0.7)  # band, as fractions of the truncation
 
 
 def solar_declination(times: np.ndarray) -> np.ndarray:

@@ -6,7 +6,6 @@ grid points near the poles do not dominate.
 
 import dataclasses
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,29 +18,15 @@ from skyquilt.demo.autoencoder import Autoencoder, save_autoencoder
 from skyquilt.demo.dataset import (
     VARIABLES,
     area_weights,
-    held_out_mask,
     read_stats,
     stack_states,
 )
 from skyquilt.demo.files import write_json
+from skyquilt.demo.settings import AutoencoderSettings, held_out_mask
 from skyquilt.demo.training import TrainingBudget
 from skyquilt.timestamps import time_features
 
 METRICS_FILE = "metrics.json"
-
-
-@dataclass(frozen=True)
-class AutoencoderSettings:
-    """Keys of the config section `demo.autoencoder`."""
-
-    latent_channels: int = 8
-    width: int = 16
-    downsamplings: int = 2
-    steps: int = 2000
-    batch_size: int = 8
-    learning_rate: float = 3e-3
-    max_minutes: float = 4.0
-    seed: int = 0
 
 
 def weighted_squared_error(prediction: Tensor, target: Tensor, weights: Tensor) -> Tensor:

@@ -19,9 +19,14 @@ import xarray as xr
 from torch import Tensor
 from tqdm import tqdm
 
-from skyquilt.demo.dataset import held_out_mask
 from skyquilt.demo.files import write_csv
 from skyquilt.demo.latents import LATENTS_FILE, STATS_FILE
+from skyquilt.demo.settings import (
+    DenoiserSettings,
+    denoiser_config,
+    held_out_mask,
+    window_starts,
+)
 from skyquilt.demo.training import TrainingBudget
 from skyquilt.diffusion.schedules import DiffusionSchedule, build_schedule, sample_training_sigma
 from skyquilt.models.directory import (
@@ -34,67 +39,6 @@ from skyquilt.stores import LATENT
 from skyquilt.timestamps import time_features
 
 TRAIN_LOG_FILE = "train_log.csv"
-
-
-@dataclass(frozen=True)
-class DenoiserSettings:
-    """Keys of the config section `demo.denoiser`."""
-
-    blanket_size: int = 8
-    hidden_channels: int = 32
-    blocks: int = 3
-    embedding: int = 64
-    noise_schedule: str = "rectified"
-    sigma_min: float = 1e-3
-    sigma_max: float = 1e3
-    steps: int = 2000
-    batch_size: int = 8
-    learning_rate: float = 2e-3
-    max_minutes: float = 4.0
-    validation_every: int = 200
-    validation_blankets: int = 32
-    denoising_steps: int = 32
-    sanity_blankets: int = 16
-    seed: int = 0
-
-
-def denoiser_config(settings: DenoiserSettings, latent_shape: tuple[int, int, int]) -> dict:
-    """The model directory's config.yaml (INTERFACES.md) for these settings."""
-    return {
-        "latent_shape": list(latent_shape),
-        "backbone": {
-            "name": "blanket_net",
-            "kwargs": {
-                "hidden_channels": settings.hidden_channels,
-                "blocks": settings.blocks,
-                "embedding": settings.embedding,
-            },
-        },
-        "train": {
-            "blanket_size": settings.blanket_size,
-            "blanket_dt": 1,
-            "noise_schedule": settings.noise_schedule,
-            "sigma_min": settings.sigma_min,
-            "sigma_max": settings.sigma_max,
-            "precision": "float32",
-            "steps": settings.steps,
-            "batch_size": settings.batch_size,
-            "learning_rate": settings.learning_rate,
-            "max_minutes": settings.max_minutes,
-            "seed": settings.seed,
-        },
-        "valid": {
-            "denoising_steps": settings.denoising_steps,
-            "every": settings.validation_every,
-            "blankets": settings.validation_blankets,
-        },
-    }
-
-
-def window_starts(mask: np.ndarray, blanket_size: int) -> np.ndarray:
-    """First indices s of every window mask[s : s + K] that is all True: mask (T,) -> (N,)."""
-    inside = np.lib.stride_tricks.sliding_window_view(np.asarray(mask, bool), blanket_size)
-    return np.flatnonzero(inside.all(axis=1))
 
 
 def evenly_spaced(starts: np.ndarray, count: int) -> Tensor:
