@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from slurm_fixture import live_slurm  # noqa: F401
 
@@ -13,6 +14,10 @@ from skyquilt.models import write_random_model
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")
+
+# The in-process tests use tiny models: one thread is faster than two, and much faster when
+# the other core is busy with a snakemake run of another test.
+torch.set_num_threads(1)
 
 # The example of the original generation config; only model_path is changed by the tests.
 EXAMPLE_CONFIG = """
