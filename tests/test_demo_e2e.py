@@ -1,0 +1,119 @@
+"""End to end: the whole demo DAG (dataset -> autoencoder -> latents -> denoiser -> generation
+-> aggregate) through the real snakemake, with tiny settings."""
+
+import json
+
+import numpy as np
+import pytest
+import xarray as xr
+import yaml
+from conftest import REPO, planned_jobs, run_snakemake, write_config
+
+TINY_DEMO = {
+    "dataset": {
+        "start": "2000-04-01",
+        "days": 4,
+        "grid": [16, 32],
+        "spinup_days": 2,
+        "held_out": ["2000-04-04", "2000-04-04"],
+    },
+    "autoencoder": {"steps": 30, "width": 8},
+    "denoiser": {
+        "blanket_size": 4,
+        "steps": 20,
+        "validation_every": 5,
+        "validation_blankets": 4,
+        "hidden_channels": 8,
+        "denoising_steps": 4,
+        "sanity_blankets": 2,
+    },
+}
+DEMO = "resources/demo"
+MODEL = f"{DEMO}/autoencoders/ae/0/latents/demo/denoisers/denoiser/0"
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    """The default config with tiny demo settings, run once in a fresh directory."""
+    workdir = tmp_path_factory.mktemp("demo")
+    config = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    config.update(
+        demo=TINY_DEMO,
+        trajectory_sizes="8",
+        start_dates=["2000-04-04 0h"],
+        blanket_overlap=2,
+        num_samples_per_date=2,
+        diffusion={"num_steps": 4, "sampler": {"type": "lms", "config": {}}},
+    )
+    write_config(workdir, config)
+    run_snakemake(workdir, "--cores", "2")
+    return workdir
+
+
+def test_dataset_has_the_weatherbench2_layout_and_units(demo_run):
+    dataset = xr.open_zarr(demo_run / DEMO / "era5_demo.zarr")
+    assert dataset["time"].dtype == np.dtype("datetime64[ns]")
+    assert (np.diff(dataset["time"].values) == np.timedelta64(1, "h")).all()
+    assert dataset["time"].values[0] == np.datetime64("2000-04-01T00", "ns")
+    latitude, longitude = dataset["latitude"].values, dataset["longitude"].values
+    assert latitude[0] == 90 and latitude[-1] == -90 and (np.diff(latitude) < 0).all()
+    assert longitude[0] == 0 and longitude[-1] < 360 and (np.diff(longitude) > 0).all()
+    assert dataset["level"].values.tolist() == [500]
+    units = {name: dataset[name].attrs["units"] for name in dataset.data_vars}
+    assert units == {
+        "geopotential": "m**2 s**-2",
+        "u_component_of_wind": "m s**-1",
+        "v_component_of_wind": "m s**-1",
+    }
+    for name in dataset.data_vars:
+        assert dataset[name].dims == ("time", "level", "latitude", "longitude")
+        assert dataset[name].attrs["long_name"]
+        assert np.isfinite(dataset[name].values).all()
+    stats = json.loads((demo_run / DEMO / "era5_demo.stats.json").read_text())
+    assert set(stats["variables"]) == set(units)
+    assert all(entry["std"] > 0 for entry in stats["variables"].values())
+
+
+def test_model_directory_holds_everything_generation_and_decoding_need(demo_run):
+    autoencoder = demo_run / DEMO / "autoencoders/ae/0"
+    latent_dir = autoencoder / "latents/demo"
+    model = demo_run / MODEL
+    for path in (
+        autoencoder / "config.yaml",
+        autoencoder / "weights.safetensors",
+        latent_dir / "stats.safetensors",
+        latent_dir / "ae/config.yaml",
+        latent_dir / "ae/weights.safetensors",
+        model / "config.yaml",
+        model / "best.safetensors",
+        model / "last.safetensors",
+        model / "train_log.csv",
+        model / "sanity.json",
+    ):
+        assert path.is_file(), path
+    metrics = json.loads((autoencoder / "metrics.json").read_text())
+    assert set(metrics["variables"]) == {
+        "geopotential",
+        "u_component_of_wind",
+        "v_component_of_wind",
+    }
+    for scores in metrics["variables"].values():
+        assert scores["rmse"] > 0 and scores["relative_rmse"] > 0
+    latents = xr.open_zarr(latent_dir / "latents.zarr")
+    assert latents["latent"].dims == ("time", "channel", "y", "x")
+    denoiser = yaml.safe_load((model / "config.yaml").read_text())
+    assert denoiser["train"]["blanket_size"] == 4
+    assert list(denoiser["latent_shape"]) == list(latents["latent"].shape[1:])
+
+
+def test_aggregate_holds_every_member_of_the_demo_model(demo_run):
+    merged = xr.open_zarr(demo_run / "results/prior/default/8h/trajectories.zarr")
+    assert merged["latent"].dims == ("start_date", "member", "time", "channel", "y", "x")
+    assert merged["latent"].shape[:3] == (1, 2, 8)
+    assert np.isfinite(merged["latent"].values).all()
+    assert merged.attrs["model_path"] == MODEL
+
+
+def test_a_second_run_has_nothing_to_do(demo_run):
+    assert planned_jobs(run_snakemake(demo_run, "-n").stdout) == {}
+    assert "Nothing to be done" in run_snakemake(demo_run, "-n").stdout
