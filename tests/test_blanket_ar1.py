@@ -50,15 +50,6 @@ BIAS_BOUNDS = {
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    """These tensors are tiny: extra intra-op threads only contend for the 2 cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def ar1_covariance(size: int, rho: float) -> torch.Tensor:
     """Sigma_ij = rho^|i - j|: (size, size) float64."""
     index = torch.arange(size, dtype=torch.float64)

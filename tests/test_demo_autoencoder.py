@@ -14,15 +14,6 @@ from skyquilt.timestamps import time_features
 VARIABLES = ["geopotential", "u_component_of_wind", "v_component_of_wind"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The tensors are tiny: one thread is fastest, and immune to a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def tiny_autoencoder(**kwargs) -> Autoencoder:
     torch.manual_seed(0)
     options = {"latent_channels": 4, "width": 4, "downsamplings": 2} | kwargs

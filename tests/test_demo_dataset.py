@@ -4,7 +4,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 import xarray as xr
 
 from skyquilt.demo.dataset import (
@@ -29,12 +28,9 @@ TINY = {
 @pytest.fixture(scope="module")
 def written(tmp_path_factory):
     """A two-day dataset written to disk: its path and settings."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     settings = DatasetSettings.from_config(TINY)
     path = tmp_path_factory.mktemp("demo") / "era5_demo.zarr"
     write_dataset(simulate_dataset(settings), path, settings.held_out)
-    torch.set_num_threads(threads)
     return path, settings
 
 

@@ -31,17 +31,8 @@ TINY = DenoiserSettings(
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The tensors are tiny: one thread is fastest, and immune to a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory, one_thread):
+def trained(tmp_path_factory):
     """Tiny dataset -> untrained autoencoder -> latent dump -> trained tiny denoiser."""
     root = tmp_path_factory.mktemp("demo")
     settings = DatasetSettings.from_config(

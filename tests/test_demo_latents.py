@@ -17,8 +17,6 @@ HELD_OUT = ("2000-04-02", "2000-04-02")
 @pytest.fixture(scope="module")
 def dumped(tmp_path_factory):
     """A tiny dataset, an untrained autoencoder and their latent dump: the three paths."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("demo")
     settings = DatasetSettings.from_config(
         {"start": "2000-04-01", "days": 2, "grid": [16, 32], "spinup_days": 0}
@@ -29,7 +27,6 @@ def dumped(tmp_path_factory):
     model = Autoencoder(variables, (16, 32), 4, 4, 2, [5.4e4, 5.0, 0.0], [3e3, 13.0, 12.0])
     save_autoencoder(model, root / "ae")
     dump_latents(root / "era5_demo.zarr", root / "ae", root / "latents/demo", HELD_OUT)
-    torch.set_num_threads(threads)
     return root / "era5_demo.zarr", root / "ae", root / "latents/demo"
 
 

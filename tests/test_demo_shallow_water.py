@@ -16,15 +16,6 @@ from skyquilt.demo.shallow_water import (
 NLAT, NLON = 16, 32
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The tensors are tiny: one thread is fastest, and immune to a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def hourly(start: str, hours: int) -> np.ndarray:
     return np.datetime64(start, "ns") + np.arange(hours) * np.timedelta64(1, "h")
 

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from conftest import tiny_config
 
+from skyquilt import products as products_module
 from skyquilt.config import ConfigError
 from skyquilt.products import (
     Field,
@@ -96,3 +97,14 @@ def test_a_climatology_period_must_not_overlap_evaluated_trajectories(products, 
                 check_climatology_period(products)
         else:
             check_climatology_period(products)
+
+
+def test_mp4_animations_are_planned_only_when_ffmpeg_is_available(tiny_model, monkeypatch):
+    config = tiny_config(tiny_model, dataset="era5.zarr") | DEFAULTS
+    config["render"] = {**DEFAULTS["render"], "animation": {**DEFAULTS["render"]["animation"]}}
+    config["render"]["animation"]["mp4"] = True
+    for available in (True, False):
+        monkeypatch.setattr(products_module, "ffmpeg_available", lambda found=available: found)
+        products = make_products(config, make_plan(config))
+        mp4s = [path for path in products.render_targets() if path.endswith(".mp4")]
+        assert len(mp4s) == (4 if available else 0)

@@ -29,15 +29,6 @@ SD = torch.tensor([0.1, 0.5, 1.0, 2.0])
 STD_ALLOWANCE = {"lms": 0.01, "ddim": 0.08, "pc": 0.08, "rewind": 0.08, "ddpm": 0.15}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    """These tensors are tiny: extra intra-op threads only contend for the 2 cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def gaussian_denoise(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
     """Exact E[x | x + sigma eps] for x ~ N(MU, diag SD^2); x: (B, 4)."""
     return MU + SD**2 / (SD**2 + sigma**2) * (x - MU)

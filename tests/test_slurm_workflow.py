@@ -1,9 +1,10 @@
 """The real workflow through `snakemake --profile profiles/slurm` on a live local SLURM cluster.
 
-The tiny random-weight model (generation + aggregate: T = 12, 3 steps, one start date x 3
-members) runs on the cluster of the `live_slurm` fixture (tests/slurm_fixture.py), and its
-outputs are compared with a local run of the same config and seeds. The live tests run in CI or
-with SKYQUILT_SLURM_TESTS=1 and are skipped otherwise; the dry-run test needs no cluster.
+The end-to-end test runs the tiny demo (dataset -> autoencoder -> latents -> denoiser ->
+2 members -> aggregate); the partial-rerun test generates 3 members of the tiny random-weight
+model. Both compare what SLURM made with a local run of the same config and seeds. They use the
+`live_slurm` fixture (tests/slurm_fixture.py): they run in CI or with SKYQUILT_SLURM_TESTS=1
+and are skipped otherwise. The dry-run test needs no cluster.
 """
 
 import re
@@ -14,47 +15,77 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xarray as xr
-from conftest import REPO, planned_jobs, run_snakemake, tiny_config, write_config
+from conftest import REPO, SNAKEMAKE, planned_jobs, run_snakemake, tiny_config, write_config
 
 PROFILE = REPO / "profiles" / "slurm"
 OUTPUTS = Path("results/prior/default/12h")
 DATE = "2000-04-20T12"
-MEMBERS = [f"{DATE}/{member}" for member in range(3)]
 FAILING = f"{DATE}/1"
 ACCOUNT = "skyquilt-test"
 
+DEMO_MODEL = Path("resources/demo/autoencoders/ae/0/latents/demo/denoisers/denoiser/0")
+DEMO_WEIGHTS = [  # relative to resources/demo/autoencoders/ae/0
+    "weights.safetensors",
+    "latents/demo/stats.safetensors",
+    "latents/demo/denoisers/denoiser/0/best.safetensors",
+]
+# The demo at its smallest: 14 days on a 16 x 32 grid, 10 training steps of each network.
+TINY_DEMO = {
+    "dataset": {
+        "start": "2000-04-10",
+        "days": 14,
+        "grid": [16, 32],
+        "spinup_days": 0,
+        "held_out": ["2000-04-20", "2000-04-22"],
+    },
+    "autoencoder": {"latent_channels": 2, "width": 4, "steps": 10, "batch_size": 2},
+    "denoiser": {
+        "hidden_channels": 4,
+        "blocks": 1,
+        "embedding": 8,
+        "steps": 10,
+        "batch_size": 2,
+        "validation_every": 5,
+        "validation_blankets": 2,
+        "denoising_steps": 3,
+        "sanity_blankets": 2,
+    },
+}
 
-def members_config(model_path: Path, **overrides) -> dict:
-    """The tiny config with one start date and three members: a member or two run at a time
-    on the test cluster's two CPUs."""
+
+def one_date_config(model_path: Path, members: int, **overrides) -> dict:
+    """The tiny config (T = 12, 3 steps) for one start date."""
     return tiny_config(
-        model_path, start_dates=["2000-04-20 12h"], num_samples_per_date=3, **overrides
+        model_path, start_dates=["2000-04-20 12h"], num_samples_per_date=members, **overrides
     )
 
 
-def slurm_config(model_path: Path, partition: str, gpu_model: str) -> dict:
-    """With the example's `hardware` keys, sized for the one-node test cluster."""
-    return members_config(
-        model_path,
-        hardware={
-            "backend": "slurm",
-            "account": ACCOUNT,
-            "gpus_per_node": 1,
-            "gen": {
-                "cpus": 1,
-                "ram": "1GB",
-                "time": "10:00",
-                "partition": partition,
-                "gpus": 1,
-                "gpu_model": gpu_model,
-            },
-            "aggregate": {"cpus": 1, "ram": "1GB", "time": "10:00", "partition": partition},
-        },
+def tiny_demo_config(**overrides) -> dict:
+    """The workflow builds its own tiny demo model and samples 2 members from it."""
+    return one_date_config(
+        DEMO_MODEL, 2, dataset="resources/demo/era5_demo.zarr", demo=TINY_DEMO, **overrides
     )
+
+
+def slurm_hardware(partition: str, gpu_model: str) -> dict:
+    """The example's `hardware` keys, sized for the one-node test cluster."""
+    job = {"cpus": 1, "ram": "1GB", "time": "10:00", "partition": partition}
+    return {
+        "backend": "slurm",
+        "account": ACCOUNT,
+        "gpus_per_node": 1,
+        "gen": {**job, "gpus": 1, "gpu_model": gpu_model},
+        "aggregate": job,
+    }
 
 
 def workflow_args(workdir: Path) -> tuple[str, ...]:
     return ("--snakefile", str(REPO / "Snakefile"), "--configfile", str(workdir / "config.yaml"))
+
+
+def members_of(directory: Path) -> list[str]:
+    shards = directory / OUTPUTS / "shards"
+    return sorted(str(path.relative_to(shards).with_suffix("")) for path in shards.glob("*/*.zarr"))
 
 
 def shard(directory: Path, member: str) -> xr.Dataset:
@@ -90,28 +121,49 @@ def generate_comment(member: str) -> str:
     return f"rule_generate_wildcards_12_{date}_{index}"
 
 
-@pytest.fixture(scope="module")
-def local_run(live_slurm, tiny_model, tmp_path_factory) -> Path:
-    """The same members generated and aggregated locally (`--cores 2`), for comparison."""
-    workdir = tmp_path_factory.mktemp("local")
-    write_config(workdir, members_config(tiny_model))
-    run_snakemake(workdir, "--cores", "2")
-    return workdir
+class LocalRun:
+    """A local `snakemake --cores 1` started in the background: the SLURM run it is compared
+    with mostly waits for status checks, so the two overlap."""
+
+    def __init__(self, workdir: Path):
+        self.workdir = workdir
+        self.proc = subprocess.Popen(
+            [str(SNAKEMAKE), *workflow_args(workdir), "--cores", "1"],
+            cwd=workdir,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+
+    def result(self) -> Path:
+        output, _ = self.proc.communicate(timeout=600)
+        assert self.proc.returncode == 0, f"local snakemake failed:\n{output[-4000:]}"
+        return self.workdir
 
 
 @pytest.fixture
-def cluster_workdir(live_slurm, tiny_model, tmp_path) -> Path:
-    write_config(tmp_path, slurm_config(tiny_model, live_slurm.partition, live_slurm.gpu_type))
-    return tmp_path
+def local_demo(live_slurm, tmp_path_factory) -> LocalRun:
+    workdir = tmp_path_factory.mktemp("local_demo")
+    write_config(workdir, tiny_demo_config())
+    return LocalRun(workdir)
+
+
+@pytest.fixture
+def local_members(live_slurm, tiny_model, tmp_path_factory) -> Path:
+    """Three members of the random-weight model, generated and aggregated locally."""
+    workdir = tmp_path_factory.mktemp("local_members")
+    write_config(workdir, one_date_config(tiny_model, 3))
+    run_snakemake(workdir, "--cores", "2")
+    return workdir
 
 
 def test_dry_run_with_the_profile_shows_each_jobs_resources(tiny_model, tmp_path):
     """`snakemake --profile profiles/slurm -n` lists every job with the resources it will ask
     for, mapped from the example's `hardware` (no cluster needed)."""
-    config = slurm_config(tiny_model, "a5000", "a100")
-    config["hardware"]["gen"].update(cpus=8, ram="60GB", time="6:00:00")
-    config["hardware"]["aggregate"].update(cpus=8, ram="32GB", time="4:00:00")
-    write_config(tmp_path, config)
+    hardware = slurm_hardware("a5000", "a100")
+    hardware["gen"] = {**hardware["gen"], "cpus": 8, "ram": "60GB", "time": "6:00:00"}
+    hardware["aggregate"] = {**hardware["aggregate"], "cpus": 8, "ram": "32GB", "time": "4:00:00"}
+    write_config(tmp_path, one_date_config(tiny_model, 3, hardware=hardware))
     proc = subprocess.run(
         [sys.executable, "-m", "snakemake", "-n", "--profile", str(PROFILE)]
         + list(workflow_args(tmp_path)),
@@ -126,7 +178,7 @@ def test_dry_run_with_the_profile_shows_each_jobs_resources(tiny_model, tmp_path
 
     resources = re.findall(r"^\s+resources: (.*)$", out, re.MULTILINE)
     jobs = [dict(item.split("=", 1) for item in line.split(", ")) for line in resources]
-    gen = [r for r in jobs if "gpu" in r]
+    gen = [job for job in jobs if "gpu" in job]
     assert len(gen) == 3
     expected_gen = {
         "slurm_account": ACCOUNT,
@@ -138,41 +190,49 @@ def test_dry_run_with_the_profile_shows_each_jobs_resources(tiny_model, tmp_path
         "gpu_model": "a100",
         "nodes": "1",
     }
-    assert all(r.items() >= expected_gen.items() for r in gen), gen
-    [aggregate] = [r for r in jobs if r.get("cpus_per_task") == "8" and "gpu" not in r]
+    assert all(job.items() >= expected_gen.items() for job in gen), gen
+    [aggregate] = [job for job in jobs if job.get("cpus_per_task") == "8" and "gpu" not in job]
     assert aggregate["mem_mb"] == "32000" and aggregate["runtime"] == "240"
     # printshellcmds (in the profile): the command each generation job will run.
     assert len(re.findall(r"^Shell command: .*scripts/generate\.py", out, re.MULTILINE)) == 3
 
 
-def test_workflow_runs_through_slurm_as_one_array_and_equals_a_local_run(
-    live_slurm, cluster_workdir, local_run
-):
+def test_tiny_demo_runs_through_slurm_and_equals_a_local_run(live_slurm, local_demo, tmp_path):
+    """The whole demo chain on SLURM, the members as one job array; every output is
+    bit-identical to the local run's."""
+    hardware = slurm_hardware(live_slurm.partition, live_slurm.gpu_type)
+    write_config(tmp_path, tiny_demo_config(hardware=hardware))
     run = live_slurm.snakemake(
-        cluster_workdir,
-        *workflow_args(cluster_workdir),
-        "--slurm-array-jobs",
-        "generate",
-        timeout=400,
+        tmp_path, *workflow_args(tmp_path), "--slurm-array-jobs", "generate", timeout=480
     ).check()
-    print(f"\nSLURM end to end (3 members as one array + aggregate): {run.seconds:.1f} s")
+    print(f"\nSLURM end to end (tiny demo, 2 members as one array): {run.seconds:.1f} s")
 
-    # The three members went to SLURM as one job array, the aggregate as a single job.
+    # Each demo step and the aggregate went to SLURM as one job, the members as one array.
     [array] = run.array_submissions
-    assert array["tasks"] == (1, 3)
+    assert array["tasks"] == (1, 2)
     submitted = run.submitted_jobs
-    assert len(submitted) == 4
+    assert len(submitted) == 7
     array_id = array["slurm_jobid"]
-    tasks = {f"{array_id}_{task}" for task in range(1, 4)}
+    tasks = {f"{array_id}_1", f"{array_id}_2"}
     assert {submitted[i] for i in array["snakemake_jobids"]} == tasks
 
-    # The ids in the snakemake log are the ones SLURM knows: all COMPLETED, on the configured
-    # partition and account, the members each with one GPU of the configured model.
+    # The ids in the snakemake log are the ones SLURM knows: all COMPLETED, on the test
+    # partition; the members with the account and one GPU of the configured model.
     jobs = {job["jobid"]: job for job in live_slurm.squeue(run.run_id)}
     assert set(jobs) == set(submitted.values())
     assert {job["state"] for job in jobs.values()} == {"COMPLETED"}
     assert {job["partition"] for job in jobs.values()} == {live_slurm.partition}
-    assert {job["account"] for job in jobs.values()} == {ACCOUNT}
+    rules = sorted(job["comment"].split("_wildcards_")[0] for job in jobs.values())
+    assert rules == [
+        "rule_aggregate",
+        "rule_demo_autoencoder",
+        "rule_demo_dataset",
+        "rule_demo_denoiser",
+        "rule_demo_latents",
+        "rule_generate",
+        "rule_generate",
+    ]
+    assert {jobs[task]["account"] for task in tasks} == {ACCOUNT}
     gpus = live_slurm.scontrol_job(f"{array_id}_2")["TresPerJob"]
     assert gpus == f"gres:gpu:{live_slurm.gpu_type}:1"
 
@@ -186,41 +246,40 @@ def test_workflow_runs_through_slurm_as_one_array_and_equals_a_local_run(
         "--cpus-per-task=1",
         "--nodes=1",
         f"--gpus={live_slurm.gpu_type}:1",
-        "--array=1-3",
+        "--array=1-2",
     ):
         assert option in array_call, array_call
     assert re.search(r"--mem 10\d\d ", array_call), array_call  # 1GB + the plugin's payload
-    [aggregate_call] = [call for call in run.sbatch_calls if "--array=" not in call]
-    assert "--ntasks=1" in aggregate_call and "--gpus" not in aggregate_call
 
-    # SLURM's logs: one per array task and one for the aggregate, named by their job ids.
-    logs = cluster_workdir / "logs" / "slurm"
+    # SLURM's logs, named by the job ids: one per array task, one per single job.
+    logs = tmp_path / "logs" / "slurm"
     assert {p.stem for p in (logs / "rule_generate").glob("*.log")} == tasks
-    [aggregate_id] = set(submitted.values()) - tasks
-    assert list((logs / "rule_aggregate").rglob(f"{aggregate_id}.log"))
+    singles = set(submitted.values()) - tasks
+    assert {p.stem for p in logs.glob("rule_*/**/*.log")} - tasks == singles
 
-    # The same seeds give the same members, bit for bit, as the local run.
-    for member in MEMBERS:
-        assert_same_member(cluster_workdir, local_run, member)
-    assert_same_aggregate(cluster_workdir, local_run)
-
-    again = live_slurm.snakemake(cluster_workdir, *workflow_args(cluster_workdir), timeout=120)
-    assert again.check().submitted_jobs == {}
+    # The same seeds give the same data, models and members, bit for bit, as a local run.
+    reference = local_demo.result()
+    model_root = Path("resources/demo/autoencoders/ae/0")
+    for weights in DEMO_WEIGHTS:
+        path = model_root / weights
+        assert (tmp_path / path).read_bytes() == (reference / path).read_bytes(), path
+    assert members_of(tmp_path) == members_of(reference) == [f"{DATE}/0", f"{DATE}/1"]
+    for member in members_of(reference):
+        assert_same_member(tmp_path, reference, member)
+    assert_same_aggregate(tmp_path, reference)
 
 
 def test_failed_member_reruns_alone_and_equals_the_uninterrupted_run(
-    live_slurm, cluster_workdir, local_run
+    live_slurm, tiny_model, local_members, tmp_path
 ):
     """Profile defaults (one SLURM job per member); SKYQUILT_FAIL_MEMBER fails one member."""
-    args = workflow_args(cluster_workdir)
+    hardware = slurm_hardware(live_slurm.partition, live_slurm.gpu_type)
+    write_config(tmp_path, one_date_config(tiny_model, 3, hardware=hardware))
+    members = members_of(local_members)
+    args = workflow_args(tmp_path)
     # --retries 0: the profile's retry would only fail the member a second time.
     failing = live_slurm.snakemake(
-        cluster_workdir,
-        *args,
-        "--retries",
-        "0",
-        env={"SKYQUILT_FAIL_MEMBER": f"12/{FAILING}"},
-        timeout=400,
+        tmp_path, *args, "--retries", "0", env={"SKYQUILT_FAIL_MEMBER": f"12/{FAILING}"}
     )
     print(f"\nrun with one failing member: {failing.seconds:.1f} s")
     assert failing.returncode != 0
@@ -228,30 +287,30 @@ def test_failed_member_reruns_alone_and_equals_the_uninterrupted_run(
     states = {job["comment"]: job["state"] for job in live_slurm.squeue(failing.run_id)}
     assert states == {
         generate_comment(member): "FAILED" if member == FAILING else "COMPLETED"
-        for member in MEMBERS
+        for member in members
     }  # and no aggregate was submitted
     date, index = FAILING.split("/")
     assert re.search(
         rf"Error in rule generate:\n(.*\n)*?\s+wildcards: size=12, date={date}, member={index}\n",
         failing.output,
     ), failing.output[-4000:]
-    member_log = cluster_workdir / f"results/logs/default/generate/12h/{FAILING}.log"
+    member_log = tmp_path / f"results/logs/default/generate/12h/{FAILING}.log"
     assert "SKYQUILT_FAIL_MEMBER asks member" in member_log.read_text()
-    assert not (cluster_workdir / OUTPUTS / "shards" / f"{FAILING}.zarr").exists()
-    kept = [member for member in MEMBERS if member != FAILING]
-    stamps = {member: shard_stamp(cluster_workdir, member) for member in kept}
-    for member in kept:
-        assert_same_member(cluster_workdir, local_run, member)
+    kept = [member for member in members if member != FAILING]
+    assert members_of(tmp_path) == kept
+    stamps = {member: shard_stamp(tmp_path, member) for member in kept}
 
-    rerun = live_slurm.snakemake(cluster_workdir, *args, timeout=400).check()
+    rerun = live_slurm.snakemake(tmp_path, *args).check()
     print(f"rerun of the failed member + aggregate: {rerun.seconds:.1f} s")
     comments = sorted(job["comment"] for job in live_slurm.squeue(rerun.run_id))
     assert comments == ["rule_aggregate_wildcards_12", generate_comment(FAILING)]
     assert len(rerun.submitted_jobs) == 2
     [generate_call] = [call for call in rerun.sbatch_calls if "rule_generate" in call]
     print(f"sbatch options of the generation job: {generate_call}")
-    assert_same_member(cluster_workdir, local_run, FAILING)
-    for member in kept:
-        assert_same_member(cluster_workdir, local_run, member)
-    assert stamps == {member: shard_stamp(cluster_workdir, member) for member in kept}
-    assert_same_aggregate(cluster_workdir, local_run)
+    for member in members:
+        assert_same_member(tmp_path, local_members, member)
+    assert stamps == {member: shard_stamp(tmp_path, member) for member in kept}
+    assert_same_aggregate(tmp_path, local_members)
+
+    again = live_slurm.snakemake(tmp_path, *args, timeout=120).check()
+    assert again.submitted_jobs == {}

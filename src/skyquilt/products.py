@@ -32,6 +32,19 @@ EVALUATION_FILES = ("metrics.csv", "scores.png", "spectra.png", "seams.png")
 EVALUATION_TABLES = ("spectra.csv", "steps.csv")
 
 
+def ffmpeg_available() -> bool:
+    """True when imageio-ffmpeg can find an ffmpeg binary (its own or the system's): MP4
+    animations are made only then (here rather than in skyquilt.render so that parsing the
+    workflow, which declares the MP4 outputs, does not import matplotlib)."""
+    try:
+        import imageio_ffmpeg
+
+        imageio_ffmpeg.get_ffmpeg_exe()
+    except (ImportError, RuntimeError):
+        return False
+    return True
+
+
 def decoder_files(model_path: str | os.PathLike) -> dict[str, Path]:
     """Every file decoding reads from a model directory (DESIGN.md §3): {description: path}.
 
@@ -162,7 +175,7 @@ def make_products(config: dict, plan: Plan) -> Products:
         gallery_members=int(render["gallery_members"]),
         animation_members=animation.get("members"),
         fps=float(animation["fps"]),
-        mp4=bool(animation["mp4"]),
+        mp4=bool(animation["mp4"]) and ffmpeg_available(),
         frames_per_job=animation.get("frames_per_job"),
         evaluate_fields=parse_fields(evaluate.get("fields"), "evaluate.fields"),
         climatology_period=tuple(period) if period else None,

@@ -25,6 +25,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from skyquilt.baselines import align_truth
+from skyquilt.products import ffmpeg_available
 
 COLORMAPS = {"u_component_of_wind": "RdBu_r", "v_component_of_wind": "RdBu_r"}
 SOURCE_STYLES = {
@@ -76,17 +77,6 @@ def _save(figure: Figure, path: str | os.PathLike) -> Path:
     with atomic_path(path) as temporary:
         figure.savefig(temporary)
     return Path(path)
-
-
-def ffmpeg_available() -> bool:
-    """True when imageio-ffmpeg can find an ffmpeg binary (its own or the system's)."""
-    try:
-        import imageio_ffmpeg
-
-        imageio_ffmpeg.get_ffmpeg_exe()
-    except (ImportError, RuntimeError):
-        return False
-    return True
 
 
 @functools.cache
