@@ -10,7 +10,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from skyquilt.config import ConfigError
-from skyquilt.demo.dataset import stats_path
+from skyquilt.demo.settings import stats_path
 from skyquilt.demo.plan import make_demo_plan
 from skyquilt.workflow import schema_error_line
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xarray as xr
-from conftest import REPO, SNAKEMAKE, planned_jobs, run_snakemake, tiny_config, write_config
+from conftest import REPO, planned_jobs, run_snakemake, tiny_config, write_config
 
 PROFILE = REPO / "profiles" / "slurm"
 OUTPUTS = Path("results/prior/default/12h")
@@ -23,11 +23,12 @@ DATE = "2000-04-20T12"
 FAILING = f"{DATE}/1"
 ACCOUNT = "skyquilt-test"
 
+DEMO_DATASET = "resources/demo/era5_demo.zarr"
 DEMO_MODEL = Path("resources/demo/autoencoders/ae/0/latents/demo/denoisers/denoiser/0")
-DEMO_WEIGHTS = [  # relative to resources/demo/autoencoders/ae/0
-    "weights.safetensors",
-    "latents/demo/stats.safetensors",
-    "latents/demo/denoisers/denoiser/0/best.safetensors",
+DEMO_WEIGHTS = [  # autoencoder, latent statistics, denoiser
+    DEMO_MODEL.parents[4] / "weights.safetensors",
+    DEMO_MODEL.parents[2] / "stats.safetensors",
+    DEMO_MODEL / "best.safetensors",
 ]
 # The demo at its smallest: 14 days on a 16 x 32 grid, 10 training steps of each network.
 TINY_DEMO = {
@@ -62,9 +63,7 @@ def one_date_config(model_path: Path, members: int, **overrides) -> dict:
 
 def tiny_demo_config(**overrides) -> dict:
     """The workflow builds its own tiny demo model and samples 2 members from it."""
-    return one_date_config(
-        DEMO_MODEL, 2, dataset="resources/demo/era5_demo.zarr", demo=TINY_DEMO, **overrides
-    )
+    return one_date_config(DEMO_MODEL, 2, dataset=DEMO_DATASET, demo=TINY_DEMO, **overrides)
 
 
 def slurm_hardware(partition: str, gpu_model: str) -> dict:
@@ -121,31 +120,13 @@ def generate_comment(member: str) -> str:
     return f"rule_generate_wildcards_12_{date}_{index}"
 
 
-class LocalRun:
-    """A local `snakemake --cores 1` started in the background: the SLURM run it is compared
-    with mostly waits for status checks, so the two overlap."""
-
-    def __init__(self, workdir: Path):
-        self.workdir = workdir
-        self.proc = subprocess.Popen(
-            [str(SNAKEMAKE), *workflow_args(workdir), "--cores", "1"],
-            cwd=workdir,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-
-    def result(self) -> Path:
-        output, _ = self.proc.communicate(timeout=600)
-        assert self.proc.returncode == 0, f"local snakemake failed:\n{output[-4000:]}"
-        return self.workdir
-
-
 @pytest.fixture
-def local_demo(live_slurm, tmp_path_factory) -> LocalRun:
+def local_demo(live_slurm, tmp_path_factory) -> Path:
+    """The tiny demo built and sampled locally."""
     workdir = tmp_path_factory.mktemp("local_demo")
     write_config(workdir, tiny_demo_config())
-    return LocalRun(workdir)
+    run_snakemake(workdir, "--cores", "2")
+    return workdir
 
 
 @pytest.fixture
@@ -258,15 +239,14 @@ def test_tiny_demo_runs_through_slurm_and_equals_a_local_run(live_slurm, local_d
     assert {p.stem for p in logs.glob("rule_*/**/*.log")} - tasks == singles
 
     # The same seeds give the same data, models and members, bit for bit, as a local run.
-    reference = local_demo.result()
-    model_root = Path("resources/demo/autoencoders/ae/0")
-    for weights in DEMO_WEIGHTS:
-        path = model_root / weights
-        assert (tmp_path / path).read_bytes() == (reference / path).read_bytes(), path
-    assert members_of(tmp_path) == members_of(reference) == [f"{DATE}/0", f"{DATE}/1"]
-    for member in members_of(reference):
-        assert_same_member(tmp_path, reference, member)
-    assert_same_aggregate(tmp_path, reference)
+    dataset, local_dataset = (xr.open_zarr(d / DEMO_DATASET) for d in (tmp_path, local_demo))
+    assert dataset.identical(local_dataset)
+    for path in DEMO_WEIGHTS:
+        assert (tmp_path / path).read_bytes() == (local_demo / path).read_bytes(), path
+    assert members_of(tmp_path) == members_of(local_demo) == [f"{DATE}/0", f"{DATE}/1"]
+    for member in members_of(local_demo):
+        assert_same_member(tmp_path, local_demo, member)
+    assert_same_aggregate(tmp_path, local_demo)
 
 
 def test_failed_member_reruns_alone_and_equals_the_uninterrupted_run(

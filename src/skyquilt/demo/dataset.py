@@ -6,8 +6,8 @@ variables `geopotential`, `u_component_of_wind`, `v_component_of_wind` with dims
 (time, level, latitude, longitude), float32, ERA5 units and long names as attributes.
 
 Normalisation statistics sit beside the store, `<name>.zarr` -> `<name>.stats.json`
-(`stats_path`): per-variable mean and std over the training period, i.e. every time outside
-the held-out period, which is kept for evaluation only.
+(`skyquilt.demo.settings.stats_path`): per-variable mean and std over the training period,
+i.e. every time outside the held-out period, which is kept for evaluation only.
 """
 
 import dataclasses
@@ -20,7 +20,7 @@ import xarray as xr
 from torch import Tensor
 
 from skyquilt.demo.files import write_json
-from skyquilt.demo.settings import DatasetSettings, held_out_mask
+from skyquilt.demo.settings import DatasetSettings, held_out_mask, stats_path
 from skyquilt.stores import ZARR_FORMAT, atomic_directory
 
 VARIABLES: dict[str, dict[str, str]] = {
@@ -99,12 +99,6 @@ def normalisation_stats(
         }
         for name in dataset.data_vars
     }
-
-
-def stats_path(dataset_path: Path | str) -> Path:
-    """The normalisation statistics beside a dataset: `x.zarr` -> `x.stats.json`."""
-    dataset_path = Path(dataset_path)
-    return dataset_path.with_name(f"{dataset_path.stem}.stats.json")
 
 
 def read_stats(dataset_path: Path | str) -> dict[str, dict[str, float]]:

@@ -15,8 +15,8 @@ from skyquilt.demo.settings import (
     held_out_mask,
     window_starts,
 )
-from skyquilt.diffusion.schedules import build_schedule
-from skyquilt.models.directory import ModelConfig, parse_model_config
+from skyquilt.diffusion.options import check_schedule
+from skyquilt.models.config import ModelConfig, parse_model_config
 
 ROOT = Path("resources/demo")
 
@@ -94,7 +94,7 @@ def make_demo_plan(section: dict) -> DemoPlan:
             f"{dataset.days} days from {dataset.start}"
         )
     try:
-        build_schedule(denoiser.noise_schedule, denoiser.sigma_min, denoiser.sigma_max)
+        check_schedule(denoiser.noise_schedule, denoiser.sigma_min, denoiser.sigma_max)
     except ValueError as error:
         raise ConfigError(f"demo.denoiser: {error}") from None
     for name, mask in (("training", ~held_out), ("held-out", held_out)):

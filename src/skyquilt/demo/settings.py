@@ -5,6 +5,7 @@ Light on purpose (numpy and dataclasses only): the workflow reads these at parse
 """
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -138,3 +139,9 @@ def window_starts(mask: np.ndarray, blanket_size: int) -> np.ndarray:
     """First indices s of every window mask[s : s + K] that is all True: mask (T,) -> (N,)."""
     inside = np.lib.stride_tricks.sliding_window_view(np.asarray(mask, bool), blanket_size)
     return np.flatnonzero(inside.all(axis=1))
+
+
+def stats_path(dataset_path: Path | str) -> Path:
+    """The normalisation statistics beside a dataset: `x.zarr` -> `x.stats.json`."""
+    dataset_path = Path(dataset_path)
+    return dataset_path.with_name(f"{dataset_path.stem}.stats.json")

@@ -1,4 +1,4 @@
-"""Sampler names and their options, checked without importing torch.
+"""Names and options of samplers and noise schedules, checked without importing torch.
 
 The workflow validates `diffusion.sampler` when it is parsed; keeping this table apart from
 the samplers themselves keeps `snakemake -n` free of torch's import time.
@@ -7,6 +7,8 @@ the samplers themselves keeps `snakemake -n` free of torch's import time.
 from collections.abc import Mapping
 from numbers import Real
 from typing import Any
+
+SCHEDULES = ("rectified", "log_linear")
 
 SAMPLERS: dict[str, dict[str, Any]] = {
     "lms": {"order": 3},
@@ -63,3 +65,17 @@ def resolve_options(name: str, options: Mapping[str, Any] | None) -> dict[str, A
                 f"sampler option jump must be < rewind_after = {rewind_after}, got {jump}"
             )
     return resolved
+
+
+def check_schedule(name: str, sigma_min: float, sigma_max: float) -> None:
+    """A ValueError unless `name` spans VE noise levels [sigma_min, sigma_max]."""
+    if name not in SCHEDULES:
+        raise ValueError(f"unknown noise schedule {name!r}; allowed: {', '.join(SCHEDULES)}")
+    if not 0 < sigma_min < sigma_max:
+        raise ValueError(f"need 0 < sigma_min < sigma_max, got {sigma_min} and {sigma_max}")
+    if name == "rectified" and not sigma_min < 1 < sigma_max:
+        # A rectified path reaches VE noise levels sigma_t / alpha_t on both sides of 1 only.
+        raise ValueError(
+            f"the rectified schedule needs sigma_min < 1 < sigma_max, "
+            f"got {sigma_min} and {sigma_max}"
+        )

@@ -23,7 +23,16 @@ from azula.noise import RectifiedSchedule, VESchedule
 from azula.noise import Schedule as AzulaSchedule
 from torch import Tensor
 
-SCHEDULES = ("rectified", "log_linear")
+from skyquilt.diffusion.options import SCHEDULES, check_schedule
+
+__all__ = [
+    "SCHEDULES",
+    "DiffusionSchedule",
+    "VEDenoiser",
+    "build_schedule",
+    "sample_training_sigma",
+]
+
 
 # denoise(x_t: (B, *shape), sigma: ()) -> E[x | x_t]: (B, *shape), in VE coordinates.
 VEDenoise = Callable[[Tensor, Tensor], Tensor]
@@ -59,21 +68,13 @@ class DiffusionSchedule(AzulaSchedule):
 
 def build_schedule(name: str, sigma_min: float, sigma_max: float) -> DiffusionSchedule:
     """The schedule `name` (one of SCHEDULES) spanning VE noise levels [sigma_min, sigma_max]."""
-    if not 0 < sigma_min < sigma_max:
-        raise ValueError(f"need 0 < sigma_min < sigma_max, got {sigma_min} and {sigma_max}")
+    check_schedule(name, sigma_min, sigma_max)
     if name == "rectified":
         # alpha_1 = 1 / sigma_max and sigma_0 = sigma_min make sigma_t / alpha_t span the
-        # VE range; a rectified path needs sigma_min < 1 < sigma_max to do so.
-        if not sigma_min < 1 < sigma_max:
-            raise ValueError(
-                f"the rectified schedule needs sigma_min < 1 < sigma_max, "
-                f"got {sigma_min} and {sigma_max}"
-            )
+        # VE range (check_schedule ensures sigma_min < 1 < sigma_max).
         base = RectifiedSchedule(alpha_min=1 / sigma_max, sigma_min=sigma_min)
-    elif name == "log_linear":
-        base = VESchedule(sigma_min=sigma_min, sigma_max=sigma_max)
     else:
-        raise ValueError(f"unknown noise schedule {name!r}; allowed: {', '.join(SCHEDULES)}")
+        base = VESchedule(sigma_min=sigma_min, sigma_max=sigma_max)
     return DiffusionSchedule(name, base, sigma_min, sigma_max)
 
 
