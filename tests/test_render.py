@@ -10,6 +10,7 @@ import xarray as xr
 
 from skyquilt import render
 from skyquilt.metrics import score_table, seam_pairs, seam_table, spectrum_table, step_table
+from skyquilt.stores import atomic_file
 
 START = np.datetime64("2000-01-01T00", "ns")
 HOUR = np.timedelta64(1, "h")
@@ -166,8 +167,8 @@ def test_coastlines_are_optional():
         assert isinstance(render.coastlines(), tuple)
 
 
-def test_atomic_path_leaves_nothing_after_a_failure(tmp_path):
-    with pytest.raises(RuntimeError), render.atomic_path(tmp_path / "x.png") as temporary:
+def test_atomic_file_leaves_nothing_after_a_failure(tmp_path):
+    with pytest.raises(RuntimeError), atomic_file(tmp_path / "x.png") as temporary:
         temporary.write_bytes(b"partial")
         raise RuntimeError("killed")
     assert list(tmp_path.iterdir()) == []

@@ -17,7 +17,7 @@ from skyquilt import render
 from skyquilt.metrics import Evaluation, evaluate, table_to_dataset
 from skyquilt.products import Field
 from skyquilt.render_jobs import open_ensemble, open_truth
-from skyquilt.stores import ZARR_FORMAT, atomic_directory
+from skyquilt.stores import ZARR_FORMAT, atomic_directory, atomic_file
 
 log = logging.getLogger("skyquilt")
 
@@ -55,7 +55,7 @@ def _field_forecast(forecast: xr.Dataset, field: Field) -> xr.Dataset:
 
 
 def _write_table(table: pd.DataFrame, path: str) -> None:
-    with render.atomic_path(path) as temporary:
+    with atomic_file(path) as temporary:
         table.to_csv(temporary, index=False)
 
 

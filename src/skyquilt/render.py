@@ -12,7 +12,7 @@ import functools
 import itertools
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -26,6 +26,7 @@ from PIL import Image
 
 from skyquilt.baselines import align_truth
 from skyquilt.products import ffmpeg_available
+from skyquilt.stores import atomic_file
 
 COLORMAPS = {"u_component_of_wind": "RdBu_r", "v_component_of_wind": "RdBu_r"}
 SOURCE_STYLES = {
@@ -50,19 +51,6 @@ FRAME_SIZE_INCHES, FRAME_DPI = (9.6, 3.52), 100
 LIMIT_STATES = 32
 
 
-@contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary sibling of `path` (same suffix) and rename it to `path` on success."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
-    try:
-        yield temporary
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-
-
 def _figure(rows: int, columns: int, **kwargs) -> tuple[Figure, np.ndarray]:
     """A figure drawn by the Agg canvas, with a (rows, columns) array of axes.
 
@@ -74,7 +62,7 @@ def _figure(rows: int, columns: int, **kwargs) -> tuple[Figure, np.ndarray]:
 
 
 def _save(figure: Figure, path: str | os.PathLike) -> Path:
-    with atomic_path(path) as temporary:
+    with atomic_file(path) as temporary:
         figure.savefig(temporary)
     return Path(path)
 
@@ -303,7 +291,7 @@ def save_frames(frames: Iterable[np.ndarray], paths: Sequence[str | os.PathLike]
     """Write each frame to its PNG path (atomically); for animations split over jobs."""
     written = []
     for frame, path in zip(frames, paths, strict=True):
-        with atomic_path(path) as temporary:
+        with atomic_file(path) as temporary:
             iio.imwrite(temporary, frame)
         written.append(Path(path))
     return written
@@ -334,12 +322,12 @@ def write_animation(
     written = [Path(gif_path)]
     # Exits run last-in first-out: ffmpeg is closed (the MP4 finished) before the renames.
     with ExitStack() as stack:
-        gif_temporary = stack.enter_context(atomic_path(gif_path))
+        gif_temporary = stack.enter_context(atomic_file(gif_path))
         video = None
         if mp4_path is not None and ffmpeg_available():
             import imageio_ffmpeg
 
-            mp4_temporary = stack.enter_context(atomic_path(mp4_path))
+            mp4_temporary = stack.enter_context(atomic_file(mp4_path))
             video = imageio_ffmpeg.write_frames(
                 str(mp4_temporary),
                 (width, height),

@@ -4,27 +4,13 @@ so a killed job never leaves a truncated file that looks finished. (Zarr stores 
 
 import csv
 import json
-import os
 import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import safetensors.torch
 import torch
 
-
-@contextmanager
-def atomic_file(path: Path | str) -> Iterator[Path]:
-    """Yield a temporary sibling of `path` to write; it becomes `path` only on success."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        yield temporary
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+from skyquilt.stores import atomic_file
 
 
 def write_json(data: dict, path: Path | str) -> None:

@@ -7,9 +7,7 @@ Weights are read with safetensors, or with `torch.load(weights_only=True)` for `
 so a checkpoint can never run code when it is loaded.
 """
 
-import os
 import pickle
-import tempfile
 from pathlib import Path
 
 import safetensors.torch
@@ -30,6 +28,7 @@ from skyquilt.models.config import (
 )
 from skyquilt.models.precondition import BlanketDenoiser
 from skyquilt.models.registry import build_backbone
+from skyquilt.stores import atomic_file
 
 
 def load_state_dict(weights_file: Path) -> dict[str, torch.Tensor]:
@@ -77,28 +76,17 @@ def load_denoiser(model_path: Path, target: str = "best") -> tuple[BlanketDenois
 
 def save_state_dict(module: nn.Module, weights_file: Path) -> None:
     """Write a module's weights as safetensors atomically (temporary file + rename)."""
-    weights_file = Path(weights_file)
-    weights_file.parent.mkdir(parents=True, exist_ok=True)
     state = {
         name: tensor.detach().cpu().contiguous() for name, tensor in module.state_dict().items()
     }
-    handle, temporary = tempfile.mkstemp(dir=weights_file.parent, suffix=".tmp")
-    os.close(handle)
-    try:
+    with atomic_file(weights_file) as temporary:
         safetensors.torch.save_file(state, temporary)
-        os.replace(temporary, weights_file)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
 
 
 def write_yaml(data: dict, path: Path) -> None:
     """Write a YAML file atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(yaml.safe_dump(data, sort_keys=False))
-    os.replace(temporary, path)
+    with atomic_file(path) as temporary:
+        temporary.write_text(yaml.safe_dump(data, sort_keys=False))
 
 
 def write_model_directory(
