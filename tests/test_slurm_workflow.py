@@ -15,43 +15,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xarray as xr
+import yaml
 from conftest import REPO, planned_jobs, run_snakemake, tiny_config, write_config
+from test_demo_e2e import DEMO, MODEL, TINY_DEMO
 
 PROFILE = REPO / "profiles" / "slurm"
-OUTPUTS = Path("results/prior/default/12h")
 DATE = "2000-04-20T12"
 FAILING = f"{DATE}/1"
 ACCOUNT = "skyquilt-test"
-
-DEMO_DATASET = "resources/demo/era5_demo.zarr"
-DEMO_MODEL = Path("resources/demo/autoencoders/ae/0/latents/demo/denoisers/denoiser/0")
+DEMO_DATASET = Path(DEMO) / "era5_demo.zarr"
 DEMO_WEIGHTS = [  # autoencoder, latent statistics, denoiser
-    DEMO_MODEL.parents[4] / "weights.safetensors",
-    DEMO_MODEL.parents[2] / "stats.safetensors",
-    DEMO_MODEL / "best.safetensors",
+    Path(MODEL).parents[4] / "weights.safetensors",
+    Path(MODEL).parents[2] / "stats.safetensors",
+    Path(MODEL) / "best.safetensors",
 ]
-# The demo at its smallest: 14 days on a 16 x 32 grid, 10 training steps of each network.
-TINY_DEMO = {
-    "dataset": {
-        "start": "2000-04-10",
-        "days": 14,
-        "grid": [16, 32],
-        "spinup_days": 0,
-        "held_out": ["2000-04-20", "2000-04-22"],
-    },
-    "autoencoder": {"latent_channels": 2, "width": 4, "steps": 10, "batch_size": 2},
-    "denoiser": {
-        "hidden_channels": 4,
-        "blocks": 1,
-        "embedding": 8,
-        "steps": 10,
-        "batch_size": 2,
-        "validation_every": 5,
-        "validation_blankets": 2,
-        "denoising_steps": 3,
-        "sanity_blankets": 2,
-    },
-}
 
 
 def one_date_config(model_path: Path, members: int, **overrides) -> dict:
@@ -61,9 +38,20 @@ def one_date_config(model_path: Path, members: int, **overrides) -> dict:
     )
 
 
-def tiny_demo_config(**overrides) -> dict:
-    """The workflow builds its own tiny demo model and samples 2 members from it."""
-    return one_date_config(DEMO_MODEL, 2, dataset=DEMO_DATASET, demo=TINY_DEMO, **overrides)
+def tiny_demo_config(hardware: dict) -> dict:
+    """The default config with the tiny demo of tests/test_demo_e2e.py: the workflow builds
+    the demo model, then samples 2 members of T = 8 from it."""
+    config = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    config.update(
+        demo=TINY_DEMO,
+        trajectory_sizes="8",
+        start_dates=["2000-04-04 0h"],
+        blanket_overlap=2,
+        num_samples_per_date=2,
+        diffusion={"num_steps": 4, "sampler": {"type": "lms", "config": {}}},
+        hardware=hardware,
+    )
+    return config
 
 
 def slurm_hardware(partition: str, gpu_model: str) -> dict:
@@ -78,22 +66,30 @@ def slurm_hardware(partition: str, gpu_model: str) -> dict:
     }
 
 
+# As many CPUs (torch threads) per job as on the test cluster, so that comparing bit for bit
+# tests where the jobs ran, not how many threads summed the floats.
+LOCAL_HARDWARE = {"backend": "local", "gen": {"cpus": 1}, "aggregate": {"cpus": 1}}
+
+
 def workflow_args(workdir: Path) -> tuple[str, ...]:
     return ("--snakefile", str(REPO / "Snakefile"), "--configfile", str(workdir / "config.yaml"))
 
 
-def members_of(directory: Path) -> list[str]:
-    shards = directory / OUTPUTS / "shards"
+def prior(workdir: Path, size: int) -> Path:
+    """Where the members and the aggregate of trajectory size `size` are written."""
+    return workdir / "results" / "prior" / "default" / f"{size}h"
+
+
+def members_of(outputs: Path) -> list[str]:
+    shards = outputs / "shards"
     return sorted(str(path.relative_to(shards).with_suffix("")) for path in shards.glob("*/*.zarr"))
-
-
-def shard(directory: Path, member: str) -> xr.Dataset:
-    return xr.open_zarr(directory / OUTPUTS / "shards" / f"{member}.zarr")
 
 
 def assert_same_member(ours: Path, reference: Path, member: str) -> None:
     """Bit-identical latents and the same provenance (wall time aside)."""
-    mine, theirs = shard(ours, member), shard(reference, member)
+    mine, theirs = (
+        xr.open_zarr(outputs / "shards" / f"{member}.zarr") for outputs in (ours, reference)
+    )
     assert np.array_equal(mine["latent"].values, theirs["latent"].values), member
     ignore = {"wall_time_s"}
     assert {k: v for k, v in mine.attrs.items() if k not in ignore} == {
@@ -101,17 +97,20 @@ def assert_same_member(ours: Path, reference: Path, member: str) -> None:
     }
 
 
-def assert_same_aggregate(ours: Path, reference: Path) -> None:
-    mine = xr.open_zarr(ours / OUTPUTS / "trajectories.zarr")
-    theirs = xr.open_zarr(reference / OUTPUTS / "trajectories.zarr")
+def assert_same_outputs(ours: Path, reference: Path) -> None:
+    """The same members, each bit-identical, and the same aggregate."""
+    assert members_of(ours) == members_of(reference)
+    for member in members_of(reference):
+        assert_same_member(ours, reference, member)
+    mine, theirs = (xr.open_zarr(outputs / "trajectories.zarr") for outputs in (ours, reference))
     assert np.array_equal(mine["latent"].values, theirs["latent"].values)
     assert mine["member"].values.tolist() == theirs["member"].values.tolist()
     assert mine["start_date"].values.tolist() == theirs["start_date"].values.tolist()
 
 
-def shard_stamp(directory: Path, member: str) -> int:
+def shard_stamp(outputs: Path, member: str) -> int:
     """Changes when the shard is rewritten (a new store is renamed into place)."""
-    return (directory / OUTPUTS / "shards" / f"{member}.zarr" / ".zattrs").stat().st_mtime_ns
+    return (outputs / "shards" / f"{member}.zarr" / ".zattrs").stat().st_mtime_ns
 
 
 def generate_comment(member: str) -> str:
@@ -124,7 +123,7 @@ def generate_comment(member: str) -> str:
 def local_demo(live_slurm, tmp_path_factory) -> Path:
     """The tiny demo built and sampled locally."""
     workdir = tmp_path_factory.mktemp("local_demo")
-    write_config(workdir, tiny_demo_config())
+    write_config(workdir, tiny_demo_config(LOCAL_HARDWARE))
     run_snakemake(workdir, "--cores", "2")
     return workdir
 
@@ -182,7 +181,7 @@ def test_tiny_demo_runs_through_slurm_and_equals_a_local_run(live_slurm, local_d
     """The whole demo chain on SLURM, the members as one job array; every output is
     bit-identical to the local run's."""
     hardware = slurm_hardware(live_slurm.partition, live_slurm.gpu_type)
-    write_config(tmp_path, tiny_demo_config(hardware=hardware))
+    write_config(tmp_path, tiny_demo_config(hardware))
     run = live_slurm.snakemake(
         tmp_path, *workflow_args(tmp_path), "--slurm-array-jobs", "generate", timeout=480
     ).check()
@@ -243,10 +242,8 @@ def test_tiny_demo_runs_through_slurm_and_equals_a_local_run(live_slurm, local_d
     assert dataset.identical(local_dataset)
     for path in DEMO_WEIGHTS:
         assert (tmp_path / path).read_bytes() == (local_demo / path).read_bytes(), path
-    assert members_of(tmp_path) == members_of(local_demo) == [f"{DATE}/0", f"{DATE}/1"]
-    for member in members_of(local_demo):
-        assert_same_member(tmp_path, local_demo, member)
-    assert_same_aggregate(tmp_path, local_demo)
+    assert members_of(prior(tmp_path, 8)) == ["2000-04-04T00/0", "2000-04-04T00/1"]
+    assert_same_outputs(prior(tmp_path, 8), prior(local_demo, 8))
 
 
 def test_failed_member_reruns_alone_and_equals_the_uninterrupted_run(
@@ -255,7 +252,8 @@ def test_failed_member_reruns_alone_and_equals_the_uninterrupted_run(
     """Profile defaults (one SLURM job per member); SKYQUILT_FAIL_MEMBER fails one member."""
     hardware = slurm_hardware(live_slurm.partition, live_slurm.gpu_type)
     write_config(tmp_path, one_date_config(tiny_model, 3, hardware=hardware))
-    members = members_of(local_members)
+    outputs, reference = prior(tmp_path, 12), prior(local_members, 12)
+    members = members_of(reference)
     args = workflow_args(tmp_path)
     # --retries 0: the profile's retry would only fail the member a second time.
     failing = live_slurm.snakemake(
@@ -277,8 +275,10 @@ def test_failed_member_reruns_alone_and_equals_the_uninterrupted_run(
     member_log = tmp_path / f"results/logs/default/generate/12h/{FAILING}.log"
     assert "SKYQUILT_FAIL_MEMBER asks member" in member_log.read_text()
     kept = [member for member in members if member != FAILING]
-    assert members_of(tmp_path) == kept
-    stamps = {member: shard_stamp(tmp_path, member) for member in kept}
+    assert members_of(outputs) == kept
+    for member in kept:
+        assert_same_member(outputs, reference, member)
+    stamps = {member: shard_stamp(outputs, member) for member in kept}
 
     rerun = live_slurm.snakemake(tmp_path, *args).check()
     print(f"rerun of the failed member + aggregate: {rerun.seconds:.1f} s")
@@ -287,10 +287,8 @@ def test_failed_member_reruns_alone_and_equals_the_uninterrupted_run(
     assert len(rerun.submitted_jobs) == 2
     [generate_call] = [call for call in rerun.sbatch_calls if "rule_generate" in call]
     print(f"sbatch options of the generation job: {generate_call}")
-    for member in members:
-        assert_same_member(tmp_path, local_members, member)
-    assert stamps == {member: shard_stamp(tmp_path, member) for member in kept}
-    assert_same_aggregate(tmp_path, local_members)
+    assert_same_outputs(outputs, reference)
+    assert stamps == {member: shard_stamp(outputs, member) for member in kept}
 
     again = live_slurm.snakemake(tmp_path, *args, timeout=120).check()
     assert again.submitted_jobs == {}
