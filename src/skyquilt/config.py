@@ -82,7 +82,7 @@ def parse_slurm_time(value: str | int, key: str) -> int:
     if isinstance(value, int):
         raise ConfigError(
             f"{key}: {value!r} is an integer; YAML reads an unquoted time such as 6:00 as "
-            f"minutes*60+seconds, so quote it in SLURM's format, e.g. \"6:00:00\" for six hours"
+            f'minutes*60+seconds, so quote it in SLURM\'s format, e.g. "6:00:00" for six hours'
         )
     match = SLURM_TIME_PATTERN.match(str(value).strip())
     if not match:
