@@ -129,3 +129,43 @@ def planned_jobs(output: str) -> dict[str, int]:
                 counts[parts[0]] = int(parts[1])
             break
     return counts
+
+
+# The tiny demo: the whole demo chain builds in seconds, then samples 2 members of T = 8.
+TINY_DEMO = {
+    "dataset": {
+        "start": "2000-04-01",
+        "days": 4,
+        "grid": [16, 32],
+        "spinup_days": 2,
+        "held_out": ["2000-04-04", "2000-04-04"],
+    },
+    "autoencoder": {"steps": 30, "width": 8},
+    "denoiser": {
+        "blanket_size": 4,
+        "steps": 20,
+        "validation_every": 5,
+        "validation_blankets": 4,
+        "hidden_channels": 8,
+        "denoising_steps": 4,
+        "sanity_blankets": 2,
+    },
+}
+DEMO = "resources/demo"
+MODEL = f"{DEMO}/autoencoders/ae/0/latents/demo/denoisers/denoiser/0"
+
+
+def tiny_demo_config(**overrides) -> dict:
+    """The default config with the tiny demo: the workflow builds the demo model, then
+    samples 2 members of T = 8 from it."""
+    config = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    config.update(
+        demo=TINY_DEMO,
+        trajectory_sizes="8",
+        start_dates=["2000-04-04 0h"],
+        blanket_overlap=2,
+        num_samples_per_date=2,
+        diffusion={"num_steps": 4, "sampler": {"type": "lms", "config": {}}},
+    )
+    config.update(overrides)
+    return config

@@ -7,44 +7,14 @@ import numpy as np
 import pytest
 import xarray as xr
 import yaml
-from conftest import REPO, planned_jobs, run_snakemake, write_config
-
-TINY_DEMO = {
-    "dataset": {
-        "start": "2000-04-01",
-        "days": 4,
-        "grid": [16, 32],
-        "spinup_days": 2,
-        "held_out": ["2000-04-04", "2000-04-04"],
-    },
-    "autoencoder": {"steps": 30, "width": 8},
-    "denoiser": {
-        "blanket_size": 4,
-        "steps": 20,
-        "validation_every": 5,
-        "validation_blankets": 4,
-        "hidden_channels": 8,
-        "denoising_steps": 4,
-        "sanity_blankets": 2,
-    },
-}
-DEMO = "resources/demo"
-MODEL = f"{DEMO}/autoencoders/ae/0/latents/demo/denoisers/denoiser/0"
+from conftest import DEMO, MODEL, planned_jobs, run_snakemake, tiny_demo_config, write_config
 
 
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory):
     """The default config with tiny demo settings, run once in a fresh directory."""
     workdir = tmp_path_factory.mktemp("demo")
-    config = yaml.safe_load((REPO / "config/config.yaml").read_text())
-    config.update(
-        demo=TINY_DEMO,
-        trajectory_sizes="8",
-        start_dates=["2000-04-04 0h"],
-        blanket_overlap=2,
-        num_samples_per_date=2,
-        diffusion={"num_steps": 4, "sampler": {"type": "lms", "config": {}}},
-    )
+    config = tiny_demo_config()
     write_config(workdir, config)
     run_snakemake(workdir, "--cores", "2")
     return workdir

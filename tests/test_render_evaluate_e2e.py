@@ -11,8 +11,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 import yaml
-from conftest import REPO, planned_jobs, run_snakemake, write_config
-from test_demo_e2e import TINY_DEMO
+from conftest import REPO, TINY_DEMO, planned_jobs, run_snakemake, write_config
 
 from skyquilt.demo.dataset import VARIABLES
 from skyquilt.metrics import SCORE_COLUMNS, table_from_dataset

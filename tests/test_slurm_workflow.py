@@ -15,9 +15,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xarray as xr
-import yaml
-from conftest import REPO, planned_jobs, run_snakemake, tiny_config, write_config
-from test_demo_e2e import DEMO, MODEL, TINY_DEMO
+from conftest import (
+    DEMO,
+    MODEL,
+    REPO,
+    planned_jobs,
+    run_snakemake,
+    tiny_config,
+    tiny_demo_config,
+    write_config,
+)
 
 PROFILE = REPO / "profiles" / "slurm"
 DATE = "2000-04-20T12"
@@ -36,22 +43,6 @@ def one_date_config(model_path: Path, members: int, **overrides) -> dict:
     return tiny_config(
         model_path, start_dates=["2000-04-20 12h"], num_samples_per_date=members, **overrides
     )
-
-
-def tiny_demo_config(hardware: dict) -> dict:
-    """The default config with the tiny demo of tests/test_demo_e2e.py: the workflow builds
-    the demo model, then samples 2 members of T = 8 from it."""
-    config = yaml.safe_load((REPO / "config/config.yaml").read_text())
-    config.update(
-        demo=TINY_DEMO,
-        trajectory_sizes="8",
-        start_dates=["2000-04-04 0h"],
-        blanket_overlap=2,
-        num_samples_per_date=2,
-        diffusion={"num_steps": 4, "sampler": {"type": "lms", "config": {}}},
-        hardware=hardware,
-    )
-    return config
 
 
 def slurm_hardware(partition: str, gpu_model: str) -> dict:
@@ -123,7 +114,7 @@ def generate_comment(member: str) -> str:
 def local_demo(live_slurm, tmp_path_factory) -> Path:
     """The tiny demo built and sampled locally."""
     workdir = tmp_path_factory.mktemp("local_demo")
-    write_config(workdir, tiny_demo_config(LOCAL_HARDWARE))
+    write_config(workdir, tiny_demo_config(hardware=LOCAL_HARDWARE))
     run_snakemake(workdir, "--cores", "2")
     return workdir
 
@@ -181,7 +172,7 @@ def test_tiny_demo_runs_through_slurm_and_equals_a_local_run(live_slurm, local_d
     """The whole demo chain on SLURM, the members as one job array; every output is
     bit-identical to the local run's."""
     hardware = slurm_hardware(live_slurm.partition, live_slurm.gpu_type)
-    write_config(tmp_path, tiny_demo_config(hardware))
+    write_config(tmp_path, tiny_demo_config(hardware=hardware))
     run = live_slurm.snakemake(
         tmp_path, *workflow_args(tmp_path), "--slurm-array-jobs", "generate", timeout=480
     ).check()
