@@ -5,7 +5,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from skyquilt.blankets import blanket_count, fold, padded_size, unfold
+from skyquilt.blankets import _keep_ranges, blanket_count, fold, padded_size, unfold
 
 
 @pytest.mark.parametrize(
@@ -48,6 +48,26 @@ def test_symmetric_fold_keeps_states_furthest_from_an_edge():
     sources = fold(blankets, overlap=4).tolist()
     # S = 4, i = 2, j = 6: first [0, 6), interior [2, 6), last [2, 8).
     assert sources == [0] * 6 + [1] * 4 + [2] * 4 + [3] * 6
+
+
+@settings(max_examples=60, deadline=None)
+@given(blanket=st.integers(1, 12), count=st.integers(1, 9), data=st.data())
+def test_symmetric_fold_takes_each_state_from_its_kept_range(blanket, count, data):
+    """Along a non-leading time axis too: state t of the fold is state t - b S of blanket b
+    for the one b whose kept range (_keep_ranges) holds it."""
+    overlap = data.draw(st.integers(0, blanket - 1))
+    stride = blanket - overlap
+    # Blanket b, state k holds 100 b + k, for 2 samples of 3 channels: (N, 2, K, 3).
+    labels = 100 * torch.arange(count)[:, None] + torch.arange(blanket)
+    blankets = labels[:, None, :, None].expand(count, 2, blanket, 3).float()
+    expected = [
+        100 * index + k
+        for index, (start, stop) in enumerate(_keep_ranges(count, blanket, overlap))
+        for k in range(start, stop)
+    ]
+    folded = fold(blankets, overlap, dim=1)
+    assert folded.shape == (2, (count - 1) * stride + blanket, 3)
+    assert folded[1, :, 2].tolist() == expected and torch.equal(folded[0], folded[1])
 
 
 def test_average_fold_averages_overlapping_states():

@@ -43,6 +43,21 @@ def test_max_blankets_per_batch_does_not_change_the_result(tiny_model):
     assert torch.allclose(whole(x, torch.tensor(1.0)), chunked(x, torch.tensor(1.0)), atol=1e-5)
 
 
+@torch.inference_mode()
+def test_chunks_are_as_few_and_as_even_as_the_cap_allows(tiny_model):
+    module, denoiser, _, padded, config = composed(tiny_model, size=40, max_blankets_per_batch=4)
+    assert module.chunks(17) == [(0, 3), (3, 6), (6, 10), (10, 13), (13, 17)]
+    assert module.chunks(4) == [(0, 4)] and module.chunks(0) == []
+    for count in range(1, 40):
+        sizes = [stop - start for start, stop in module.chunks(count)]
+        assert sum(sizes) == count and max(sizes) <= 4 and max(sizes) - min(sizes) <= 1
+        assert len(sizes) == -(-count // 4)
+    batches = []
+    denoiser.register_forward_hook(lambda _module, inputs, _output: batches.append(len(inputs[0])))
+    module(torch.randn(1, padded, *config.latent_shape), torch.tensor(1.0))
+    assert batches == [3, 3, 3]  # the 9 blankets of T' = 40 (K = 8, O = 4) in 3 calls
+
+
 def test_process_split_covers_every_blanket_once():
     for count in range(0, 12):
         for world in range(1, 5):

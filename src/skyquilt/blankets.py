@@ -85,19 +85,32 @@ def fold(
     comes from the blanket where it sits furthest from an edge.
     average: each state is the mean of every blanket that contains it.
     """
-    import torch
 
     count = blankets.shape[0]
     time_dim = dim % (blankets.dim() - 1)
     blanket_size = blankets.shape[time_dim + 1]
     stride = _check(blanket_size, overlap)
-    per_blanket = blankets.movedim(0, time_dim)  # (..., N, K, ...)
     if mode == "symmetric":
-        pieces = [
-            per_blanket.select(time_dim, index).narrow(time_dim, start, stop - start)
-            for index, (start, stop) in enumerate(_keep_ranges(count, blanket_size, overlap))
-        ]
-        return torch.cat(pieces, dim=time_dim)
+        if count == 1:
+            return blankets[0]
+        # The kept ranges (see _keep_ranges) cut as three pieces, whatever N: the first
+        # blanket's head, every interior blanket's [i, j) at once, and the last one's tail.
+        first_kept = overlap // 2
+        last_kept = first_kept + stride
+        shape = list(blankets.shape[1:])
+        shape[time_dim] = (count - 1) * stride + blanket_size
+        folded = blankets.new_empty(shape)
+        folded.narrow(time_dim, 0, last_kept).copy_(blankets[0].narrow(time_dim, 0, last_kept))
+        interior = folded.narrow(time_dim, last_kept, (count - 2) * stride)
+        interior.unflatten(time_dim, (count - 2, stride)).copy_(
+            blankets[1:-1].narrow(time_dim + 1, first_kept, stride).movedim(0, time_dim)
+        )
+        tail = blanket_size - first_kept
+        folded.narrow(time_dim, shape[time_dim] - tail, tail).copy_(
+            blankets[-1].narrow(time_dim, first_kept, tail)
+        )
+        return folded
+    per_blanket = blankets.movedim(0, time_dim)  # (..., N, K, ...)
     if mode == "average":
         length = (count - 1) * stride + blanket_size
         shape = list(per_blanket.shape)
