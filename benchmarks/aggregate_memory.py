@@ -2,8 +2,8 @@
 
 Issue 7, point 4. Members of the same size (T = 240 states of a (8, 32, 64) latent, 15.7 MB
 each, large enough that loading every member at once would show) are written as shards;
-then skyquilt.aggregation.run_aggregate merges 4 and 64 of them, each in a fresh process whose
-peak resident memory the kernel reports (wait4). Target: peak(64) / peak(4) <= 1.25.
+then skyquilt.aggregation.run_aggregate merges 4 and 64 of them, each in a fresh process that
+reports its own peak resident memory (VmHWM). Target: peak(64) / peak(4) <= 1.25.
 Also reported: the 64-member throughput in MB/s of latents, and the peak of a process that
 only imports skyquilt.aggregation (the floor of an aggregate job).
 """
@@ -13,7 +13,7 @@ import shutil
 import sys
 
 import numpy as np
-from common import OUTPUT, PYTHON, parser, record, run_command
+from common import OUTPUT, PYTHON, parser, record, reporting_peak, run_command
 
 from skyquilt.stores import write_shard
 from skyquilt.timestamps import trajectory_times
@@ -27,14 +27,23 @@ ATTRS = {
     "steps": 1, "precision": "float32", "overlap": 4, "stitch": "symmetric", "seed": 0,
     "blanket_size": 8,
 }  # fmt: skip
-AGGREGATE = """
+AGGREGATE = reporting_peak(
+    """
 import json, sys, time
 from skyquilt.aggregation import run_aggregate
 shards, output, expected, dates, members = json.loads(sys.argv[1])
 began = time.perf_counter()
 run_aggregate(shards, output, expected, dates, members)
-print(json.dumps({"seconds": time.perf_counter() - began}))
+print(json.dumps({"seconds": time.perf_counter() - began, "peak_mb": peak_mb()}))
 """
+)
+IMPORT_ONLY = reporting_peak(
+    """
+import json
+import skyquilt.aggregation
+print(json.dumps({"peak_mb": peak_mb()}))
+"""
+)
 
 
 def write_members(directory, count: int, size: int, latent_shape: tuple) -> list[str]:
@@ -58,8 +67,9 @@ def aggregate_once(shards: list[str], output, size: int) -> tuple[float, float]:
     shutil.rmtree(output, ignore_errors=True)
     expected = {**ATTRS, "padded_size": size, "trajectory_size": size}
     job = json.dumps([shards, str(output), expected, [START], list(range(len(shards)))])
-    _, peak, printed = run_command([PYTHON, "-c", AGGREGATE, job])
-    return peak, json.loads(printed.splitlines()[-1])["seconds"]
+    _, printed = run_command([PYTHON, "-c", AGGREGATE, job])
+    measured = json.loads(printed.splitlines()[-1])
+    return measured["peak_mb"], measured["seconds"]
 
 
 def main() -> None:
@@ -75,7 +85,7 @@ def main() -> None:
     shards = write_members(root / "shards", large, size, latent_shape)
     member_mb = size * int(np.prod(latent_shape)) * 4 / 1e6
 
-    _, floor, _ = run_command([PYTHON, "-c", "import skyquilt.aggregation"])
+    floor = json.loads(run_command([PYTHON, "-c", IMPORT_ONLY])[1].splitlines()[-1])["peak_mb"]
     peaks = {small: [], large: []}
     seconds = []
     for _ in range(arguments.repeats):

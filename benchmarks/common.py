@@ -11,7 +11,6 @@ import datetime as dt
 import json
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -153,32 +152,41 @@ def best_of(repeats: int, *functions: Callable[[], object]) -> list[float]:
     return [min(values) for values in times]
 
 
+def reporting_peak(code: str) -> str:
+    """Python `code` with peak_mb() defined: the peak resident memory in MB of the process
+    that runs it (VmHWM), for memory benchmarks to print from their fresh processes.
+
+    wait4's ru_maxrss would not do: Linux carries the parent's high-water mark over fork and
+    exec into the child's, so a child of a 600 MB benchmark process reports at least 600 MB.
+    """
+    return (
+        "def peak_mb():\n"
+        "    for line in open('/proc/self/status'):\n"
+        "        if line.startswith('VmHWM:'):\n"
+        "            return int(line.split()[1]) / 1024\n"
+    ) + code
+
+
 def run_command(
     command: Sequence[str], cwd: Path | None = None, env: dict | None = None
-) -> tuple[float, float, str]:
-    """Run a command to completion: (wall seconds, peak resident memory in MB, its output).
-
-    The peak is that of the command's own process (wait4 reports it per child), so memory
-    held by the benchmark itself does not count.
-    """
+) -> tuple[float, str]:
+    """Run a command to completion: (wall seconds, its output); raise if it fails."""
     began = time.perf_counter()
-    process = subprocess.Popen(
+    result = subprocess.run(
         list(command),
         cwd=cwd,
         env={**os.environ, **(env or {})},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
+        check=False,
     )
-    output = process.stdout.read()
-    _, status, usage = os.wait4(process.pid, 0)
     wall = time.perf_counter() - began
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode != 0:
+    output = result.stdout.decode(errors="replace")
+    if result.returncode != 0:
         raise RuntimeError(
-            f"{' '.join(map(str, command))} failed ({process.returncode}):\n"
-            f"{output.decode(errors='replace')[-4000:]}"
+            f"{' '.join(map(str, command))} failed ({result.returncode}):\n{output[-4000:]}"
         )
-    return wall, usage.ru_maxrss / 1024, output.decode(errors="replace")
+    return wall, output
 
 
 def machine() -> str:
@@ -258,8 +266,3 @@ def record(
 
 def median(values: Sequence[float]) -> float:
     return statistics.median(values)
-
-
-def own_peak_rss_mb() -> float:
-    """Peak resident memory of this process so far, MB."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -1,7 +1,7 @@
 """Decode memory: peak resident memory decoding a member of T = 24 vs T = 240 states.
 
-Issue 7, point 5. skyquilt.decode.decode_member decodes one shard in a fresh process whose
-peak resident memory the kernel reports (wait4). Decoding streams a block of states at a
+Issue 7, point 5. skyquilt.decode.decode_member decodes one shard in a fresh process that
+reports its own peak resident memory (VmHWM). Decoding streams a block of states at a
 time, so the peak should not grow with T. Target: peak(240) / peak(24) <= 1.25.
 
 The decodable world is the demo's (model, autoencoder, dataset) when it is built or given
@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import yaml
-from common import DEMO_MODEL, OUTPUT, PYTHON, REPO, parser, record, run_command
+from common import DEMO_MODEL, OUTPUT, PYTHON, REPO, parser, record, reporting_peak, run_command
 
 from skyquilt.models.directory import ModelDirectory
 from skyquilt.stores import write_shard
@@ -34,14 +34,16 @@ from decoding_fixture import (  # noqa: E402  (the decode tests' decodable world
 
 TARGET = 1.25
 START = "2000-04-03T00"
-DECODE = """
+DECODE = reporting_peak(
+    """
 import json, sys, time
 from skyquilt.decode import decode_member
 shard, model, dataset, output = json.loads(sys.argv[1])
 began = time.perf_counter()
 decode_member(shard, model, dataset, output)
-print(json.dumps({"seconds": time.perf_counter() - began}))
+print(json.dumps({"seconds": time.perf_counter() - began, "peak_mb": peak_mb()}))
 """
+)
 
 
 def synthetic_world(root: Path, grid: tuple[int, int]) -> tuple[Path, Path]:
@@ -72,9 +74,10 @@ def decode_once(shard: Path, model: Path, dataset: Path, output: Path) -> tuple[
     """Peak RSS (MB) and in-process decode seconds of one member, in a fresh process."""
     shutil.rmtree(output, ignore_errors=True)
     job = json.dumps([str(shard), str(model), str(dataset), str(output)])
-    _, peak, printed = run_command([PYTHON, "-c", DECODE, job])
+    _, printed = run_command([PYTHON, "-c", DECODE, job])
     shutil.rmtree(output)
-    return peak, json.loads(printed.splitlines()[-1])["seconds"]
+    measured = json.loads(printed.splitlines()[-1])
+    return measured["peak_mb"], measured["seconds"]
 
 
 def main() -> None:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from skyquilt.faults import pause_point
 from skyquilt.job_logs import configure_logging, reporting_full_disk
+from skyquilt.memory import release_large_buffers
 from skyquilt.stores import ShardError, aggregate
 
 log = logging.getLogger("skyquilt")
@@ -16,6 +17,7 @@ def run_aggregate(
 ) -> None:
     """Merge the shards of one trajectory size (listed date-major, member-minor)."""
     configure_logging()
+    release_large_buffers()  # one member's buffers at a time, returned when freed
     slots = [(label, member) for label in start_dates for member in members]
     if len(slots) != len(shards):
         raise ValueError(f"{len(shards)} shards for {len(slots)} (start date, member) slots")

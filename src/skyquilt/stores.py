@@ -52,7 +52,7 @@ class ShardError(ValueError):
 
 def checksum(latent: np.ndarray) -> str:
     """sha256 of the float32 latents in C order."""
-    return hashlib.sha256(np.ascontiguousarray(latent, dtype=np.float32).tobytes()).hexdigest()
+    return hashlib.sha256(np.ascontiguousarray(latent, dtype=np.float32)).hexdigest()  # no copy
 
 
 def remove_leftovers(final: Path) -> None:
