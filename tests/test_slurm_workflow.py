@@ -1,10 +1,10 @@
 """The real workflow through `snakemake --profile profiles/slurm` on a live local SLURM cluster.
 
 The end-to-end test runs the tiny demo (dataset -> autoencoder -> latents -> denoiser ->
-2 members -> aggregate); the partial-rerun test generates 3 members of the tiny random-weight
-model. Both compare what SLURM made with a local run of the same config and seeds. They use the
-`live_slurm` fixture (tests/slurm_fixture.py): they run in CI or with SKYQUILT_SLURM_TESTS=1
-and are skipped otherwise. The dry-run test needs no cluster.
+2 members -> aggregate); the partial-rerun and grouping tests generate 3 members of the tiny
+random-weight model. Each compares what SLURM made with a local run of the same config and
+seeds. They use the `live_slurm` fixture (tests/slurm_fixture.py): they run in CI or with
+SKYQUILT_SLURM_TESTS=1 and are skipped otherwise. The dry-run test needs no cluster.
 """
 
 import re
@@ -283,3 +283,38 @@ def test_failed_member_reruns_alone_and_equals_the_uninterrupted_run(
 
     again = live_slurm.snakemake(tmp_path, *args, timeout=120).check()
     assert again.submitted_jobs == {}
+
+
+def test_grouped_members_run_as_one_slurm_job_and_equal_a_local_run(
+    live_slurm, tiny_model, local_members, tmp_path
+):
+    """The job grouping the README gives for short members: the 3 generation jobs go to
+    SLURM as one job that asks for one GPU and the time of all three, then the aggregate."""
+    hardware = slurm_hardware(live_slurm.partition, live_slurm.gpu_type)
+    write_config(tmp_path, one_date_config(tiny_model, 3, hardware=hardware))
+    grouping = (
+        "--groups generate=members --group-components members=3 "
+        "--resources gpu=1 mem_mb=4000 --set-resource-scopes gpu=local"
+    ).split()
+    run = live_slurm.snakemake(tmp_path, *workflow_args(tmp_path), *grouping).check()
+    print(f"\n3 members as one grouped SLURM job, then the aggregate: {run.seconds:.1f} s")
+
+    jobs = live_slurm.squeue(run.run_id)
+    assert sorted(job["comment"] for job in jobs) == [
+        "rule_aggregate_wildcards_12",
+        "rule_members_generate",
+    ]
+    assert {job["state"] for job in jobs} == {"COMPLETED"}
+    [group] = [job for job in jobs if job["comment"] == "rule_members_generate"]
+    [group_line] = [line for line in run.output.splitlines() if "group_members_generate" in line
+                    and line.startswith("sbatch call")]  # fmt: skip
+    assert group_line.count("generate:size=12,date=2000-04-20T12,member=") == 3, group_line
+    [group_call] = [call for call in run.sbatch_calls if "group_members_generate" in call]
+    print(f"sbatch options of the group: {group_call}")
+    for option in (f"--gpus={live_slurm.gpu_type}:1", "-t 30", "--cpus-per-task=1", "--nodes=1"):
+        assert option in group_call, group_call
+    assert re.search(r"--mem 10\d\d ", group_call), group_call  # one member's, as they take turns
+    assert (tmp_path / f"logs/slurm/group_members_generate/{group['jobid']}.log").is_file()
+    for member in members_of(prior(local_members, 12)):
+        assert (tmp_path / f"results/logs/default/generate/12h/{member}.log").is_file()
+    assert_same_outputs(prior(tmp_path, 12), prior(local_members, 12))
