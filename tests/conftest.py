@@ -169,3 +169,31 @@ def tiny_demo_config(**overrides) -> dict:
     )
     config.update(overrides)
     return config
+
+
+def tiny_latent_dump(
+    root: Path, latent_channels: int, latent_dir: Path, held_out: tuple[str, str]
+) -> Path:
+    """A 2-day demo dataset on a 16 x 32 grid, an untrained autoencoder with
+    `latent_channels` latent channels in root / "ae", and their latent dump in `latent_dir`.
+
+    Returns the dataset's path.
+    """
+    from skyquilt.demo.autoencoder import Autoencoder, save_autoencoder
+    from skyquilt.demo.dataset import simulate_dataset, write_dataset
+    from skyquilt.demo.latents import dump_latents
+    from skyquilt.demo.settings import DatasetSettings
+
+    dataset_path = root / "era5_demo.zarr"
+    settings = DatasetSettings.from_config(
+        {"start": "2000-04-01", "days": 2, "grid": [16, 32], "spinup_days": 0}
+    )
+    write_dataset(simulate_dataset(settings), dataset_path, held_out)
+    torch.manual_seed(0)
+    variables = ["geopotential", "u_component_of_wind", "v_component_of_wind"]
+    autoencoder = Autoencoder(
+        variables, (16, 32), latent_channels, 4, 2, [5.4e4, 5.0, 0.0], [3e3, 13.0, 12.0]
+    )
+    save_autoencoder(autoencoder, root / "ae")
+    dump_latents(dataset_path, root / "ae", latent_dir, held_out)
+    return dataset_path

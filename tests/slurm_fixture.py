@@ -70,6 +70,13 @@ def _clean_env(extra: dict | None = None) -> dict:
     return env
 
 
+def _slurm_output(*command: str) -> str:
+    """stdout of a SLURM client command run against the test cluster; raises if it fails."""
+    return subprocess.run(
+        command, capture_output=True, text=True, check=True, timeout=30, env=_clean_env()
+    ).stdout
+
+
 @dataclass
 class SnakemakeRun:
     """The result of one `snakemake --profile profiles/slurm` run on the live cluster."""
@@ -229,27 +236,13 @@ class LiveSlurm:
             "comment",
             "tres_per_job",
         )
-        out = subprocess.run(
-            ["squeue", "-t", "all", "-h", "-o", "%i|%A|%F|%K|%j|%T|%P|%a|%k|%b"],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=30,
-            env=_clean_env(),
-        ).stdout
+        out = _slurm_output("squeue", "-t", "all", "-h", "-o", "%i|%A|%F|%K|%j|%T|%P|%a|%k|%b")
         jobs = [dict(zip(fields, line.split("|"), strict=False)) for line in out.splitlines()]
         return [j for j in jobs if run_id is None or j["name"] == run_id]
 
     def scontrol_job(self, jobid: str) -> dict[str, str]:
         """`scontrol show job -o <id>` as a dict (e.g. TresPerJob, NumCPUs, ArrayJobId)."""
-        out = subprocess.run(
-            ["scontrol", "show", "job", "-o", str(jobid)],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=30,
-            env=_clean_env(),
-        ).stdout
+        out = _slurm_output("scontrol", "show", "job", "-o", str(jobid))
         first = out.splitlines()[0] if out.strip() else ""
         return dict(item.split("=", 1) for item in first.split() if "=" in item)
 

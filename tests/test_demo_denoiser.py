@@ -6,12 +6,10 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_latent_dump
 
-from skyquilt.demo.autoencoder import Autoencoder, save_autoencoder
-from skyquilt.demo.dataset import simulate_dataset, write_dataset
-from skyquilt.demo.latents import dump_latents
 from skyquilt.demo.sanity import sanity_check
-from skyquilt.demo.settings import DatasetSettings, DenoiserSettings, denoiser_config, window_starts
+from skyquilt.demo.settings import DenoiserSettings, denoiser_config, window_starts
 from skyquilt.demo.train_denoiser import Validation, make_denoiser, train_denoiser
 from skyquilt.diffusion.schedules import build_schedule
 from skyquilt.models.directory import build_denoiser, load_denoiser, parse_model_config
@@ -35,19 +33,11 @@ TINY = DenoiserSettings(
 def trained(tmp_path_factory):
     """Tiny dataset -> untrained autoencoder -> latent dump -> trained tiny denoiser."""
     root = tmp_path_factory.mktemp("demo")
-    settings = DatasetSettings.from_config(
-        {"start": "2000-04-01", "days": 2, "grid": [16, 32], "spinup_days": 0}
-    )
-    write_dataset(simulate_dataset(settings), root / "era5_demo.zarr", HELD_OUT)
-    torch.manual_seed(0)
-    variables = ["geopotential", "u_component_of_wind", "v_component_of_wind"]
-    autoencoder = Autoencoder(variables, (16, 32), 2, 4, 2, [5.4e4, 5.0, 0.0], [3e3, 13.0, 12.0])
-    save_autoencoder(autoencoder, root / "ae")
     latent_dir = root / "ae/latents/demo"
-    dump_latents(root / "era5_demo.zarr", root / "ae", latent_dir, HELD_OUT)
+    dataset_path = tiny_latent_dump(root, 2, latent_dir, HELD_OUT)
     model_path = latent_dir / "denoisers/denoiser/0"
     summary = make_denoiser(latent_dir, model_path, TINY, HELD_OUT)
-    return root / "era5_demo.zarr", model_path, summary
+    return dataset_path, model_path, summary
 
 
 def test_windows_lie_entirely_inside_the_mask():

@@ -5,11 +5,9 @@ import pytest
 import safetensors.torch
 import torch
 import xarray as xr
+from conftest import tiny_latent_dump
 
-from skyquilt.demo.autoencoder import Autoencoder, save_autoencoder
-from skyquilt.demo.dataset import simulate_dataset, write_dataset
-from skyquilt.demo.latents import STD_FLOOR, dump_latents, latent_statistics
-from skyquilt.demo.settings import DatasetSettings
+from skyquilt.demo.latents import STD_FLOOR, latent_statistics
 
 HELD_OUT = ("2000-04-02", "2000-04-02")
 
@@ -18,16 +16,8 @@ HELD_OUT = ("2000-04-02", "2000-04-02")
 def dumped(tmp_path_factory):
     """A tiny dataset, an untrained autoencoder and their latent dump: the three paths."""
     root = tmp_path_factory.mktemp("demo")
-    settings = DatasetSettings.from_config(
-        {"start": "2000-04-01", "days": 2, "grid": [16, 32], "spinup_days": 0}
-    )
-    write_dataset(simulate_dataset(settings), root / "era5_demo.zarr", HELD_OUT)
-    torch.manual_seed(0)
-    variables = ["geopotential", "u_component_of_wind", "v_component_of_wind"]
-    model = Autoencoder(variables, (16, 32), 4, 4, 2, [5.4e4, 5.0, 0.0], [3e3, 13.0, 12.0])
-    save_autoencoder(model, root / "ae")
-    dump_latents(root / "era5_demo.zarr", root / "ae", root / "latents/demo", HELD_OUT)
-    return root / "era5_demo.zarr", root / "ae", root / "latents/demo"
+    dataset_path = tiny_latent_dump(root, 4, root / "latents/demo", HELD_OUT)
+    return dataset_path, root / "ae", root / "latents/demo"
 
 
 def test_dump_holds_one_latent_per_dataset_state(dumped):

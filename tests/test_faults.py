@@ -424,9 +424,11 @@ def test_changing_the_sampler_or_steps_reruns_every_member(run, change):
     }
 
 
-def test_raising_the_samples_per_date_generates_only_the_new_members(run):
+def generate_after_edit(run, **edits) -> tuple[np.ndarray, np.ndarray]:
+    """Apply `edits` to the config and rerun: exactly 2 new members and the aggregate run,
+    and no existing shard is rewritten. Returns the aggregate's latents before and after."""
     previous, before = latents(run / TRAJECTORIES), stamps(run)
-    edit_config(run, num_samples_per_date=3)
+    edit_config(run, **edits)
     completed = run_snakemake(run, "--cores", "2")
     assert planned_jobs(completed.stdout + completed.stderr) == {
         "aggregate": 1,
@@ -434,22 +436,18 @@ def test_raising_the_samples_per_date_generates_only_the_new_members(run):
         "generate": 2,
     }
     assert stamps(run) == before
-    merged = latents(run / TRAJECTORIES)
+    return previous, latents(run / TRAJECTORIES)
+
+
+def test_raising_the_samples_per_date_generates_only_the_new_members(run):
+    previous, merged = generate_after_edit(run, num_samples_per_date=3)
     assert merged.shape[:2] == (2, 3)
     assert np.array_equal(merged[:, :2], previous)
 
 
 def test_adding_a_start_date_generates_only_its_members(run):
-    previous, before = latents(run / TRAJECTORIES), stamps(run)
-    edit_config(run, start_dates=["2000-04-03 0h", "2000-04-20 12h", "2000-05-01 6h"])
-    completed = run_snakemake(run, "--cores", "2")
-    assert planned_jobs(completed.stdout + completed.stderr) == {
-        "aggregate": 1,
-        "all": 1,
-        "generate": 2,
-    }
-    assert stamps(run) == before
-    merged = latents(run / TRAJECTORIES)
+    dates = ["2000-04-03 0h", "2000-04-20 12h", "2000-05-01 6h"]
+    previous, merged = generate_after_edit(run, start_dates=dates)
     assert merged.shape[:2] == (3, 2)
     assert np.array_equal(merged[:2], previous)
 
