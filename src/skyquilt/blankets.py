@@ -56,11 +56,15 @@ def unfold(x: "Tensor", blanket_size: int, overlap: int, dim: int = 0) -> "Tenso
     return windows.movedim(-1, dim + 1).movedim(dim, 0)
 
 
+def _interior_kept(blanket_size: int, overlap: int) -> tuple[int, int]:
+    """States [i, j) an interior blanket keeps in `symmetric` stitching: i = O // 2, j = i + S."""
+    first_kept = overlap // 2
+    return first_kept, first_kept + blanket_size - overlap
+
+
 def _keep_ranges(count: int, blanket_size: int, overlap: int) -> list[tuple[int, int]]:
     """States [start, stop) of each blanket that `symmetric` stitching keeps."""
-    stride = blanket_size - overlap
-    first_kept = overlap // 2
-    last_kept = first_kept + stride
+    first_kept, last_kept = _interior_kept(blanket_size, overlap)
     ranges = []
     for index in range(count):
         start = 0 if index == 0 else first_kept
@@ -85,7 +89,6 @@ def fold(
     comes from the blanket where it sits furthest from an edge.
     average: each state is the mean of every blanket that contains it.
     """
-
     count = blankets.shape[0]
     time_dim = dim % (blankets.dim() - 1)
     blanket_size = blankets.shape[time_dim + 1]
@@ -95,8 +98,7 @@ def fold(
             return blankets[0]
         # The kept ranges (see _keep_ranges) cut as three pieces, whatever N: the first
         # blanket's head, every interior blanket's [i, j) at once, and the last one's tail.
-        first_kept = overlap // 2
-        last_kept = first_kept + stride
+        first_kept, last_kept = _interior_kept(blanket_size, overlap)
         shape = list(blankets.shape[1:])
         shape[time_dim] = (count - 1) * stride + blanket_size
         folded = blankets.new_empty(shape)
