@@ -9,10 +9,10 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 .PHONY: install test lint demo bench clean
 
 # (Re)install when the venv is missing or pyproject.toml changed since the last install.
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml tests/support/pyproject.toml
 	test -x $(PYTHON) || $(PYTHON_BASE) -m venv $(VENV)
 	$(PYTHON) -m pip install --quiet --upgrade pip
-	$(PYTHON) -m pip install --quiet --editable '.[test]'
+	$(PYTHON) -m pip install --quiet --editable '.[test]' --editable tests/support
 	touch $@
 
 install: $(STAMP)

@@ -2,10 +2,10 @@
 
 Issue 7, point 4. Members of the same size (T = 240 states of a (8, 32, 64) latent, 15.7 MB
 each, large enough that loading every member at once would show) are written as shards;
-then skyquilt.aggregation.run_aggregate merges 4 and 64 of them, each in a fresh process that
+then skyquilt.jobs.aggregate.run_aggregate merges 4 and 64 of them, each in a fresh process that
 reports its own peak resident memory (VmHWM). Target: peak(64) / peak(4) <= 1.25.
 Also reported: the 64-member throughput in MB/s of latents, and the peak of a process that
-only imports skyquilt.aggregation (the floor of an aggregate job).
+only imports skyquilt.jobs.aggregate (the floor of an aggregate job).
 """
 
 import json
@@ -15,8 +15,8 @@ import sys
 import numpy as np
 from common import OUTPUT, PYTHON, parser, record, reporting_peak, run_command
 
-from skyquilt.stores import write_shard
-from skyquilt.timestamps import trajectory_times
+from skyquilt.io.shards import write_shard
+from skyquilt.sampling.timestamps import trajectory_times
 
 TARGET = 1.25
 SIZE = 240
@@ -30,7 +30,7 @@ ATTRS = {
 AGGREGATE = reporting_peak(
     """
 import json, sys, time
-from skyquilt.aggregation import run_aggregate
+from skyquilt.jobs.aggregate import run_aggregate
 shards, output, expected, dates, members = json.loads(sys.argv[1])
 began = time.perf_counter()
 run_aggregate(shards, output, expected, dates, members)
@@ -40,7 +40,7 @@ print(json.dumps({"seconds": time.perf_counter() - began, "peak_mb": peak_mb()})
 IMPORT_ONLY = reporting_peak(
     """
 import json
-import skyquilt.aggregation
+import skyquilt.jobs.aggregate
 print(json.dumps({"peak_mb": peak_mb()}))
 """
 )

@@ -18,12 +18,13 @@ import torch
 from common import best_of, model_label, model_path, parser, record
 from torch import Tensor, nn
 
-from skyquilt.blankets import blanket_count, fold, padded_size
-from skyquilt.composition import ComposedDenoiser
 from skyquilt.diffusion.samplers import build_sampler, init_noise
 from skyquilt.diffusion.schedules import build_schedule
-from skyquilt.models import load_denoiser
-from skyquilt.timestamps import time_features, trajectory_times
+from skyquilt.models.calendar import time_features
+from skyquilt.models.weights import load_denoiser
+from skyquilt.sampling.blankets import blanket_count, fold, padded_size
+from skyquilt.sampling.composition import ComposedDenoiser
+from skyquilt.sampling.timestamps import trajectory_times
 
 OVERLAP = 4
 TARGET = 3.0

@@ -114,7 +114,7 @@ def model_path(arguments: argparse.Namespace) -> Path:
         return arguments.model_path
     if (DEMO_MODEL / "config.yaml").is_file():
         return DEMO_MODEL
-    from skyquilt.models import write_random_model
+    from skyquilt_testing.models import write_random_model
 
     sizes = demo_like_sizes()
     root = OUTPUT / "model-{}x{}x{}-K{}-h{}-b{}".format(

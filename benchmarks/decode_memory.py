@@ -1,6 +1,6 @@
 """Decode memory: peak resident memory decoding a member of T = 24 vs T = 240 states.
 
-Issue 7, point 5. skyquilt.decode.decode_member decodes one shard in a fresh process that
+Issue 7, point 5. skyquilt.jobs.decode.decode_member decodes one shard in a fresh process that
 reports its own peak resident memory (VmHWM). Decoding streams a block of states at a
 time, so the peak should not grow with T. Target: peak(240) / peak(24) <= 1.25.
 
@@ -13,31 +13,24 @@ random standardised latents: memory does not depend on their values.
 
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 import yaml
 from common import DEMO_MODEL, OUTPUT, PYTHON, REPO, parser, record, reporting_peak, run_command
+from skyquilt_testing.decoding import install_autoencoder, random_autoencoder, synthetic_dataset
 
-from skyquilt.models.directory import ModelDirectory
-from skyquilt.stores import write_shard
-from skyquilt.timestamps import trajectory_times
-
-sys.path.insert(0, str(REPO / "tests"))
-from decoding_fixture import (  # noqa: E402  (the decode tests' decodable world)
-    install_autoencoder,
-    random_autoencoder,
-    synthetic_dataset,
-)
+from skyquilt.io.shards import write_shard
+from skyquilt.models.config import ModelDirectory
+from skyquilt.sampling.timestamps import trajectory_times
 
 TARGET = 1.25
 START = "2000-04-03T00"
 DECODE = reporting_peak(
     """
 import json, sys, time
-from skyquilt.decode import decode_member
+from skyquilt.jobs.decode import decode_member
 shard, model, dataset, output = json.loads(sys.argv[1])
 began = time.perf_counter()
 decode_member(shard, model, dataset, output)
@@ -87,9 +80,9 @@ def main() -> None:
     arguments.add_argument("--repeats", type=int, default=1)
     arguments = arguments.parse_args()
     try:
-        import skyquilt.decode  # noqa: F401
+        import skyquilt.jobs.decode  # noqa: F401
     except ImportError:
-        print("decode_memory: skipped, skyquilt.decode.decode_member does not exist yet")
+        print("decode_memory: skipped, skyquilt.jobs.decode.decode_member does not exist yet")
         return
     small, large = (8, 24) if arguments.quick else arguments.sizes
     root = OUTPUT / "decode_memory"

@@ -8,7 +8,7 @@ Issue 7, point 3. Two numbers:
    Target <= 5 %. The forward time is ComposedDenoiser.forward_seconds, accumulated around
    every denoiser call.
 2. The fixed cost of a generation job before it samples anything: interpreter start,
-   imports (`python -c "import skyquilt.jobs"`) and model load, measured in fresh
+   imports (`python -c "import skyquilt.jobs.generate"`) and model load, measured in fresh
    processes, against the wall time of a whole job (`scripts/generate.py`). No target:
    it says how many members a job should generate for start-up to stay small.
 """
@@ -32,10 +32,10 @@ from common import (
     run_command,
 )
 
-from skyquilt.generation import MemberRequest, generate_member
-from skyquilt.models import load_denoiser
-from skyquilt.stores import write_shard
-from skyquilt.workflow import make_plan
+from skyquilt.io.shards import write_shard
+from skyquilt.models.weights import load_denoiser
+from skyquilt.planning.plan import make_plan
+from skyquilt.sampling.generation import MemberRequest, generate_member
 
 TARGET = 0.05
 START = "2000-04-03T00"
@@ -93,8 +93,8 @@ def in_process_overhead(model: Path, plan, size: int, threads: int, repeats: int
 def startup_costs(model: Path, plan, size: int, threads: int, repeats: int) -> dict:
     """Wall seconds of fresh processes: bare interpreter, imports, imports + model load, job."""
     load = (
-        "from skyquilt.jobs import run_generation\n"
-        "from skyquilt.models import load_denoiser\n"
+        "from skyquilt.jobs.generate import run_generation\n"
+        "from skyquilt.models.weights import load_denoiser\n"
         f"load_denoiser({str(model)!r}, {plan.model_target!r})"
     )
     job = [
@@ -108,7 +108,7 @@ def startup_costs(model: Path, plan, size: int, threads: int, repeats: int) -> d
     ]  # fmt: skip
     commands = {
         "interpreter_s": [PYTHON, "-c", "pass"],
-        "imports_s": [PYTHON, "-c", "import skyquilt.jobs"],
+        "imports_s": [PYTHON, "-c", "import skyquilt.jobs.generate"],
         "startup_s": [PYTHON, "-c", load],
         "job_s": job,
     }

@@ -21,12 +21,13 @@ import torch
 import yaml
 from common import REPO, best_of, model_label, model_path, parser, record
 
-from skyquilt.blankets import padded_size
-from skyquilt.composition import ComposedDenoiser
 from skyquilt.diffusion.samplers import build_sampler, init_noise
 from skyquilt.diffusion.schedules import build_schedule
-from skyquilt.models import load_denoiser
-from skyquilt.timestamps import time_features, trajectory_times
+from skyquilt.models.calendar import time_features
+from skyquilt.models.weights import load_denoiser
+from skyquilt.sampling.blankets import padded_size
+from skyquilt.sampling.composition import ComposedDenoiser
+from skyquilt.sampling.timestamps import trajectory_times
 
 START = np.datetime64("2000-04-03T00", "ns")
 CONTEXTS = {

@@ -7,16 +7,17 @@ rule aggregate:
     input:
         get_shards,
     output:
-        update(directory(PLAN.trajectories("{size}"))),
+        update(directory(PLAN.trajectories_path("{size}"))),
     log:
-        f"{PLAN.output_dir}/logs/{PLAN.run}/aggregate/{{size}}h.log",
+        PLAN.log_path("aggregate/{size}h"),
     conda:
         "../envs/skyquilt.yaml"
     threads: get_threads("aggregate")
     resources:
         **get_resources("aggregate"),
     params:
-        expected=lambda wildcards: json.dumps(PLAN.expected_shards(int(wildcards.size))),
+        settings=PLAN.settings.to_json(),
+        latent_shape=list(PLAN.model.latent_shape),
         start_dates=PLAN.date_labels,
         members=PLAN.members,
     script:

@@ -1,39 +1,22 @@
 import functools
-import json
 import os
-import sys
+from pathlib import Path
 
-from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 from snakemake.utils import validate
 
-from skyquilt.config import ConfigError
-from skyquilt.products import (
-    FIELD_WILDCARD,
-    check_request,
-    decoder_files,
-    make_products,
+from skyquilt.models.config import ModelDirectory
+from skyquilt.planning.config import checked
+from skyquilt.planning.products import FIELD_WILDCARD, check_request, make_products
+from skyquilt.planning.plan import WILDCARDS, make_plan
+from skyquilt.planning.resources import launcher_command
+
+
+SCHEMAS = os.path.join(workflow.basedir, "config")
+checked(validate, config, schema=f"{SCHEMAS}/schema.yaml")
+PLAN = checked(
+    make_plan, config, built_by_workflow=globals().get("WORKFLOW_BUILT_MODELS", {})
 )
-from skyquilt.workflow import WILDCARDS, launcher_command, make_plan, schema_error_line
-
-
-def fail(message):
-    """Stop parsing with one line that names the key and what is allowed."""
-    print(f"skyquilt config error: {message}", file=sys.stderr)
-    sys.exit(1)
-
-
-try:
-    validate(config, schema="../config/schema.yaml")
-except WorkflowError as error:
-    fail(schema_error_line(error))
-
-try:
-    PLAN = make_plan(
-        config, built_by_workflow=globals().get("WORKFLOW_BUILT_MODELS", {})
-    )
-except ConfigError as error:
-    fail(error)
 
 
 wildcard_constraints:
@@ -44,14 +27,14 @@ wildcard_constraints:
 
 def get_trajectories():
     """The aggregate of every trajectory size."""
-    return [PLAN.trajectories(size) for size in PLAN.sizes]
+    return [PLAN.trajectories_path(size) for size in PLAN.sizes]
 
 
 def get_all_shards():
     """Every member shard of the run: listing them in `all` makes a deleted or failed
     member rerun (with its aggregate) even though the aggregate already exists."""
     return [
-        PLAN.shard(size, label, member)
+        PLAN.shard_path(size, label, member)
         for size in PLAN.sizes
         for label in PLAN.date_labels
         for member in PLAN.members
@@ -61,7 +44,7 @@ def get_all_shards():
 def get_shards(wildcards):
     """Every member shard of one trajectory size."""
     return [
-        PLAN.shard(wildcards.size, label, member)
+        PLAN.shard_path(wildcards.size, label, member)
         for label in PLAN.date_labels
         for member in PLAN.members
     ]
@@ -69,9 +52,10 @@ def get_shards(wildcards):
 
 def get_model_files():
     """The denoiser files a generation job reads (built by the demo rules if missing)."""
+    directory = ModelDirectory(Path(PLAN.settings.model_path))
     return {
-        "config": f"{PLAN.model_path}/config.yaml",
-        "weights": f"{PLAN.model_path}/{PLAN.model_target}.safetensors",
+        "config": str(directory.config_file),
+        "weights": str(directory.weights_file(PLAN.settings.model_target)),
     }
 
 
@@ -92,7 +76,7 @@ def get_launcher():
     """python, or torchrun with one process per GPU (or per `generation.processes`),
     never more processes than a trajectory has blankets: a constant when every size
     runs the same number of processes, else a function of the size wildcard."""
-    nodes = PLAN.resources["gen"].get("nodes", 1)
+    nodes = PLAN.resources["generate"].get("nodes", 1)
     counts = {PLAN.processes_for(size) for size in PLAN.sizes}
     if len(counts) == 1:
         return launcher_command(counts.pop(), nodes)
@@ -111,15 +95,8 @@ for size in PLAN.sizes:
 
 
 # On-request outputs (decode, render, evaluate): settings, checks, inputs.
-try:
-    validate(config, schema="../config/schema.report.yaml")
-except WorkflowError as error:
-    fail(schema_error_line(error))
-
-try:
-    PRODUCTS = make_products(config, PLAN)
-except ConfigError as error:
-    fail(error)
+checked(validate, config, schema=f"{SCHEMAS}/schema.report.yaml")
+PRODUCTS = checked(make_products, config, PLAN)
 
 
 wildcard_constraints:
@@ -138,10 +115,7 @@ def check_product(product):
         *globals().get("WORKFLOW_BUILT_MODELS", {}),
         *globals().get("WORKFLOW_BUILT_DATASETS", ()),
     ]
-    try:
-        check_request(PRODUCTS, {product}, built)
-    except ConfigError as error:
-        fail(error)
+    checked(check_request, PRODUCTS, {product}, built)
 
 
 def get_render_targets(wildcards):
@@ -166,9 +140,9 @@ def get_existing_products():
 def get_decode_inputs(wildcards):
     """What decoding one member reads: its shard, the decoder, latent statistics, dataset."""
     check_product("decoded")
-    files = decoder_files(PLAN.model_path)
+    files = ModelDirectory(Path(PLAN.settings.model_path)).decoder_files()
     return {
-        "shard": PLAN.shard(wildcards.size, wildcards.date, wildcards.member),
+        "shard": PLAN.shard_path(wildcards.size, wildcards.date, wildcards.member),
         "decoder_config": str(files["decoder config"]),
         "decoder_weights": str(files["decoder weights"]),
         "latent_stats": str(files["latent statistics"]),

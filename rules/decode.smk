@@ -6,14 +6,14 @@ rule decode:
     output:
         directory(PRODUCTS.decoded("{size}", "{date}", "{member}")),
     log:
-        f"{PLAN.output_dir}/logs/{PLAN.run}/decode/{{size}}h/{{date}}/{{member}}.log",
+        PLAN.log_path("decode/{size}h/{date}/{member}"),
     conda:
         "../envs/skyquilt.yaml"
     threads: get_threads("decode")
     resources:
         **get_resources("decode"),
     params:
-        model_path=PLAN.model_path,
+        model_path=PLAN.settings.model_path,
         states_per_chunk=PRODUCTS.states_per_chunk,
     script:
         "../scripts/decode.py"

@@ -4,23 +4,16 @@ Include it before rules/common.smk: it tells the config checks which model and d
 workflow builds itself (WORKFLOW_BUILT_MODELS, WORKFLOW_BUILT_DATASETS).
 """
 
-import sys
+import os
 
-from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from skyquilt.config import ConfigError
-from skyquilt.demo.settings import stats_path
-from skyquilt.demo.plan import make_demo_plan
-from skyquilt.workflow import schema_error_line
+from skyquilt.planning.config import checked
+from skyquilt.planning.demo import make_demo_plan
+from skyquilt.planning.demo_settings import stats_path
 
-try:
-    validate(config, schema="../config/schema.demo.yaml")
-    DEMO = make_demo_plan(config["demo"])
-except WorkflowError as error:
-    sys.exit(f"skyquilt config error: {schema_error_line(error)}")
-except ConfigError as error:
-    sys.exit(f"skyquilt config error: {error}")
+checked(validate, config, schema=os.path.join(workflow.basedir, "config/schema.demo.yaml"))
+DEMO = checked(make_demo_plan, config["demo"])
 
 WORKFLOW_BUILT_MODELS = DEMO.built_models()
 WORKFLOW_BUILT_DATASETS = (str(DEMO.dataset_path),)

@@ -36,7 +36,7 @@ rule evaluation:
             labels={"figure": "blanket-seam continuity"},
         ),
     log:
-        f"{PLAN.output_dir}/logs/{PLAN.run}/evaluate/{{size}}h.log",
+        PLAN.log_path("evaluate/{size}h"),
     conda:
         "../envs/skyquilt.yaml"
     threads: get_threads("evaluate")
@@ -46,6 +46,6 @@ rule evaluation:
         fields=config["evaluate"]["fields"],
         climatology_period=PRODUCTS.climatology_period,
         blanket_size=PLAN.model.blanket_size,
-        overlap=PLAN.overlap,
+        overlap=PLAN.settings.overlap,
     script:
         "../scripts/evaluate.py"

@@ -3,21 +3,20 @@ rule generate:
     input:
         **get_model_files(),
     output:
-        directory(PLAN.shard("{size}", "{date}", "{member}")),
+        directory(PLAN.shard_path("{size}", "{date}", "{member}")),
     log:
-        f"{PLAN.output_dir}/logs/{PLAN.run}/generate/{{size}}h/{{date}}/{{member}}.log",
+        PLAN.log_path("generate/{size}h/{date}/{member}"),
     conda:
         "../envs/skyquilt.yaml"
-    threads: get_threads("gen")
+    threads: get_threads("generate")
     resources:
-        **get_resources("gen"),
+        **get_resources("generate"),
     params:
         # Constants rather than functions: Snakemake evaluates per-job functions for every
         # member, which dominates planning time for tens of thousands of members.
-        settings=PLAN.settings(),
+        settings=PLAN.settings.to_json(),
         launcher=get_launcher(),
         script=os.path.join(workflow.basedir, "scripts", "generate.py"),
     shell:
-        "{params.launcher} {params.script:q} --model-path $(dirname {input.config:q})"
-        " --settings {params.settings:q} --size {wildcards.size} --date {wildcards.date}"
+        "{params.launcher} {params.script:q} --settings {params.settings:q} --size {wildcards.size} --date {wildcards.date}"
         " --member {wildcards.member} --output {output:q} --threads {threads} > {log:q} 2>&1"

@@ -11,7 +11,7 @@ rule gallery:
             labels={"start date": "{date}", "field": "{field}"},
         ),
     log:
-        f"{PLAN.output_dir}/logs/{PLAN.run}/render/{{size}}h/gallery/{{date}}/{{field}}.log",
+        PLAN.log_path("render/{size}h/gallery/{date}/{field}"),
     conda:
         "../envs/skyquilt.yaml"
     threads: get_threads("render")
@@ -36,7 +36,7 @@ rule frames:
             )
         ),
     log:
-        f"{PLAN.output_dir}/logs/{PLAN.run}/render/{{size}}h/frames/{{date}}/{{member}}/{{field}}-{{chunk}}.log",
+        PLAN.log_path("render/{size}h/frames/{date}/{member}/{field}-{chunk}"),
     conda:
         "../envs/skyquilt.yaml"
     threads: get_threads("render")
@@ -58,7 +58,7 @@ rule animation:
     output:
         **get_animation_outputs(),
     log:
-        f"{PLAN.output_dir}/logs/{PLAN.run}/render/{{size}}h/animation/{{date}}/{{member}}/{{field}}.log",
+        PLAN.log_path("render/{size}h/animation/{date}/{member}/{field}"),
     conda:
         "../envs/skyquilt.yaml"
     threads: get_threads("render")

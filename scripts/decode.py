@@ -4,8 +4,8 @@ import contextlib
 
 import torch
 
-from skyquilt.decode import decode_member
-from skyquilt.job_logs import configure_logging
+from skyquilt.jobs.decode import decode_member
+from skyquilt.jobs.logs import configure_logging
 
 with open(snakemake.log[0], "w") as log, contextlib.redirect_stderr(log):  # noqa: F821
     configure_logging()

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import torch
 
-from skyquilt.demo.settings import AutoencoderSettings
 from skyquilt.demo.train_autoencoder import make_autoencoder
+from skyquilt.planning.demo_settings import AutoencoderSettings
 
 torch.set_num_threads(snakemake.threads)  # noqa: F821
 metrics = make_autoencoder(

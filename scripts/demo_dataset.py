@@ -8,7 +8,7 @@ import time
 import torch
 
 from skyquilt.demo.dataset import simulate_dataset, write_dataset
-from skyquilt.demo.settings import DatasetSettings
+from skyquilt.planning.demo_settings import DatasetSettings
 
 settings = DatasetSettings.from_config(snakemake.params.settings)  # noqa: F821
 torch.set_num_threads(snakemake.threads)  # noqa: F821

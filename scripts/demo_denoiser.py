@@ -7,10 +7,10 @@ from pathlib import Path
 
 import torch
 
-from skyquilt.demo.files import write_json
 from skyquilt.demo.sanity import sanity_check
-from skyquilt.demo.settings import DenoiserSettings
 from skyquilt.demo.train_denoiser import make_denoiser
+from skyquilt.io.atomic import write_json
+from skyquilt.planning.demo_settings import DenoiserSettings
 
 torch.set_num_threads(snakemake.threads)  # noqa: F821
 settings = DenoiserSettings(**snakemake.params.settings)  # noqa: F821

@@ -2,9 +2,9 @@
 
 import contextlib
 
-from skyquilt.evaluate_jobs import run_evaluation
-from skyquilt.job_logs import configure_logging
-from skyquilt.products import parse_fields
+from skyquilt.jobs.evaluate import run_evaluation
+from skyquilt.jobs.logs import configure_logging
+from skyquilt.planning.products import parse_fields
 
 with open(snakemake.log[0], "w") as log, contextlib.redirect_stderr(log):  # noqa: F821
     configure_logging()

@@ -2,11 +2,10 @@
 
 import argparse
 
-from skyquilt.jobs import run_generation
-from skyquilt.workflow import member_request
+from skyquilt.jobs.generate import run_generation
+from skyquilt.sampling.request import RunSettings
 
 parser = argparse.ArgumentParser(description=__doc__)
-parser.add_argument("--model-path", required=True)
 parser.add_argument("--settings", required=True, help="JSON settings of the run")
 parser.add_argument("--size", required=True, help="trajectory size T")
 parser.add_argument("--date", required=True, help="start date label YYYY-MM-DDTHH")
@@ -14,5 +13,6 @@ parser.add_argument("--member", required=True, help="member index")
 parser.add_argument("--output", required=True, help="shard path <...>/<member>.zarr")
 parser.add_argument("--threads", type=int, default=1)
 arguments = parser.parse_args()
-request = member_request(arguments.settings, arguments.size, arguments.date, arguments.member)
-run_generation(arguments.model_path, request, arguments.output, arguments.threads)
+settings = RunSettings.from_json(arguments.settings)
+request = settings.member(arguments.size, arguments.date, arguments.member)
+run_generation(request, arguments.output, arguments.threads)

@@ -3,7 +3,7 @@ from the frames of several frames jobs or rendered here."""
 
 import contextlib
 
-from skyquilt.render_jobs import animate_frames, animate_member
+from skyquilt.jobs.render import animate_frames, animate_member
 
 with open(snakemake.log[0], "w") as log, contextlib.redirect_stderr(log):  # noqa: F821
     outputs = {

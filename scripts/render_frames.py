@@ -2,7 +2,7 @@
 
 import contextlib
 
-from skyquilt.render_jobs import render_frames
+from skyquilt.jobs.render import render_frames
 
 with open(snakemake.log[0], "w") as log, contextlib.redirect_stderr(log):  # noqa: F821
     render_frames(

@@ -1,199 +1,22 @@
-"""Shared fixtures: tiny random-weight models, workflow configs and a real `snakemake` runner."""
+"""Shared fixtures: tiny random-weight models and the live SLURM cluster.
 
-import os
-import subprocess
-import sys
+Helpers live in the importable package `skyquilt_testing` (tests/support); tests import them
+from there, never from this file.
+"""
+
 from pathlib import Path
 
 import pytest
 import torch
-import yaml
-from slurm_fixture import live_slurm  # noqa: F401
-
-from skyquilt.models import write_random_model
-
-REPO = Path(__file__).resolve().parents[1]
-SNAKEMAKE = Path(sys.executable).with_name("snakemake")
+from skyquilt_testing.models import write_random_model
+from skyquilt_testing.slurm import live_slurm  # noqa: F401
 
 # The in-process tests use tiny models: one thread is faster than two, and much faster when
 # the other core is busy with a snakemake run of another test.
 torch.set_num_threads(1)
-
-# The example of the original generation config; only model_path is changed by the tests.
-EXAMPLE_CONFIG = """
-model_path: /path/to/project/autoencoders/your_ae/1/latents/wiki/denoisers/your_denoiser/0
-model_target: best  # Options: best, last
-diffusion:
-  num_steps: 64  # Defaults to model's validation denoising steps
-  sampler:
-    type: lms
-    config: {}
-trajectory_sizes: "72"
-num_samples_per_date: 2
-start_dates:
-  - "2000-04-03 0h"
-  - "2000-04-20 12h"
-blanket_overlap: 4  # Overlap between blankets
-precision: float16  # Options: float32, float16, bfloat16, null = model training precision
-hardware:
-  backend: slurm
-  account: users
-  gpus_per_node: 1
-  gen:
-    cpus: 8
-    ram: 60GB
-    time: "6:00"
-    partition: a5000
-    gpus: 1
-  aggregate:
-    cpus: 8
-    ram: 32GB
-    time: "4:00"
-    partition: a5000
-"""
 
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
     """A complete model directory with random weights: latent (2, 4, 8), K = 8."""
     return write_random_model(tmp_path_factory.mktemp("models"))
-
-
-def example_config(model_path: Path) -> dict:
-    config = yaml.safe_load(EXAMPLE_CONFIG)
-    config["model_path"] = str(model_path)
-    return config
-
-
-def tiny_config(model_path: Path, **overrides) -> dict:
-    """A config that runs in seconds on 2 cores: T = 12, 3 steps, 2 dates x 2 members."""
-    config = example_config(model_path)
-    config.update(
-        trajectory_sizes="12",
-        diffusion={"num_steps": 3, "sampler": {"type": "lms", "config": {}}},
-        precision="float32",
-        hardware={
-            "backend": "local",
-            "gen": {"cpus": 1, "ram": "1GB", "time": "10:00"},
-            "aggregate": {"cpus": 1, "ram": "1GB", "time": "10:00"},
-        },
-    )
-    config.update(overrides)
-    return config
-
-
-def write_config(directory: Path, config: dict) -> Path:
-    path = directory / "config.yaml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return path
-
-
-def run_snakemake(workdir: Path, *arguments: str, check: bool = True, env: dict | None = None):
-    """Run the real snakemake on the repository's Snakefile in `workdir`."""
-    command = [
-        str(SNAKEMAKE),
-        "--snakefile",
-        str(REPO / "Snakefile"),
-        "--configfile",
-        str(workdir / "config.yaml"),
-        "--directory",
-        str(workdir),
-        *arguments,
-    ]
-    result = subprocess.run(
-        command,
-        cwd=workdir,
-        capture_output=True,
-        text=True,
-        env={**os.environ, **(env or {})},
-        timeout=600,
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(
-            f"snakemake failed ({result.returncode}):\n"
-            f"{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
-        )
-    return result
-
-
-def planned_jobs(output: str) -> dict[str, int]:
-    """Job counts per rule from the 'Job stats' table of a dry run."""
-    counts: dict[str, int] = {}
-    lines = output.splitlines()
-    for index, line in enumerate(lines):
-        if line.startswith("Job stats:"):
-            for row in lines[index + 3 :]:
-                parts = row.split()
-                if len(parts) != 2 or parts[0] == "total":
-                    break
-                counts[parts[0]] = int(parts[1])
-            break
-    return counts
-
-
-# The tiny demo: the whole demo chain builds in seconds, then samples 2 members of T = 8.
-TINY_DEMO = {
-    "dataset": {
-        "start": "2000-04-01",
-        "days": 4,
-        "grid": [16, 32],
-        "spinup_days": 2,
-        "held_out": ["2000-04-04", "2000-04-04"],
-    },
-    "autoencoder": {"steps": 30, "width": 8},
-    "denoiser": {
-        "blanket_size": 4,
-        "steps": 20,
-        "validation_every": 5,
-        "validation_blankets": 4,
-        "hidden_channels": 8,
-        "denoising_steps": 4,
-        "sanity_blankets": 2,
-    },
-}
-DEMO = "resources/demo"
-MODEL = f"{DEMO}/autoencoders/ae/0/latents/demo/denoisers/denoiser/0"
-
-
-def tiny_demo_config(**overrides) -> dict:
-    """The default config with the tiny demo: the workflow builds the demo model, then
-    samples 2 members of T = 8 from it."""
-    config = yaml.safe_load((REPO / "config/config.yaml").read_text())
-    config.update(
-        demo=TINY_DEMO,
-        trajectory_sizes="8",
-        start_dates=["2000-04-04 0h"],
-        blanket_overlap=2,
-        num_samples_per_date=2,
-        diffusion={"num_steps": 4, "sampler": {"type": "lms", "config": {}}},
-    )
-    config.update(overrides)
-    return config
-
-
-def tiny_latent_dump(
-    root: Path, latent_channels: int, latent_dir: Path, held_out: tuple[str, str]
-) -> Path:
-    """A 2-day demo dataset on a 16 x 32 grid, an untrained autoencoder with
-    `latent_channels` latent channels in root / "ae", and their latent dump in `latent_dir`.
-
-    Returns the dataset's path.
-    """
-    from skyquilt.demo.autoencoder import Autoencoder, save_autoencoder
-    from skyquilt.demo.dataset import simulate_dataset, write_dataset
-    from skyquilt.demo.latents import dump_latents
-    from skyquilt.demo.settings import DatasetSettings
-
-    dataset_path = root / "era5_demo.zarr"
-    settings = DatasetSettings.from_config(
-        {"start": "2000-04-01", "days": 2, "grid": [16, 32], "spinup_days": 0}
-    )
-    write_dataset(simulate_dataset(settings), dataset_path, held_out)
-    torch.manual_seed(0)
-    variables = ["geopotential", "u_component_of_wind", "v_component_of_wind"]
-    autoencoder = Autoencoder(
-        variables, (16, 32), latent_channels, 4, 2, [5.4e4, 5.0, 0.0], [3e3, 13.0, 12.0]
-    )
-    save_autoencoder(autoencoder, root / "ae")
-    dump_latents(dataset_path, root / "ae", latent_dir, held_out)
-    return dataset_path

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from skyquilt.baselines import align_truth, climatology, persistence, valid_times
+from skyquilt.scoring.baselines import align_truth, climatology, persistence, valid_times
 
 START = np.datetime64("2000-01-01T00", "ns")
 HOUR = np.timedelta64(1, "h")

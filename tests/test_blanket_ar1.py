@@ -4,7 +4,7 @@ x_{t+1} = rho x_t + sqrt(1 - rho^2) w_t has stationary variance 1 and covariance
 Sigma_ij = rho^|i - j|. For a window of K states the exact denoiser is
 E[x | x + sigma eps] = Sigma (Sigma + sigma^2 I)^-1 (x + sigma eps). The composed denoiser
 unfolds the noisy trajectory into blankets, denoises each with that window denoiser and
-folds them back (skyquilt.blankets); the lms sampler then draws whole trajectories.
+folds them back (skyquilt.sampling.blankets); the lms sampler then draws whole trajectories.
 
 Everything is linear, so the deterministic lms sampler maps x1 to x0 = A x1 and the sampled
 trajectories are exactly N(0, c^2 A A^T) with c^2 = alpha_1^2 + sigma_1^2: running the sampler
@@ -24,9 +24,9 @@ import math
 import pytest
 import torch
 
-from skyquilt.blankets import _keep_ranges, blanket_count, fold, padded_size, unfold
 from skyquilt.diffusion.samplers import build_sampler, init_noise
 from skyquilt.diffusion.schedules import build_schedule
+from skyquilt.sampling.blankets import _keep_ranges, blanket_count, fold, padded_size, unfold
 
 BLANKET_SIZE, TRAJECTORY_SIZE, RHO = 8, 64, 0.9
 STEPS = 64

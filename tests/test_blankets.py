@@ -5,7 +5,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from skyquilt.blankets import _keep_ranges, blanket_count, fold, padded_size, unfold
+from skyquilt.sampling.blankets import _keep_ranges, blanket_count, fold, padded_size, unfold
 
 
 @pytest.mark.parametrize(

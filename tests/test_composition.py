@@ -3,10 +3,11 @@
 import numpy as np
 import torch
 
-from skyquilt.blankets import fold, padded_size, unfold
-from skyquilt.composition import ComposedDenoiser, ProcessSplit
-from skyquilt.models import load_denoiser
-from skyquilt.timestamps import time_features, trajectory_times
+from skyquilt.models.calendar import time_features
+from skyquilt.models.weights import load_denoiser
+from skyquilt.sampling.blankets import fold, padded_size, unfold
+from skyquilt.sampling.composition import ComposedDenoiser, ProcessSplit
+from skyquilt.sampling.timestamps import trajectory_times
 
 
 def composed(tiny_model, size=20, overlap=4, **options):

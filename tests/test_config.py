@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from skyquilt.config import (
+from skyquilt.planning.config import (
     ConfigError,
     date_label,
     parse_memory,

@@ -16,8 +16,12 @@ import pytest
 import torch
 import xarray as xr
 import yaml
-from conftest import run_snakemake, tiny_config, write_config
-from decoding_fixture import install_autoencoder, random_autoencoder, write_synthetic_dataset
+from skyquilt_testing.decoding import (
+    install_autoencoder,
+    random_autoencoder,
+    write_synthetic_dataset,
+)
+from skyquilt_testing.workflow import run_snakemake, tiny_config, write_config
 
 PREFIX = "skyquilt config error: "
 DAG_BANNER = "Building DAG of jobs..."

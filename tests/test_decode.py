@@ -9,22 +9,22 @@ import safetensors.torch
 import torch
 import xarray as xr
 import zarr
-from decoding_fixture import (
+from skyquilt_testing.decoding import (
     install_autoencoder,
     random_autoencoder,
     synthetic_dataset,
     write_synthetic_dataset,
 )
 
-from skyquilt import decode
-from skyquilt.baselines import align_truth
-from skyquilt.decode import Decoder, decode_member
-from skyquilt.demo import autoencoder as demo_autoencoder
 from skyquilt.demo.dataset import VARIABLES
-from skyquilt.models.config import ModelDirectory
-from skyquilt.products import decoder_files
-from skyquilt.stores import ShardError, write_shard
-from skyquilt.timestamps import time_features
+from skyquilt.io.shards import ShardError, write_shard
+from skyquilt.jobs import decode
+from skyquilt.jobs.decode import decode_member
+from skyquilt.models import autoencoder as demo_autoencoder
+from skyquilt.models.calendar import time_features
+from skyquilt.models.config import ModelDirectory, ModelError
+from skyquilt.models.decoder import Decoder
+from skyquilt.scoring.baselines import align_truth
 
 # Some datasets here are written as zarr v3 (xarray's default), as a real one may be; decoding
 # must not depend on the dataset's store format.
@@ -148,7 +148,7 @@ def large_grid(tmp_path) -> dict:
     stats.parent.mkdir(parents=True)
     safetensors.torch.save_file({"mean": torch.zeros(2, 4, 8), "std": torch.ones(2, 4, 8)}, stats)
     # Placeholders: the stand-in decoder replaces the autoencoder these files would hold.
-    for path in decoder_files(tmp_path / MODEL_PATH).values():
+    for path in ModelDirectory(tmp_path / MODEL_PATH).decoder_files().values():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.touch(exist_ok=True)
     return {"root": tmp_path, "dataset": dataset, "model_path": tmp_path / MODEL_PATH}
@@ -247,12 +247,12 @@ def test_a_missing_decoder_or_statistics_file_names_the_expected_path(world, tmp
         if name != missing:
             (latent_dir / name).parent.mkdir(parents=True, exist_ok=True)
             (latent_dir / name).write_bytes((source / name).read_bytes())
-    with pytest.raises(FileNotFoundError, match=str(latent_dir / missing)):
+    with pytest.raises(ModelError, match=str(latent_dir / missing)):
         decode_member(world["shard"], model_path, world["dataset"], tmp_path / "out.zarr")
 
 
 def test_the_decoder_files_checked_at_parse_time_are_those_the_autoencoder_uses():
-    files = decoder_files(MODEL_PATH)
+    files = ModelDirectory(MODEL_PATH).decoder_files()
     assert files["decoder config"].name == demo_autoencoder.CONFIG_FILE
     assert files["decoder weights"].name == demo_autoencoder.WEIGHTS_FILE
     assert files["latent statistics"] == ModelDirectory(Path(MODEL_PATH)).stats_file

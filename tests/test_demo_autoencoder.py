@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 import torch
 
-from skyquilt.demo.autoencoder import Autoencoder, load_autoencoder, save_autoencoder
 from skyquilt.demo.dataset import area_weights
-from skyquilt.demo.settings import AutoencoderSettings
 from skyquilt.demo.train_autoencoder import reconstruction_rmse, train_autoencoder
 from skyquilt.demo.training import TrainingBudget
-from skyquilt.timestamps import time_features
+from skyquilt.models.autoencoder import Autoencoder, load_autoencoder, save_autoencoder
+from skyquilt.models.calendar import time_features
+from skyquilt.planning.demo_settings import AutoencoderSettings
 
 VARIABLES = ["geopotential", "u_component_of_wind", "v_component_of_wind"]
 

@@ -14,7 +14,7 @@ from skyquilt.demo.dataset import (
     stats_path,
     write_dataset,
 )
-from skyquilt.demo.settings import DatasetSettings, held_out_mask
+from skyquilt.planning.demo_settings import DatasetSettings, held_out_mask
 
 TINY = {
     "start": "2000-04-01",

@@ -6,13 +6,14 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_latent_dump
+from skyquilt_testing.workflow import tiny_latent_dump
 
 from skyquilt.demo.sanity import sanity_check
-from skyquilt.demo.settings import DenoiserSettings, denoiser_config, window_starts
 from skyquilt.demo.train_denoiser import Validation, make_denoiser, train_denoiser
 from skyquilt.diffusion.schedules import build_schedule
-from skyquilt.models.directory import build_denoiser, load_denoiser, parse_model_config
+from skyquilt.models.config import parse_model_config
+from skyquilt.models.weights import build_denoiser, load_denoiser
+from skyquilt.planning.demo_settings import DenoiserSettings, denoiser_config, window_starts
 
 HELD_OUT = ("2000-04-02", "2000-04-02")
 TINY = DenoiserSettings(

@@ -7,7 +7,14 @@ import numpy as np
 import pytest
 import xarray as xr
 import yaml
-from conftest import DEMO, MODEL, planned_jobs, run_snakemake, tiny_demo_config, write_config
+from skyquilt_testing.workflow import (
+    DEMO,
+    MODEL,
+    planned_jobs,
+    run_snakemake,
+    tiny_demo_config,
+    write_config,
+)
 
 
 @pytest.fixture(scope="module")

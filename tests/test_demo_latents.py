@@ -5,7 +5,7 @@ import pytest
 import safetensors.torch
 import torch
 import xarray as xr
-from conftest import tiny_latent_dump
+from skyquilt_testing.workflow import tiny_latent_dump
 
 from skyquilt.demo.latents import STD_FLOOR, latent_statistics
 

@@ -7,9 +7,14 @@ import pytest
 import yaml
 from snakemake.utils import validate
 
-from skyquilt.config import ConfigError
-from skyquilt.demo.plan import make_demo_plan
-from skyquilt.demo.settings import AutoencoderSettings, DatasetSettings, DenoiserSettings, Forcing
+from skyquilt.planning.config import ConfigError
+from skyquilt.planning.demo import make_demo_plan
+from skyquilt.planning.demo_settings import (
+    AutoencoderSettings,
+    DatasetSettings,
+    DenoiserSettings,
+    Forcing,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "config/schema.demo.yaml"

@@ -5,13 +5,13 @@ import pytest
 import torch
 
 from skyquilt.demo.dataset import latitudes
-from skyquilt.demo.settings import Forcing
 from skyquilt.demo.shallow_water import (
     ForcedShallowWaterSolver,
     equilibrium_geopotential,
     simulate,
     truncation,
 )
+from skyquilt.planning.demo_settings import Forcing
 
 NLAT, NLON = 16, 32
 

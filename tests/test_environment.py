@@ -3,7 +3,7 @@
 import tomllib
 
 import yaml
-from conftest import REPO
+from skyquilt_testing.workflow import REPO
 
 
 def test_conda_environment_has_the_same_pins_as_pyproject():

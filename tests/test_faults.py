@@ -23,14 +23,21 @@ import pytest
 import torch
 import xarray as xr
 import yaml
-from conftest import REPO, SNAKEMAKE, planned_jobs, run_snakemake, tiny_config, write_config
-
-from skyquilt.aggregation import run_aggregate
 from skyquilt.faults import PAUSE_VARIABLE, PAUSED_MESSAGE
-from skyquilt.jobs import run_generation
-from skyquilt.models.directory import ModelError
-from skyquilt.stores import ShardError, write_shard
-from skyquilt.workflow import make_plan
+from skyquilt_testing.workflow import (
+    REPO,
+    SNAKEMAKE,
+    planned_jobs,
+    run_snakemake,
+    tiny_config,
+    write_config,
+)
+
+from skyquilt.io.shards import ShardError, write_shard
+from skyquilt.jobs.aggregate import run_aggregate
+from skyquilt.jobs.generate import run_generation
+from skyquilt.models.config import ModelError
+from skyquilt.planning.plan import make_plan
 
 SIZE_DIR = "results/prior/default/12h"
 TRAJECTORIES = f"{SIZE_DIR}/trajectories.zarr"

@@ -8,33 +8,30 @@ import numpy as np
 import pytest
 import torch
 import xarray as xr
-from conftest import REPO
+from skyquilt_testing.workflow import REPO
 
-from skyquilt.generation import MemberRequest, NonFiniteSampleError, generate_member
-from skyquilt.models import load_denoiser
-from skyquilt.workflow import launcher_command
+from skyquilt.models.weights import load_denoiser
+from skyquilt.planning.resources import launcher_command
+from skyquilt.sampling.generation import NonFiniteSampleError, generate_member
+from skyquilt.sampling.request import RunSettings
 
-REQUEST = {
+SETTINGS = {
     "model_target": "best",
     "sampler": "ddpm",
-    "sampler_config": "{}",
+    "sampler_options": {},
     "steps": 3,
     "precision": "float32",
     "overlap": 4,
     "stitch": "symmetric",
     "seed": 7,
-    "trajectory_size": 20,
-    "start_date": "2000-04-03T00",
-    "member": 1,
     "max_blankets_per_batch": None,
 }
 
 
-def run_job(model_path, output, processes=1, **overrides):
-    settings = {**REQUEST, "model_path": str(model_path), **overrides}
-    size, label, member = (settings.pop(key) for key in ("trajectory_size", "start_date", "member"))
+def run_job(model_path, output, processes=1, size=20, label="2000-04-03T00", member=1, **overrides):
+    settings = {**SETTINGS, "model_path": str(model_path), **overrides}
     command = (
-        f"{launcher_command(processes)} {REPO / 'scripts/generate.py'} --model-path {model_path} "
+        f"{launcher_command(processes)} {REPO / 'scripts/generate.py'} "
         f"--settings '{json.dumps(settings)}' --size {size} --date {label} --member {member} "
         f"--output {output} --threads 2"
     )
@@ -76,21 +73,15 @@ def test_non_finite_sample_fails_and_writes_no_shard(tiny_model, tmp_path):
     denoiser, config = load_denoiser(tiny_model)
     with torch.no_grad():
         next(denoiser.parameters()).fill_(float("nan"))
-    request = MemberRequest(
-        trajectory_size=12,
-        start_date=np.datetime64("2000-04-03T00", "ns"),
-        overlap=4,
-        sampler="lms",
-        steps=2,
-        seed=0,
-    )
+    settings = RunSettings(**{**SETTINGS, "model_path": str(tiny_model), "sampler": "lms"})
+    request = settings.member(12, "2000-04-03T00", 0)
     with pytest.raises(NonFiniteSampleError, match="NaN/Inf"):
         generate_member(denoiser, config, request, progress=False)
 
 
 def test_failing_job_leaves_no_shard(tiny_model, tmp_path):
     output = tmp_path / "member.zarr"
-    result = run_job(tiny_model, output, sampler_config='{"order": 0}', sampler="lms")
+    result = run_job(tiny_model, output, sampler_options={"order": 0}, sampler="lms")
     assert result.returncode != 0
     assert not output.exists() and list(tmp_path.iterdir()) == []
 

@@ -10,7 +10,7 @@ import sys
 PROGRAM = """
 import ctypes, sys
 import numpy as np
-from skyquilt.memory import release_large_buffers
+from skyquilt.jobs.memory import release_large_buffers
 
 class MallInfo2(ctypes.Structure):
     _fields_ = [(name, ctypes.c_size_t) for name in (

@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from skyquilt import metrics
-from skyquilt.metrics import (
+from skyquilt.scoring import metrics
+from skyquilt.scoring.metrics import (
     SCORE_COLUMNS,
     evaluate,
     latitude_weights,

@@ -5,10 +5,12 @@ import pickle
 import pytest
 import torch
 import yaml
+from skyquilt_testing.models import random_model_config
 
-from skyquilt.models import BlanketDenoiser, ModelDirectory, load_denoiser, read_model_config
-from skyquilt.models.directory import ModelError, load_state_dict, random_model_config
+from skyquilt.models.config import ModelDirectory, ModelError, read_model_config
+from skyquilt.models.precondition import BlanketDenoiser
 from skyquilt.models.registry import build_backbone, resolve_factory
+from skyquilt.models.weights import load_denoiser, load_state_dict
 
 
 def test_latent_dir_is_two_levels_above_the_denoiser(tiny_model):

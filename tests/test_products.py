@@ -2,18 +2,18 @@
 
 import numpy as np
 import pytest
-from conftest import tiny_config
+from skyquilt_testing.workflow import tiny_config
 
-from skyquilt import products as products_module
-from skyquilt.config import ConfigError
-from skyquilt.products import (
+from skyquilt.planning import products as products_module
+from skyquilt.planning.config import ConfigError
+from skyquilt.planning.plan import make_plan
+from skyquilt.planning.products import (
     Field,
     check_climatology_period,
     check_ground_truth,
     make_products,
     parse_fields,
 )
-from skyquilt.workflow import make_plan
 
 DEFAULTS = {
     "decode": {"states_per_chunk": 8},

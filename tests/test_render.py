@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from skyquilt import render
-from skyquilt.metrics import score_table, seam_pairs, seam_table, spectrum_table, step_table
-from skyquilt.stores import atomic_file
+from skyquilt.io.atomic import atomic_file
+from skyquilt.io.video import ffmpeg_available
+from skyquilt.plotting import animations, maps
+from skyquilt.plotting import scores as score_plots
+from skyquilt.scoring.metrics import score_table, seam_pairs, seam_table, spectrum_table, step_table
 
 START = np.datetime64("2000-01-01T00", "ns")
 HOUR = np.timedelta64(1, "h")
@@ -81,15 +83,15 @@ def assert_real_image(image: np.ndarray, shape: tuple[int, int] | None = None) -
 
 def test_gallery_is_a_grid_of_truth_and_members(case, tmp_path):
     forecast, truth = case
-    path = render.gallery(forecast, truth, "geopotential", [0, 2, 5], tmp_path / "g.png", level=500)
-    width, height = np.multiply(render.GALLERY_PANEL_INCHES, (3, 3)) + render.GALLERY_MARGIN_INCHES
-    dpi = render.GALLERY_DPI
+    path = maps.gallery(forecast, truth, "geopotential", [0, 2, 5], tmp_path / "g.png", level=500)
+    width, height = np.multiply(maps.GALLERY_PANEL_INCHES, (3, 3)) + maps.GALLERY_MARGIN_INCHES
+    dpi = maps.GALLERY_DPI
     assert_real_image(iio.imread(path), (round(height * dpi), round(width * dpi)))
 
 
 def test_gallery_of_a_variable_without_levels_and_chosen_members(case, tmp_path):
     forecast, truth = case
-    path = render.gallery(
+    path = maps.gallery(
         forecast, truth, "u_component_of_wind", [1], tmp_path / "u.png", members=[1]
     )
     assert_real_image(iio.imread(path))
@@ -98,25 +100,27 @@ def test_gallery_of_a_variable_without_levels_and_chosen_members(case, tmp_path)
 def test_gallery_writes_nothing_when_it_fails(case, tmp_path):
     forecast, truth = case
     with pytest.raises(KeyError):
-        render.gallery(forecast, truth, "geopotential", [100], tmp_path / "g.png", level=500)
+        maps.gallery(forecast, truth, "geopotential", [100], tmp_path / "g.png", level=500)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_colour_limits_are_the_outer_quantiles():
     field = xr.DataArray(np.arange(101.0))
-    assert render.colour_limits([field], quantile=0.1) == (10.0, 90.0)
+    assert maps.colour_limits([field], quantile=0.1) == (10.0, 90.0)
 
 
 def test_animation_is_a_gif_of_every_state_and_an_mp4(case, tmp_path):
     forecast, truth = case
-    frames = render.animation_frames(forecast, truth, "geopotential", 1, level=850)
-    written = render.write_animation(frames, tmp_path / "a.gif", tmp_path / "a.mp4", fps=2)
+    frames = animations.animation_frames(forecast, truth, "geopotential", 1, level=850)
+    written = animations.write_animation(frames, tmp_path / "a.gif", tmp_path / "a.mp4", fps=2)
     gif = iio.imread(written[0], index=None)
-    width, height = np.multiply(render.FRAME_SIZE_INCHES, render.FRAME_DPI).round().astype(int)
+    width, height = (
+        np.multiply(animations.FRAME_SIZE_INCHES, animations.FRAME_DPI).round().astype(int)
+    )
     assert gif.shape[:3] == (6, height, width)
     for frame in gif:
         assert_real_image(frame)
-    if render.ffmpeg_available():
+    if ffmpeg_available():
         assert written[1] == tmp_path / "a.mp4"
         import imageio_ffmpeg
 
@@ -126,9 +130,11 @@ def test_animation_is_a_gif_of_every_state_and_an_mp4(case, tmp_path):
 
 def test_animation_without_ffmpeg_is_a_gif_only(case, tmp_path, monkeypatch):
     forecast, truth = case
-    monkeypatch.setattr(render, "ffmpeg_available", lambda: False)
-    frames = render.animation_frames(forecast, truth, "geopotential", 0, level=500, indices=[0, 1])
-    written = render.write_animation(frames, tmp_path / "a.gif", tmp_path / "a.mp4")
+    monkeypatch.setattr(animations, "ffmpeg_available", lambda: False)
+    frames = animations.animation_frames(
+        forecast, truth, "geopotential", 0, level=500, indices=[0, 1]
+    )
+    written = animations.write_animation(frames, tmp_path / "a.gif", tmp_path / "a.mp4")
     assert written == [tmp_path / "a.gif"]
     assert not (tmp_path / "a.mp4").exists()
 
@@ -140,21 +146,21 @@ def test_ffmpeg_available_is_false_when_imageio_ffmpeg_finds_none(monkeypatch):
         raise RuntimeError("No ffmpeg exe could be found.")
 
     monkeypatch.setattr(imageio_ffmpeg, "get_ffmpeg_exe", missing)
-    assert render.ffmpeg_available() is False
+    assert ffmpeg_available() is False
 
 
 def test_frames_split_over_jobs_match_one_job(case, tmp_path):
     forecast, truth = case
-    whole = list(render.animation_frames(forecast, truth, "geopotential", 0, level=500))
+    whole = list(animations.animation_frames(forecast, truth, "geopotential", 0, level=500))
     paths = [tmp_path / f"frame_{index:04d}.png" for index in range(6)]
     for part in ([0, 1, 2], [3, 4, 5]):
-        frames = render.animation_frames(
+        frames = animations.animation_frames(
             forecast, truth, "geopotential", 0, level=500, indices=part
         )
-        render.save_frames(frames, [paths[index] for index in part])
+        animations.save_frames(frames, [paths[index] for index in part])
     for frame, path in zip(whole, paths, strict=True):
         np.testing.assert_array_equal(iio.imread(path)[..., :3], frame)
-    written = render.write_animation(render.load_frames(paths), tmp_path / "joined.gif")
+    written = animations.write_animation(animations.load_frames(paths), tmp_path / "joined.gif")
     assert iio.imread(written[0], index=None).shape[0] == 6
 
 
@@ -162,9 +168,9 @@ def test_coastlines_are_optional():
     try:
         import cartopy  # noqa: F401
     except ImportError:
-        assert render.coastlines() == ()
+        assert maps.coastlines() == ()
     else:
-        assert isinstance(render.coastlines(), tuple)
+        assert isinstance(maps.coastlines(), tuple)
 
 
 def test_atomic_file_leaves_nothing_after_a_failure(tmp_path):
@@ -183,9 +189,9 @@ def test_score_spectra_and_seam_plots_are_real_images(case, tmp_path):
     ratios = seam_table(steps, seams)
     units = {name: forecast[name].attrs["units"] for name in forecast.data_vars}
     for path in (
-        render.plot_scores(scores, tmp_path / "scores.png", units),
-        render.plot_spectra(spectrum_table(forecast, truth), tmp_path / "spectra.png", units),
-        render.plot_seams(steps, seams, ratios, tmp_path / "seams.png"),
+        score_plots.plot_scores(scores, tmp_path / "scores.png", units),
+        score_plots.plot_spectra(spectrum_table(forecast, truth), tmp_path / "spectra.png", units),
+        score_plots.plot_seams(steps, seams, ratios, tmp_path / "seams.png"),
     ):
         assert_real_image(iio.imread(path))
 
@@ -193,7 +199,7 @@ def test_score_spectra_and_seam_plots_are_real_images(case, tmp_path):
 def test_gallery_asks_for_a_level_of_a_variable_with_levels(case, tmp_path):
     forecast, truth = case
     with pytest.raises(ValueError, match="geopotential: give a level"):
-        render.gallery(forecast, truth, "geopotential", [0], tmp_path / "g.png")
+        maps.gallery(forecast, truth, "geopotential", [0], tmp_path / "g.png")
 
 
 def test_coastlines_from_offline_data_are_split_at_the_map_edge(case, tmp_path, monkeypatch):
@@ -212,12 +218,12 @@ def test_coastlines_from_offline_data_are_split_at_the_map_edge(case, tmp_path, 
     monkeypatch.setitem(sys.modules, "cartopy", cartopy)
     monkeypatch.setitem(sys.modules, "cartopy.io", cartopy.io)
     monkeypatch.setitem(sys.modules, "cartopy.io.shapereader", shapereader)
-    render.coastlines.cache_clear()
+    maps.coastlines.cache_clear()
     try:
-        lines = render.coastlines()
+        lines = maps.coastlines()
         assert [line[:, 0].tolist() for line in lines] == [[340.0, 350.0], [10.0]]
         forecast, truth = case
-        path = render.gallery(forecast, truth, "geopotential", [0], tmp_path / "g.png", level=500)
+        path = maps.gallery(forecast, truth, "geopotential", [0], tmp_path / "g.png", level=500)
         assert_real_image(iio.imread(path))
     finally:
-        render.coastlines.cache_clear()
+        maps.coastlines.cache_clear()

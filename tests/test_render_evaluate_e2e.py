@@ -11,12 +11,12 @@ import pandas as pd
 import pytest
 import xarray as xr
 import yaml
-from conftest import REPO, TINY_DEMO, planned_jobs, run_snakemake, write_config
+from skyquilt_testing.workflow import REPO, TINY_DEMO, planned_jobs, run_snakemake, write_config
 
 from skyquilt.demo.dataset import VARIABLES
-from skyquilt.metrics import SCORE_COLUMNS, table_from_dataset
-from skyquilt.render import ffmpeg_available
-from skyquilt.render_jobs import animate_member
+from skyquilt.io.video import ffmpeg_available
+from skyquilt.jobs.render import animate_member
+from skyquilt.scoring.metrics import SCORE_COLUMNS, table_from_dataset
 
 SIZE_DIR = "results/prior/default/8h"
 DATE = "2000-04-04T00"

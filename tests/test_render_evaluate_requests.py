@@ -10,10 +10,13 @@ from pathlib import Path
 import pytest
 import torch
 import xarray as xr
-from conftest import planned_jobs, run_snakemake, tiny_config, write_config
-from decoding_fixture import install_autoencoder, random_autoencoder, write_synthetic_dataset
-
-from skyquilt.models import write_random_model
+from skyquilt_testing.decoding import (
+    install_autoencoder,
+    random_autoencoder,
+    write_synthetic_dataset,
+)
+from skyquilt_testing.models import write_random_model
+from skyquilt_testing.workflow import planned_jobs, run_snakemake, tiny_config, write_config
 
 SIZE_DIR = "results/prior/default/12h"
 DATES = ("2000-04-03T00", "2000-04-20T12")

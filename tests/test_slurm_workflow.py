@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xarray as xr
-from conftest import (
+from skyquilt_testing.workflow import (
     DEMO,
     MODEL,
     REPO,

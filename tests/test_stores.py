@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from skyquilt.stores import ShardError, aggregate, atomic_directory, read_shard, write_shard
+from skyquilt.io.atomic import atomic_directory
+from skyquilt.io.shards import ShardError, read_shard, write_shard
+from skyquilt.io.trajectories import merge_shards
 
 EXPECTED = {"sampler": "lms", "trajectory_size": 6}
 DATES = ["2000-04-03T00", "2000-04-20T12"]
@@ -25,9 +27,23 @@ def make_shards(directory, members=2, dates=DATES, shape=(6, 2, 4, 8), attrs=EXP
     return shards
 
 
+def expectations(shards, attrs=EXPECTED):
+    """What the aggregate checks in each shard: the run's attributes and its own identity."""
+    return {
+        (label, member): {**attrs, "start_date": label, "member": member}
+        for label, member in shards
+    }
+
+
+def aggregate(shards, output, attrs, start_dates, members, progress=False):
+    merge_shards(
+        shards, output, expectations(shards, attrs), start_dates, members, progress=progress
+    )
+
+
 def test_shard_round_trip_keeps_values_times_and_provenance(tmp_path):
     shards = make_shards(tmp_path, members=1, dates=DATES[:1])
-    shard = read_shard(shards[(DATES[0], 0)], EXPECTED, DATES[0], 0)
+    shard = read_shard(shards[(DATES[0], 0)], expectations(shards)[(DATES[0], 0)])
     assert shard["latent"].dims == ("time", "channel", "y", "x")
     assert shard.attrs["sampler"] == "lms"
     assert shard["time"].values[1] - shard["time"].values[0] == np.timedelta64(1, "h")

@@ -4,7 +4,13 @@ import shutil
 
 import numpy as np
 import xarray as xr
-from conftest import example_config, planned_jobs, run_snakemake, tiny_config, write_config
+from skyquilt_testing.workflow import (
+    example_config,
+    planned_jobs,
+    run_snakemake,
+    tiny_config,
+    write_config,
+)
 
 SHARDS = "results/prior/default/12h/shards"
 

@@ -1,10 +1,11 @@
 """The run's plan: config meaning, resources from `hardware`, launch commands."""
 
 import pytest
-from conftest import example_config
+from skyquilt_testing.workflow import example_config
 
-from skyquilt.config import ConfigError
-from skyquilt.workflow import hardware_resources, launcher_command, make_plan
+from skyquilt.planning.config import ConfigError
+from skyquilt.planning.plan import make_plan
+from skyquilt.planning.resources import hardware_resources, launcher_command
 
 
 def test_the_original_example_config_is_accepted(tiny_model):
@@ -12,12 +13,18 @@ def test_the_original_example_config_is_accepted(tiny_model):
     assert plan.sizes == [72]
     assert plan.date_labels == ["2000-04-03T00", "2000-04-20T12"]
     assert plan.members == [0, 1]
-    assert (plan.sampler, plan.steps, plan.precision, plan.overlap) == ("lms", 64, "float16", 4)
+    settings = plan.settings
+    assert (settings.sampler, settings.steps, settings.precision, settings.overlap) == (
+        "lms",
+        64,
+        "float16",
+        4,
+    )
 
 
 def test_hardware_maps_onto_slurm_resources(tiny_model):
     resources = make_plan(example_config(tiny_model)).resources
-    assert resources["gen"] == {
+    assert resources["generate"] == {
         "cpus": 8,
         "cpus_per_task": 8,
         "mem_mb": 60000,
@@ -47,13 +54,13 @@ def test_unquoted_slurm_time_is_rejected_with_a_hint():
 def test_null_steps_use_the_models_validation_steps(tiny_model):
     config = example_config(tiny_model)
     config["diffusion"]["num_steps"] = None
-    assert make_plan(config).steps == 8
+    assert make_plan(config).settings.steps == 8
 
 
 def test_null_precision_uses_the_training_precision(tiny_model):
     config = example_config(tiny_model)
     config["precision"] = None
-    assert make_plan(config).precision == "float32"
+    assert make_plan(config).settings.precision == "float32"
 
 
 def test_one_process_runs_the_script_directly():

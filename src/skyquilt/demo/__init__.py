@@ -2,8 +2,8 @@
 small autoencoder trained on it, the latent dump, and a small blanket denoiser on the latents.
 
 Modules: `shallow_water` (the forced model), `dataset` (zarr in WeatherBench2 layout +
-normalisation statistics), `autoencoder` (architecture + directory I/O), `train_autoencoder`,
+normalisation statistics), `train_autoencoder` (of the built-in `skyquilt.models.autoencoder`),
 `latents` (dump + latent statistics), `train_denoiser`, `sanity` (decoded samples vs data),
-`plan` (settings of the `demo:` config section and output paths), `training` and `files`
-(shared helpers).
+`training` (shared budget). Its settings and paths are planned by `skyquilt.planning.demo`.
+A top layer, like the jobs: it may import every layer but the jobs.
 """

@@ -6,7 +6,7 @@ variables `geopotential`, `u_component_of_wind`, `v_component_of_wind` with dims
 (time, level, latitude, longitude), float32, ERA5 units and long names as attributes.
 
 Normalisation statistics sit beside the store, `<name>.zarr` -> `<name>.stats.json`
-(`skyquilt.demo.settings.stats_path`): per-variable mean and std over the training period,
+(`skyquilt.planning.demo_settings.stats_path`): per-variable mean and std over the training period,
 i.e. every time outside the held-out period, which is kept for evaluation only.
 """
 
@@ -19,9 +19,9 @@ import torch
 import xarray as xr
 from torch import Tensor
 
-from skyquilt.demo.files import write_json
-from skyquilt.demo.settings import DatasetSettings, held_out_mask, stats_path
-from skyquilt.stores import ZARR_FORMAT, atomic_directory
+from skyquilt.io.atomic import write_json
+from skyquilt.io.shards import ZARR_FORMAT, atomic_directory
+from skyquilt.planning.demo_settings import DatasetSettings, held_out_mask, stats_path
 
 VARIABLES: dict[str, dict[str, str]] = {
     "geopotential": {"units": "m**2 s**-2", "long_name": "Geopotential"},

@@ -15,11 +15,12 @@ import xarray as xr
 from torch import Tensor
 from tqdm import tqdm
 
-from skyquilt.demo.autoencoder import CONFIG_FILE, WEIGHTS_FILE, Autoencoder, load_autoencoder
 from skyquilt.demo.dataset import stack_states
-from skyquilt.demo.files import copy_file, write_tensors
-from skyquilt.demo.settings import held_out_mask
-from skyquilt.stores import LATENT, SHARD_DIMS, ZARR_FORMAT, atomic_directory
+from skyquilt.io.atomic import copy_file
+from skyquilt.io.shards import LATENT, SHARD_DIMS, ZARR_FORMAT, atomic_directory
+from skyquilt.models.autoencoder import CONFIG_FILE, WEIGHTS_FILE, Autoencoder, load_autoencoder
+from skyquilt.models.weights import save_tensors
+from skyquilt.planning.demo_settings import held_out_mask
 
 LATENTS_FILE = "latents.zarr"
 STATS_FILE = "stats.safetensors"
@@ -83,7 +84,7 @@ def dump_latents(
         dump.to_zarr(
             temporary, mode="w-", encoding=encoding, consolidated=True, zarr_format=ZARR_FORMAT
         )
-    write_tensors({"mean": mean, "std": std}, latent_dir / STATS_FILE)
+    save_tensors({"mean": mean, "std": std}, latent_dir / STATS_FILE)
     for name in (CONFIG_FILE, WEIGHTS_FILE):
         copy_file(Path(autoencoder_dir) / name, latent_dir / AUTOENCODER_DIR / name)
     return mean, std

@@ -13,14 +13,15 @@ import torch
 import xarray as xr
 from torch import Tensor
 
-from skyquilt.demo.autoencoder import load_autoencoder
 from skyquilt.demo.dataset import area_weights, stack_states
-from skyquilt.demo.settings import held_out_mask, window_starts
 from skyquilt.demo.train_denoiser import blankets, evenly_spaced
 from skyquilt.diffusion.samplers import build_sampler, init_noise
 from skyquilt.diffusion.schedules import build_schedule
-from skyquilt.models.directory import ModelDirectory, load_denoiser
-from skyquilt.timestamps import time_features
+from skyquilt.models.autoencoder import load_autoencoder
+from skyquilt.models.calendar import time_features
+from skyquilt.models.config import ModelDirectory
+from skyquilt.models.weights import load_denoiser
+from skyquilt.planning.demo_settings import held_out_mask, window_starts
 
 # A variable passes when its mean and its std are within this fraction of the held-out std.
 TOLERANCE = 0.25

@@ -22,7 +22,7 @@ from torch import Tensor
 from torch_harmonics.examples import ShallowWaterSolver
 from tqdm import tqdm
 
-from skyquilt.demo.settings import Forcing
+from skyquilt.planning.demo_settings import Forcing
 
 GRAVITY = 9.80616
 RADIUS = 6.37122e6

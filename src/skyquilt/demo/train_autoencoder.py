@@ -14,17 +14,17 @@ import xarray as xr
 from torch import Tensor
 from tqdm import tqdm
 
-from skyquilt.demo.autoencoder import Autoencoder, save_autoencoder
 from skyquilt.demo.dataset import (
     VARIABLES,
     area_weights,
     read_stats,
     stack_states,
 )
-from skyquilt.demo.files import write_json
-from skyquilt.demo.settings import AutoencoderSettings, held_out_mask
 from skyquilt.demo.training import TrainingBudget
-from skyquilt.timestamps import time_features
+from skyquilt.io.atomic import write_json
+from skyquilt.models.autoencoder import Autoencoder, save_autoencoder
+from skyquilt.models.calendar import time_features
+from skyquilt.planning.demo_settings import AutoencoderSettings, held_out_mask
 
 METRICS_FILE = "metrics.json"
 

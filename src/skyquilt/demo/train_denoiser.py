@@ -19,24 +19,21 @@ import xarray as xr
 from torch import Tensor
 from tqdm import tqdm
 
-from skyquilt.demo.files import write_csv
 from skyquilt.demo.latents import LATENTS_FILE, STATS_FILE
-from skyquilt.demo.settings import (
+from skyquilt.demo.training import TrainingBudget
+from skyquilt.diffusion.schedules import DiffusionSchedule, build_schedule, sample_training_sigma
+from skyquilt.io.atomic import write_csv
+from skyquilt.io.shards import LATENT
+from skyquilt.models.calendar import time_features
+from skyquilt.models.config import parse_model_config
+from skyquilt.models.precondition import BlanketDenoiser, denoising_loss
+from skyquilt.models.weights import build_denoiser, write_model_directory
+from skyquilt.planning.demo_settings import (
     DenoiserSettings,
     denoiser_config,
     held_out_mask,
     window_starts,
 )
-from skyquilt.demo.training import TrainingBudget
-from skyquilt.diffusion.schedules import DiffusionSchedule, build_schedule, sample_training_sigma
-from skyquilt.models.directory import (
-    build_denoiser,
-    parse_model_config,
-    write_model_directory,
-)
-from skyquilt.models.precondition import BlanketDenoiser, denoising_loss
-from skyquilt.stores import LATENT
-from skyquilt.timestamps import time_features
 
 TRAIN_LOG_FILE = "train_log.csv"
 

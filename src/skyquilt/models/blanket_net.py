@@ -11,7 +11,7 @@ import torch
 from einops import rearrange
 from torch import Tensor, nn
 
-from skyquilt.timestamps import FEATURES
+from skyquilt.models.calendar import FEATURES
 
 
 def sinusoidal_embedding(values: Tensor, size: int) -> Tensor:

@@ -2,7 +2,7 @@
 
 The workflow checks `model_path` and the denoiser's config.yaml when it is parsed; this
 module keeps those checks free of torch's import time. Loading weights lives in
-`skyquilt.models.directory`.
+`skyquilt.models.weights`.
 """
 
 import zipfile
@@ -53,6 +53,9 @@ class ModelDirectory:
 
     model_path: Path
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "model_path", Path(self.model_path))
+
     @property
     def latent_dir(self) -> Path:
         return self.model_path.parents[2]
@@ -68,6 +71,27 @@ class ModelDirectory:
     @property
     def autoencoder_dir(self) -> Path:
         return self.latent_dir / "ae"
+
+    def decoder_files(self) -> dict[str, Path]:
+        """Every file decoding reads: {description: path}.
+
+        The autoencoder files are those of the built-in autoencoder
+        (`skyquilt.models.autoencoder`), the only architecture so far.
+        """
+        return {
+            "decoder config": self.autoencoder_dir / "config.yaml",
+            "decoder weights": self.autoencoder_dir / "weights.safetensors",
+            "latent statistics": self.stats_file,
+        }
+
+    def check_decoder_files(self) -> None:
+        """Raise ModelError naming the first decoder file that is missing."""
+        for description, path in self.decoder_files().items():
+            if not path.is_file():
+                raise ModelError(
+                    f"the {description} file {path} is missing; decoding needs the "
+                    "autoencoder in <latent_dir>/ae and the latent statistics beside it"
+                )
 
     def weights_file(self, target: str) -> Path:
         """best/last weights: `<target>.safetensors`, else a `<target>.pt` state dict."""

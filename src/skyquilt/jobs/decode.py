@@ -1,0 +1,91 @@
+"""The decode job: one member's latent shard into physical fields (WeatherBench2 layout).
+
+The latents are de-standardised and decoded `states_per_chunk` states at a time, each block
+written straight into the member's zarr, so peak memory is that of one block whatever T is.
+The shard's checksum is verified on the way, block by block.
+"""
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import torch
+import xarray as xr
+import zarr
+
+from skyquilt.io.atomic import atomic_directory
+from skyquilt.io.forecasts import decoded_template, resolve_channels, variable_blocks
+from skyquilt.io.shards import LATENT, ZARR_FORMAT, ShardError, check_checksum, open_shard
+from skyquilt.models.calendar import time_features
+from skyquilt.models.config import ModelDirectory
+from skyquilt.models.decoder import Decoder, load_decoder, load_latent_stats
+
+STATES_PER_CHUNK = 8
+
+
+def _decode_blocks(
+    shard: xr.Dataset,
+    decoder: Decoder,
+    stats: tuple[torch.Tensor, torch.Tensor],
+    store: zarr.Group,
+    template: xr.Dataset,
+    channels: list,
+    states_per_chunk: int,
+) -> str:
+    """Decode the shard into `store` block by block; returns the sha256 of the latents read."""
+    mean, std = stats
+    device = mean.device
+    times = shard["time"].values
+    digest = hashlib.sha256()
+    for start in range(0, len(times), states_per_chunk):
+        block = slice(start, start + states_per_chunk)
+        standardised = shard[LATENT].isel(time=block).values.astype(np.float32)
+        digest.update(np.ascontiguousarray(standardised).tobytes())
+        latent = torch.from_numpy(standardised).to(device) * std + mean
+        fields = decoder.decode(latent, time_features(times[block]).to(device))
+        blocks = variable_blocks(fields.float().cpu().numpy(), channels, template)
+        for variable, values in blocks.items():
+            store[variable][0, 0, block] = values
+    return digest.hexdigest()
+
+
+def decode_member(
+    shard_path: Path | str,
+    model_path: Path | str,
+    dataset_path: Path | str,
+    output_path: Path | str,
+    states_per_chunk: int = STATES_PER_CHUNK,
+    device: torch.device | str = "cpu",
+) -> None:
+    """Decode one member's shard into a WeatherBench2-style zarr at `output_path`, atomically.
+
+    Arguments:
+        shard_path: the member's latent shard.
+        model_path: the denoiser directory; its latent_dir provides stats.safetensors and ae/.
+        dataset_path: the ERA5-like zarr whose grid, levels and units the fields take.
+        output_path: the decoded member; nothing is left there if decoding fails (a shard
+            whose latents do not match their checksum fails it, naming the shard).
+    """
+    directory = ModelDirectory(Path(model_path))
+    directory.check_decoder_files()
+    mean, std = load_latent_stats(directory.stats_file)
+    shard = open_shard(shard_path)
+    if tuple(shard[LATENT].shape[1:]) != tuple(mean.shape):
+        raise ShardError(
+            f"shard {shard_path} has latent shape {tuple(shard[LATENT].shape[1:])}, but the "
+            f"statistics {directory.stats_file} have shape {tuple(mean.shape)}"
+        )
+    decoder = load_decoder(directory.autoencoder_dir, device)
+    dataset = xr.open_zarr(dataset_path)
+    channels = resolve_channels(decoder.variables, decoder.levels, dataset)
+    template = decoded_template(shard, dataset, channels, states_per_chunk)
+    with atomic_directory(Path(output_path)) as temporary:
+        template.to_zarr(
+            temporary, mode="w-", compute=False, consolidated=True, zarr_format=ZARR_FORMAT
+        )
+        # Blocks go straight to the zarr arrays: xarray's region writes would reopen the store
+        # and check its metadata for every block.
+        store = zarr.open_group(temporary, mode="r+", zarr_format=ZARR_FORMAT)
+        stats = (mean.to(device), std.to(device))
+        digest = _decode_blocks(shard, decoder, stats, store, template, channels, states_per_chunk)
+        check_checksum(shard_path, shard, digest)

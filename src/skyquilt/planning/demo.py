@@ -1,0 +1,106 @@
+"""What the demo rules build and where: settings from the `demo:` config section, checked,
+and the paths of the model directory layout (DESIGN.md §3) under `resources/demo`."""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from skyquilt.diffusion.options import check_schedule
+from skyquilt.models.config import ModelConfig, parse_model_config
+from skyquilt.planning.config import ConfigError
+from skyquilt.planning.demo_settings import (
+    AutoencoderSettings,
+    DatasetSettings,
+    DenoiserSettings,
+    denoiser_config,
+    held_out_mask,
+    window_starts,
+)
+
+ROOT = Path("resources/demo")
+
+
+@dataclass(frozen=True)
+class DemoPlan:
+    """The demo's settings and output paths (relative to the workflow's directory)."""
+
+    dataset: DatasetSettings
+    autoencoder: AutoencoderSettings
+    denoiser: DenoiserSettings
+    threads: int = 1
+    root: Path = ROOT
+
+    @property
+    def dataset_path(self) -> Path:
+        return self.root / "era5_demo.zarr"
+
+    @property
+    def autoencoder_dir(self) -> Path:
+        return self.root / "autoencoders/ae/0"
+
+    @property
+    def latent_dir(self) -> Path:
+        return self.autoencoder_dir / "latents/demo"
+
+    @property
+    def model_path(self) -> Path:
+        return self.latent_dir / "denoisers/denoiser/0"
+
+    @property
+    def latent_shape(self) -> tuple[int, int, int]:
+        """(C, h, w) of the autoencoder's latents."""
+        factor = 2**self.autoencoder.downsamplings
+        nlat, nlon = self.dataset.grid
+        return (self.autoencoder.latent_channels, nlat // factor, nlon // factor)
+
+    def model_config(self) -> ModelConfig:
+        """The config of the denoiser the demo trains."""
+        return parse_model_config(denoiser_config(self.denoiser, self.latent_shape))
+
+    def built_models(self) -> dict[str, ModelConfig]:
+        """{model_path: config} of the models the workflow builds (see rules/common.smk)."""
+        return {str(self.model_path): self.model_config()}
+
+
+def _date(text: str, key: str) -> np.datetime64:
+    try:
+        return np.datetime64(text, "D")
+    except ValueError:
+        raise ConfigError(f"{key}: {text!r} is not a date like '2000-04-01'") from None
+
+
+def make_demo_plan(section: dict) -> DemoPlan:
+    """The demo plan of a schema-valid `demo:` section; ConfigError names a key that cannot work."""
+    section = section or {}
+    dataset = DatasetSettings.from_config(section.get("dataset") or {})
+    autoencoder = AutoencoderSettings(**(section.get("autoencoder") or {}))
+    denoiser = DenoiserSettings(**(section.get("denoiser") or {}))
+
+    _date(dataset.start, "demo.dataset.start")
+    first, last = (_date(day, "demo.dataset.held_out") for day in dataset.held_out)
+    if last < first:
+        raise ConfigError(f"demo.dataset.held_out: {list(dataset.held_out)} ends before it starts")
+    factor = 2**autoencoder.downsamplings
+    if any(size % factor for size in dataset.grid):
+        raise ConfigError(
+            f"demo.dataset.grid: {list(dataset.grid)} must be divisible by "
+            f"2**demo.autoencoder.downsamplings = {factor}"
+        )
+    held_out = held_out_mask(dataset.times(), dataset.held_out)
+    if held_out.all() or not held_out.any():
+        raise ConfigError(
+            f"demo.dataset.held_out: {list(dataset.held_out)} must cover some but not all of the "
+            f"{dataset.days} days from {dataset.start}"
+        )
+    try:
+        check_schedule(denoiser.noise_schedule, denoiser.sigma_min, denoiser.sigma_max)
+    except ValueError as error:
+        raise ConfigError(f"demo.denoiser: {error}") from None
+    for name, mask in (("training", ~held_out), ("held-out", held_out)):
+        if not len(window_starts(mask, denoiser.blanket_size)):
+            raise ConfigError(
+                f"demo.denoiser.blanket_size: {denoiser.blanket_size} consecutive hours do not "
+                f"fit in the {name} period of demo.dataset"
+            )
+    return DemoPlan(dataset, autoencoder, denoiser, threads=int(section.get("threads", 1)))

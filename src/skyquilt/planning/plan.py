@@ -1,0 +1,150 @@
+"""The plan of a run: everything the Snakefile needs, derived once from the config.
+
+`make_plan` turns a schema-valid config into the run's settings, its members, target paths
+and per-rule resources. It reads the model config at most once and makes no per-job file
+system calls, so planning stays fast for tens of thousands of members. Torch-free.
+"""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from skyquilt.diffusion.options import SAMPLERS, resolve_options
+from skyquilt.models.config import PRECISIONS, ModelConfig, ModelDirectory
+from skyquilt.planning.config import (
+    ConfigError,
+    check_overlap,
+    check_unique,
+    date_label,
+    parse_start_date,
+    parse_trajectory_sizes,
+)
+from skyquilt.planning.model import check_weights, model_config_for
+from skyquilt.planning.resources import HARDWARE_SECTIONS, hardware_resources
+from skyquilt.sampling.blankets import blanket_count
+from skyquilt.sampling.request import MemberRequest, RunSettings
+
+WILDCARDS = {"size": r"[1-9]\d*", "date": r"\d{4}-\d{2}-\d{2}T\d{2}", "member": r"\d+"}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to generate, where, and with which settings.
+
+    settings: what every member shares; sizes, date_labels, members: the ensemble, one
+    generation job per (size, date label, member); processes: of a generation job (torchrun
+    when > 1); model: the model's config; resources: rule -> Snakemake resources.
+    """
+
+    output_dir: str
+    run: str
+    settings: RunSettings
+    sizes: list[int]
+    date_labels: list[str]
+    members: list[int]
+    processes: int
+    model: ModelConfig
+    resources: dict = field(default_factory=dict)
+
+    @property
+    def prior_dir(self) -> str:
+        """<output_dir>/prior/<run>: every output of the run lies below it."""
+        return f"{self.output_dir}/prior/{self.run}"
+
+    def log_path(self, job: str) -> str:
+        """The log file of a job: <output_dir>/logs/<run>/<job>.log."""
+        return f"{self.output_dir}/logs/{self.run}/{job}.log"
+
+    def shard_path(self, size: int | str, label: str, member: int | str) -> str:
+        """The shard of one member: <prior>/<T>h/shards/<date>/<member>.zarr."""
+        return f"{self.prior_dir}/{size}h/shards/{label}/{member}.zarr"
+
+    def trajectories_path(self, size: int | str) -> str:
+        """The aggregate of one trajectory size: <prior>/<T>h/trajectories.zarr."""
+        return f"{self.prior_dir}/{size}h/trajectories.zarr"
+
+    def processes_for(self, size: int) -> int:
+        """Processes of a generation job: at most one per blanket of the trajectory."""
+        if self.processes <= 1:
+            return self.processes
+        blankets = blanket_count(size, self.model.blanket_size, self.settings.overlap)
+        return min(self.processes, blankets)
+
+    def request(self, size: int | str, label: str, member: int | str) -> MemberRequest:
+        """The request of one member of the run."""
+        return self.settings.member(size, label, member)
+
+
+def _section(config: dict, key: str) -> dict:
+    value = config.get(key) or {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+    return value
+
+
+def run_settings(config: dict, model: ModelConfig) -> RunSettings:
+    """The settings every member shares, checked against the model they will use."""
+    diffusion = _section(config, "diffusion")
+    name = diffusion["sampler"]["type"]
+    if name not in SAMPLERS:
+        raise ConfigError(
+            f"diffusion.sampler.type: {name!r} is unknown; allowed: {', '.join(SAMPLERS)}"
+        )
+    options = dict(diffusion["sampler"].get("config") or {})
+    try:
+        resolve_options(name, options)
+    except ValueError as error:
+        raise ConfigError(f"diffusion.sampler.config: {error}") from None
+    steps = diffusion.get("num_steps")
+    precision = config.get("precision") or model.precision
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision: {precision!r} is unknown; allowed: {', '.join(PRECISIONS)}")
+    overlap = int(config["blanket_overlap"])
+    check_overlap(overlap, model.blanket_size, f"the model at {config['model_path']}")
+    generation = _section(config, "generation")
+    return RunSettings(
+        model_path=str(config["model_path"]),
+        model_target=config["model_target"],
+        sampler=name,
+        sampler_options=options,
+        steps=model.denoising_steps if steps is None else int(steps),
+        precision=precision,
+        overlap=overlap,
+        stitch=generation.get("stitch", "symmetric"),
+        seed=int(config.get("seed", 0)),
+        max_blankets_per_batch=generation.get("max_blankets_per_batch"),
+    )
+
+
+def make_plan(config: dict, built_by_workflow: dict[str, ModelConfig] | None = None) -> Plan:
+    """Check the meaning of a schema-valid config and derive the run's plan.
+
+    built_by_workflow: model path -> config of the models the workflow itself builds (the
+    demo), which need not exist yet.
+    """
+    model = model_config_for(config, built_by_workflow or {})
+    model_is_built = not ModelDirectory(Path(config["model_path"])).config_file.is_file()
+    check_weights(config, model_is_built)
+    settings = run_settings(config, model)
+    sizes = parse_trajectory_sizes(config["trajectory_sizes"])
+    check_unique(config["start_dates"], "start_dates")
+    labels = [date_label(parse_start_date(text)) for text in config["start_dates"]]
+    samples = int(config["num_samples_per_date"])
+    if samples < 1:
+        raise ConfigError(f"num_samples_per_date: {samples} must be >= 1")
+    hardware = _section(config, "hardware")
+    generation_gpus = int((hardware.get("gen") or {}).get("gpus", 0))
+    processes = _section(config, "generation").get("processes", 1)
+    return Plan(
+        output_dir=str(config.get("output_dir", "results")),
+        run=str(config.get("run", "default")),
+        settings=settings,
+        sizes=sizes,
+        date_labels=labels,
+        members=list(range(samples)),
+        processes=generation_gpus if generation_gpus > 1 else int(processes),
+        model=model,
+        resources={
+            rule: hardware_resources(hardware, section)
+            for section, rule in HARDWARE_SECTIONS.items()
+        },
+    )

@@ -1,0 +1,286 @@
+"""The on-request outputs of a run (decode, render, evaluate): settings, paths and checks.
+
+Decoded members, galleries, animations and evaluations are made only when asked for
+(`snakemake render`, `snakemake evaluate` or one of their paths). `make_products` reads the
+`decode`, `render` and `evaluate` config sections (already filled with the defaults of
+config/schema.report.yaml); the checks run when the workflow is parsed, and only for a request
+that needs them, so that a bad request fails before any job with one line naming the problem.
+
+    <prior>/<T>h/decoded/<date>/<member>.zarr
+    <prior>/<T>h/render/gallery/<date>/<field>.png
+    <prior>/<T>h/render/animation/<date>/<member>/<field>.gif (+ .mp4)
+    <prior>/<T>h/evaluation/{metrics.csv, metrics.zarr, scores.png, spectra.png, seams.png, ...}
+"""
+
+import os
+import re
+from collections.abc import Collection
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from skyquilt.io.video import ffmpeg_available
+from skyquilt.models.config import ModelDirectory, ModelError
+from skyquilt.planning.config import ConfigError, label_date
+from skyquilt.planning.plan import Plan
+
+# Wildcard of a field label: "<variable>" or "<variable>-<level>", e.g. "geopotential-500".
+FIELD_WILDCARD = r"[A-Za-z0-9_]+(-[0-9.]+)?"
+EVALUATION_FILES = ("metrics.csv", "scores.png", "spectra.png", "seams.png")
+EVALUATION_TABLES = ("spectra.csv", "steps.csv")
+
+
+@dataclass(frozen=True)
+class Field:
+    """A variable, at one level when it has a level axis."""
+
+    variable: str
+    level: float | None = None
+
+    @property
+    def label(self) -> str:
+        """Its name in paths: 'geopotential-500', or the variable alone."""
+        return self.variable if self.level is None else f"{self.variable}-{self.level:g}"
+
+
+def parse_fields(entries: list[dict] | None, key: str) -> list[Field] | None:
+    """[{variable, level}, ...] from the config -> Fields (None stays None)."""
+    if entries is None:
+        return None
+    fields = [Field(entry["variable"], entry.get("level")) for entry in entries]
+    labels = [field.label for field in fields]
+    repeated = sorted({label for label in labels if labels.count(label) > 1})
+    if repeated:
+        raise ConfigError(f"{key}: {', '.join(repeated)} listed more than once")
+    return fields
+
+
+@dataclass(frozen=True)
+class Products:
+    """Paths and settings of the decode, render and evaluate targets of a plan."""
+
+    plan: Plan
+    dataset: str | None
+    states_per_chunk: int
+    render_fields: list[Field] | None
+    lead_hours: list[float]
+    quantile: float
+    gallery_members: int
+    animation_members: int | None
+    fps: float
+    mp4: bool
+    frames_per_job: int | None
+    evaluate_fields: list[Field] | None
+    climatology_period: tuple[str, str] | None
+
+    def size_dir(self, size: int | str) -> str:
+        return f"{self.plan.prior_dir}/{size}h"
+
+    def decoded(self, size: int | str, label: str, member: int | str) -> str:
+        return f"{self.size_dir(size)}/decoded/{label}/{member}.zarr"
+
+    def gallery(self, size: int | str, label: str, field: str) -> str:
+        return f"{self.size_dir(size)}/render/gallery/{label}/{field}.png"
+
+    def animation(self, size: int | str, label: str, member: int | str, field: str, suffix: str):
+        return f"{self.size_dir(size)}/render/animation/{label}/{member}/{field}.{suffix}"
+
+    def frames(self, size: int | str, label: str, member: int | str, field: str, chunk) -> str:
+        return f"{self.size_dir(size)}/render/frames/{label}/{member}/{field}/{chunk}"
+
+    def evaluation(self, size: int | str, name: str) -> str:
+        return f"{self.size_dir(size)}/evaluation/{name}"
+
+    @property
+    def animation_suffixes(self) -> list[str]:
+        return ["gif", "mp4"] if self.mp4 else ["gif"]
+
+    def gallery_member_list(self) -> list[int]:
+        return self.plan.members[: self.gallery_members]
+
+    def animated_members(self) -> list[int]:
+        return self.plan.members[: self.animation_members]
+
+    def frame_chunks(self, size: int | str) -> list[list[int]]:
+        """State indices of each frames job of a T-state animation (one job if unset)."""
+        count = int(size)
+        step = self.frames_per_job or count
+        return [list(range(start, min(start + step, count))) for start in range(0, count, step)]
+
+    def gallery_lead_hours(self, size: int | str) -> list[float]:
+        """The configured lead hours that are states of a T-state trajectory."""
+        dt = self.plan.model.blanket_dt
+        last = (int(size) - 1) * dt
+        return [hours for hours in self.lead_hours if hours <= last and hours % dt == 0]
+
+    def render_targets(self) -> list[str]:
+        """Every gallery and animation of the run."""
+        targets = []
+        for size in self.plan.sizes:
+            for label in self.plan.date_labels:
+                for field in self.render_fields or []:
+                    targets.append(self.gallery(size, label, field.label))
+                    for member in self.animated_members():
+                        for suffix in self.animation_suffixes:
+                            targets.append(self.animation(size, label, member, field.label, suffix))
+        return targets
+
+    def evaluate_targets(self) -> list[str]:
+        """The metrics, tables and plots of every trajectory size."""
+        names = (*EVALUATION_FILES, *EVALUATION_TABLES, "metrics.zarr")
+        return [self.evaluation(size, name) for size in self.plan.sizes for name in names]
+
+
+def make_products(config: dict, plan: Plan) -> Products:
+    """Products of a schema-valid config (schema.report.yaml defaults filled in)."""
+    render, evaluate = config["render"], config["evaluate"]
+    animation = render["animation"]
+    period = evaluate.get("climatology_period")
+    return Products(
+        plan=plan,
+        dataset=config.get("dataset"),
+        states_per_chunk=config["decode"]["states_per_chunk"],
+        render_fields=parse_fields(render.get("fields"), "render.fields"),
+        lead_hours=[float(hours) for hours in render["lead_hours"]],
+        quantile=float(render["quantile"]),
+        gallery_members=int(render["gallery_members"]),
+        animation_members=animation.get("members"),
+        fps=float(animation["fps"]),
+        mp4=bool(animation["mp4"]) and ffmpeg_available(),
+        frames_per_job=animation.get("frames_per_job"),
+        evaluate_fields=parse_fields(evaluate.get("fields"), "evaluate.fields"),
+        climatology_period=tuple(period) if period else None,
+    )
+
+
+def _hours(times: np.ndarray) -> str:
+    return ", ".join(np.datetime_as_string(np.asarray(times, "datetime64[h]"), unit="h"))
+
+
+def check_ground_truth(products: Products, dataset_times: np.ndarray, dataset: str) -> None:
+    """Every state of every requested trajectory has ground truth in the dataset.
+
+    dataset_times: (N,) datetime64 of the dataset. Raises ConfigError naming the start dates
+    whose trajectories leave the dataset and the range that the dataset covers.
+    """
+    times = np.asarray(dataset_times, dtype="datetime64[ns]")
+    dt = np.timedelta64(products.plan.model.blanket_dt, "h")
+    bad = []
+    for label in products.plan.date_labels:
+        start = label_date(label)
+        for size in products.plan.sizes:
+            valid = start + np.arange(size) * dt
+            if not np.isin(valid, times).all():
+                bad.append(f"{label} (T = {size})")
+                break
+    if bad:
+        covered = f"{_hours(times[:1])} to {_hours(times[-1:])}" if times.size else "nothing"
+        raise ConfigError(
+            f"start_dates: no ground truth for the trajectories from {', '.join(bad)} in "
+            f"dataset {dataset}, which covers {covered}; render/evaluate need it for every state"
+        )
+
+
+def check_fields(fields: list[Field], dataset: xr.Dataset, key: str) -> None:
+    """Each field's variable and level exist in the dataset."""
+    for field in fields:
+        if field.variable not in dataset.data_vars:
+            raise ConfigError(
+                f"{key}: variable {field.variable!r} is not in the dataset; it has "
+                f"{', '.join(map(str, dataset.data_vars))}"
+            )
+        has_level = "level" in dataset[field.variable].dims
+        if has_level and field.level not in dataset.level.values.tolist():
+            raise ConfigError(
+                f"{key}: {field.variable} needs a level from {dataset.level.values.tolist()}; "
+                f"got {field.level!r}"
+            )
+        if not has_level and field.level is not None:
+            raise ConfigError(f"{key}: {field.variable} has no levels; leave out 'level'")
+
+
+def open_dataset_times(dataset: str) -> tuple[xr.Dataset, np.ndarray]:
+    """The dataset (lazily) and its time coordinate; ConfigError if it cannot be opened."""
+    if not os.path.exists(dataset):
+        raise ConfigError(f"dataset: {dataset} does not exist; render/evaluate need its truth")
+    try:
+        opened = xr.open_zarr(dataset)
+    except Exception as error:  # zarr and xarray raise many types for unreadable stores
+        reason = re.sub(r"\s+", " ", str(error))[:200]
+        raise ConfigError(f"dataset: {dataset} cannot be opened as zarr ({reason})") from None
+    return opened, opened.time.values
+
+
+def _period_bounds(period: tuple[str, str]) -> tuple[np.datetime64, np.datetime64]:
+    """[first, after last) of an inclusive period of dates or hours."""
+    first, last = (np.datetime64(text, "ns") for text in period)
+    step = np.timedelta64(1, "D") if len(period[1]) == 10 else np.timedelta64(1, "h")
+    return first, last + step
+
+
+def check_climatology_period(products: Products) -> None:
+    """An explicit climatology period lies outside every evaluated trajectory."""
+    if products.climatology_period is None:
+        return
+    first, after = _period_bounds(products.climatology_period)
+    if after <= first:
+        raise ConfigError(
+            f"evaluate.climatology_period: {list(products.climatology_period)} is reversed"
+        )
+    dt = np.timedelta64(products.plan.model.blanket_dt, "h")
+    longest = max(products.plan.sizes)
+    overlapping = [
+        label
+        for label in products.plan.date_labels
+        if label_date(label) < after and label_date(label) + (longest - 1) * dt >= first
+    ]
+    if overlapping:
+        raise ConfigError(
+            f"evaluate.climatology_period: {list(products.climatology_period)} overlaps the "
+            f"evaluated trajectories from {', '.join(overlapping)}; the baseline must not see "
+            "the truth it is scored on"
+        )
+
+
+def check_request(products: Products, asked: set[str], built: Collection[str] = ()) -> None:
+    """A request for decoded members, renders or evaluations can be served.
+
+    asked: a subset of {"decoded", "render", "evaluation"}; built: model and dataset paths
+    that the workflow itself builds (the demo). The decoder and statistics files must exist,
+    and render and evaluate also need the ground truth of every state in the dataset and
+    fields that the dataset has. What the workflow builds is checked once it exists.
+    """
+    if not asked:
+        return
+    built = {os.path.normpath(path) for path in built}
+    model_path = products.plan.settings.model_path
+    if os.path.normpath(model_path) not in built:
+        try:
+            ModelDirectory(Path(model_path)).check_decoder_files()
+        except ModelError as error:
+            raise ConfigError(f"model_path: {error}") from None
+    if not products.dataset:
+        raise ConfigError("dataset: decoding needs the dataset (its grid, levels and units)")
+    if "render" in asked and not products.render_fields:
+        raise ConfigError(
+            "render.fields: list what to render, e.g. [{variable: geopotential, level: 500}]"
+        )
+    if not asked & {"render", "evaluation"}:
+        return
+    check_climatology_period(products)
+    for size in products.plan.sizes:
+        if "render" in asked and not products.gallery_lead_hours(size):
+            raise ConfigError(
+                f"render.lead_hours: none of {products.lead_hours} is a state of the "
+                f"{size}-state trajectories"
+            )
+    if os.path.normpath(products.dataset) in built and not os.path.exists(products.dataset):
+        return
+    dataset, times = open_dataset_times(products.dataset)
+    check_ground_truth(products, times, products.dataset)
+    if "render" in asked:
+        check_fields(products.render_fields, dataset, "render.fields")
+    if products.evaluate_fields is not None:
+        check_fields(products.evaluate_fields, dataset, "evaluate.fields")

@@ -1,0 +1,139 @@
+"""Plots of scores: metrics against lead time, zonal power spectra, blanket-seam continuity."""
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from skyquilt.plotting.figures import new_figure, save_figure
+
+SOURCE_STYLES = {
+    "model": {"color": "tab:blue", "marker": "o"},
+    "persistence": {"color": "tab:orange", "marker": "s"},
+    "climatology": {"color": "tab:green", "marker": "^"},
+    "truth": {"color": "black", "marker": None},
+}
+METRIC_LABELS = {
+    "rmse": "ensemble-mean RMSE",
+    "spread": "spread",
+    "spread_skill_ratio": "spread-skill ratio",
+    "crps": "fair CRPS",
+}
+
+
+def _panels(table: pd.DataFrame) -> list[tuple[str, object]]:
+    """(variable, level) pairs of a tidy table, in order of appearance; level may be <NA>."""
+    pairs = table[["variable", "level"]].drop_duplicates()
+    return list(pairs.itertuples(index=False, name=None))
+
+
+def _rows_of(table: pd.DataFrame, variable: str, level: object) -> pd.DataFrame:
+    same_level = table["level"].isna() if pd.isna(level) else table["level"] == level
+    return table[(table["variable"] == variable) & same_level.fillna(False)]
+
+
+def _panel_title(variable: str, level: object) -> str:
+    return variable.replace("_", " ") + ("" if pd.isna(level) else f" {int(level)} hPa")
+
+
+def plot_scores(
+    scores: pd.DataFrame, path: str | os.PathLike, units: Mapping[str, str] | None = None
+) -> Path:
+    """Each score vs lead time, one row per (variable, level), one column per metric, one line
+    per source (model, persistence, climatology). `scores` has metrics.SCORE_COLUMNS; rows
+    without a lead time (seam ratios) are ignored. `units` maps variable -> units."""
+    scores = scores[scores["metric"].isin(METRIC_LABELS) & scores["lead_hours"].notna()]
+    metrics = [metric for metric in METRIC_LABELS if metric in set(scores["metric"])]
+    panels = _panels(scores)
+    figure, axes = new_figure(
+        len(panels), len(metrics), figsize=(3.6 * len(metrics), 2.6 * len(panels) + 0.6)
+    )
+    for row, (variable, level) in enumerate(panels):
+        rows = _rows_of(scores, variable, level)
+        unit = (units or {}).get(variable, "")
+        for column, metric in enumerate(metrics):
+            ax = axes[row, column]
+            for source, lines in rows[rows["metric"] == metric].groupby("source", sort=False):
+                lines = lines.sort_values("lead_hours")
+                ax.plot(
+                    lines["lead_hours"],
+                    lines["value"],
+                    label=source,
+                    markersize=3,
+                    **SOURCE_STYLES.get(source, {}),
+                )
+            if metric == "spread_skill_ratio":
+                ax.axhline(1.0, color="grey", linestyle=":", linewidth=1)
+            label = METRIC_LABELS[metric]
+            ax.set_ylabel(
+                label if metric == "spread_skill_ratio" or not unit else f"{label} [{unit}]"
+            )
+            ax.set_title(f"{_panel_title(variable, level)}: {label}", fontsize=9)
+            ax.grid(alpha=0.3)
+            if row == len(panels) - 1:
+                ax.set_xlabel("lead time [h]")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="outside upper right", ncols=len(labels))
+    figure.suptitle("Scores of the unconditional ensemble vs ground truth (latitude-weighted)")
+    return save_figure(figure, path)
+
+
+def plot_spectra(
+    spectra: pd.DataFrame, path: str | os.PathLike, units: Mapping[str, str] | None = None
+) -> Path:
+    """Zonal power spectra, samples vs truth, log-log, one panel per (variable, level).
+    `spectra` has metrics.SPECTRUM_COLUMNS; wavenumber 0 (the zonal mean) is left out.
+    `units` maps variable -> units."""
+    spectra = spectra[spectra["wavenumber"] > 0]
+    panels = _panels(spectra)
+    columns = min(len(panels), 3)
+    grid_rows = -(-len(panels) // columns)
+    figure, axes = new_figure(grid_rows, columns, figsize=(4.0 * columns, 3.0 * grid_rows + 0.5))
+    for ax, (variable, level) in zip(axes.flat, panels, strict=False):
+        rows = _rows_of(spectra, variable, level)
+        for source, lines in rows.groupby("source", sort=False):
+            lines = lines.sort_values("wavenumber")
+            style = SOURCE_STYLES.get(source, {})
+            ax.loglog(lines["wavenumber"], lines["value"], label=source, color=style.get("color"))
+        ax.set_title(_panel_title(variable, level), fontsize=9)
+        unit = (units or {}).get(variable)
+        ax.set_xlabel("zonal wavenumber")
+        ax.set_ylabel(f"power [({unit})^2]" if unit else "power")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=8)
+    for ax in axes.flat[len(panels) :]:
+        ax.set_visible(False)
+    figure.suptitle("Zonal power spectra: unconditional samples vs ground truth")
+    return save_figure(figure, path)
+
+
+def plot_seams(
+    steps: pd.DataFrame, seams: Sequence[int], ratios: pd.DataFrame, path: str | os.PathLike
+) -> Path:
+    """Mean |x_{t+1} - x_t| against t for samples and truth, blanket seams as dotted lines,
+    the seam-continuity ratio in each title. `steps` has metrics.STEP_COLUMNS, `ratios` the
+    seam_ratio rows of metrics.seam_table."""
+    panels = _panels(steps)
+    columns = min(len(panels), 3)
+    grid_rows = -(-len(panels) // columns)
+    figure, axes = new_figure(grid_rows, columns, figsize=(4.4 * columns, 3.0 * grid_rows + 0.5))
+    for ax, (variable, level) in zip(axes.flat, panels, strict=False):
+        for seam in seams:
+            ax.axvline(seam + 0.5, color="grey", linestyle=":", linewidth=1)
+        rows = _rows_of(steps, variable, level)
+        for source, lines in rows.groupby("source", sort=False):
+            lines = lines.sort_values("step")
+            style = SOURCE_STYLES.get(source, {})
+            ax.plot(lines["step"] + 0.5, lines["value"], label=source, color=style.get("color"))
+        ratio = _rows_of(ratios, variable, level).set_index("source")["value"]
+        shown = ", ".join(f"{source} {value:.2f}" for source, value in ratio.items())
+        ax.set_title(f"{_panel_title(variable, level)}\nseam ratio: {shown}", fontsize=9)
+        ax.set_xlabel("state index t (pair t, t+1)")
+        ax.set_ylabel("mean |x(t+1) - x(t)|")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    for ax in axes.flat[len(panels) :]:
+        ax.set_visible(False)
+    figure.suptitle("Blanket-seam continuity (dotted: seams; ratio 1.0 = no visible seam)")
+    return save_figure(figure, path)

@@ -1,0 +1,142 @@
+"""One ensemble member: a whole padded trajectory denoised at once, then trimmed to T.
+
+The member's noise is drawn from torch's global generator seeded with the member's own
+seed right before sampling, so regenerating a member reproduces it bit for bit.
+"""
+
+import logging
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from skyquilt.diffusion.samplers import Sampler, build_sampler, init_noise
+from skyquilt.diffusion.schedules import DiffusionSchedule, build_schedule
+from skyquilt.models.calendar import time_features
+from skyquilt.models.config import ModelConfig
+from skyquilt.sampling.blankets import padded_size
+from skyquilt.sampling.composition import ComposedDenoiser, ProcessSplit
+from skyquilt.sampling.request import MemberRequest
+from skyquilt.sampling.timestamps import trajectory_times
+
+log = logging.getLogger(__name__)
+
+
+class NonFiniteSampleError(RuntimeError):
+    """The sampled trajectory contains NaN or Inf values."""
+
+
+@dataclass
+class MemberResult:
+    """A trimmed latent trajectory (T, C, H, W), its timestamps and how it was made."""
+
+    latent: np.ndarray
+    times: np.ndarray
+    padded_size: int
+    blanket_count: int
+    seconds_per_step: float
+    denoiser_seconds: float
+    total_seconds: float
+
+
+def member_sampler(
+    denoiser: nn.Module,
+    model: ModelConfig,
+    request: MemberRequest,
+    schedule: DiffusionSchedule,
+    times: np.ndarray,
+    device: torch.device,
+    split: ProcessSplit,
+) -> tuple[Sampler, ComposedDenoiser]:
+    """The sampler of one member over its padded trajectory, with times (T',) datetime64."""
+    settings = request.settings
+    composed = ComposedDenoiser(
+        denoiser,
+        time_features(times),
+        model.blanket_size,
+        settings.overlap,
+        stitch=settings.stitch,
+        max_blankets_per_batch=settings.max_blankets_per_batch,
+        precision=settings.precision,
+        split=split,
+    ).to(device)
+    sampler = build_sampler(
+        settings.sampler, composed, schedule, settings.steps, settings.sampler_options
+    )
+    return sampler, composed
+
+
+def _sample(
+    sampler: Sampler,
+    schedule: DiffusionSchedule,
+    shape: tuple[int, ...],
+    seed: int,
+    device: torch.device,
+    progress: bool,
+) -> torch.Tensor:
+    """Draw the noise from `seed` and run the sampler: (1, T', C, H, W) -> (T', C, H, W)."""
+    bar = tqdm(total=sampler.steps, unit="step", disable=not progress)
+    sampler.on_step = bar.update
+    torch.manual_seed(seed)
+    noise = init_noise(schedule, shape).to(device)
+    with torch.inference_mode():
+        sample = sampler(noise)[0].float().cpu()
+    bar.close()
+    return sample
+
+
+def generate_member(
+    denoiser: nn.Module,
+    model: ModelConfig,
+    request: MemberRequest,
+    device: torch.device | None = None,
+    split: ProcessSplit | None = None,
+    progress: bool = True,
+) -> MemberResult:
+    """Sample one trajectory of T = `request.trajectory_size` states with composed blankets.
+
+    The padded trajectory of T' states is sampled as a whole, each step scoring its N
+    blankets in one batch, and trimmed back to T.
+    """
+    began = time.perf_counter()
+    device = device or torch.device("cpu")
+    split = split or ProcessSplit()
+    settings = request.settings
+    padded = padded_size(request.trajectory_size, model.blanket_size, settings.overlap)
+    times = trajectory_times(request.start_time, padded, model.blanket_dt)
+    schedule = build_schedule(model.noise_schedule, model.sigma_min, model.sigma_max)
+    sampler, composed = member_sampler(denoiser, model, request, schedule, times, device, split)
+    log.info(
+        "T=%d padded=%d blankets=%d (K=%d, O=%d) sampler=%s %s steps=%d precision=%s "
+        "device=%s seed=%d processes=%d",
+        request.trajectory_size, padded, composed.blanket_count, model.blanket_size,
+        settings.overlap, settings.sampler, settings.sampler_options, settings.steps,
+        settings.precision, device, request.seed, split.world_size,
+    )  # fmt: skip
+    sampling_began = time.perf_counter()
+    shape = (1, padded, *model.latent_shape)
+    show = progress and split.rank == 0
+    sample = _sample(sampler, schedule, shape, request.seed, device, show)
+    sampling_seconds = time.perf_counter() - sampling_began
+    if not torch.isfinite(sample).all():
+        raise NonFiniteSampleError(
+            f"the sampled trajectory has {int((~torch.isfinite(sample)).sum())} NaN/Inf values "
+            f"(precision={settings.precision}, sampler={settings.sampler}); no shard was written"
+        )
+    result = MemberResult(
+        latent=sample[: request.trajectory_size].numpy(),
+        times=times[: request.trajectory_size],
+        padded_size=padded,
+        blanket_count=composed.blanket_count,
+        seconds_per_step=sampling_seconds / max(sampler.steps, 1),
+        denoiser_seconds=composed.forward_seconds,
+        total_seconds=time.perf_counter() - began,
+    )
+    log.info(
+        "sampled in %.2f s (%.3f s/step), total %.2f s",
+        sampling_seconds, result.seconds_per_step, result.total_seconds,
+    )  # fmt: skip
+    return result

@@ -1,0 +1,109 @@
+"""What determines one ensemble member, as one frozen value passed from the plan to the job.
+
+The workflow builds a `RunSettings` once when it is parsed (everything the members of a run
+share) and hands it to every generation job as JSON; the job adds its wildcards to get its
+`MemberRequest`. The request's `provenance()` is what a shard records and what the aggregate
+checks, so no list of these keys exists anywhere else. Torch-free: the plan imports it.
+"""
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from skyquilt.sampling.seeding import member_seed
+
+# Provenance names a few fields as the shards have always recorded them.
+PROVENANCE_NAMES = {"sampler_options": "sampler_config"}
+# Fields that never change a member's values: not part of its provenance.
+NOT_PROVENANCE = ("max_blankets_per_batch",)
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """The settings every member of a run shares (everything that changes a member's values).
+
+    sampler_options: the sampler's options with its defaults filled in.
+    max_blankets_per_batch: the most blankets per denoiser call (memory), None for all.
+    """
+
+    model_path: str
+    model_target: str
+    sampler: str
+    sampler_options: dict = field(hash=False)
+    steps: int
+    precision: str
+    overlap: int
+    stitch: str
+    seed: int
+    max_blankets_per_batch: int | None = None
+
+    def to_json(self) -> str:
+        """Canonical JSON (sorted keys): the same settings always give the same text."""
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "RunSettings":
+        """Inverse of `to_json`."""
+        return cls(**json.loads(text))
+
+    def provenance(self) -> dict:
+        """The run's part of a shard's attributes, in field order, options as JSON text."""
+        provenance = {}
+        for item in dataclasses.fields(self):
+            if item.name in NOT_PROVENANCE:
+                continue
+            value = getattr(self, item.name)
+            if isinstance(value, dict):
+                value = json.dumps(value, sort_keys=True)
+            provenance[PROVENANCE_NAMES.get(item.name, item.name)] = value
+        return provenance
+
+    def member(self, trajectory_size: int | str, start_date: str, member: int | str):
+        """The request of one member of this run: T states from `start_date` ('YYYY-MM-DDTHH')."""
+        return MemberRequest(self, int(trajectory_size), start_date, int(member))
+
+
+@dataclass(frozen=True)
+class MemberRequest:
+    """One member: its run's settings, its trajectory size T, start date label and index."""
+
+    settings: RunSettings
+    trajectory_size: int
+    start_date: str
+    member: int
+
+    @property
+    def start_time(self) -> np.datetime64:
+        """The start date as datetime64[ns]."""
+        return np.datetime64(self.start_date, "ns")
+
+    @property
+    def seed(self) -> int:
+        """The member's own seed, derived from (run seed, T, start date, member)."""
+        return member_seed(self.settings.seed, self.trajectory_size, self.start_date, self.member)
+
+    @property
+    def name(self) -> str:
+        """'<T>/<start date>/<member>', as in log lines and paths."""
+        return f"{self.trajectory_size}/{self.start_date}/{self.member}"
+
+    def to_json(self) -> str:
+        """Canonical JSON of the whole request."""
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "MemberRequest":
+        """Inverse of `to_json`."""
+        values = json.loads(text)
+        return cls(**{**values, "settings": RunSettings(**values["settings"])})
+
+    def provenance(self) -> dict:
+        """A shard's attributes that identify what was asked: the run's, then T, date, member."""
+        identity = {
+            item.name: getattr(self, item.name)
+            for item in dataclasses.fields(self)
+            if item.name != "settings"
+        }
+        return self.settings.provenance() | identity

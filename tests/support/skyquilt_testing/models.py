@@ -1,0 +1,53 @@
+"""Model directories with random weights, for tests and benchmarks."""
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from skyquilt.models.config import parse_model_config
+from skyquilt.models.weights import build_denoiser, write_model_directory
+
+
+def random_model_config(
+    latent_shape: tuple[int, int, int] = (2, 4, 8),
+    blanket_size: int = 8,
+    denoising_steps: int = 8,
+    hidden_channels: int = 8,
+    blocks: int = 1,
+) -> dict:
+    """A complete denoiser config for a tiny built-in backbone."""
+    return {
+        "latent_shape": list(latent_shape),
+        "backbone": {
+            "name": "blanket_net",
+            "kwargs": {"hidden_channels": hidden_channels, "blocks": blocks, "embedding": 16},
+        },
+        "train": {
+            "blanket_size": blanket_size,
+            "blanket_dt": 1,
+            "noise_schedule": "rectified",
+            "sigma_min": 1e-3,
+            "sigma_max": 1e3,
+            "precision": "float32",
+        },
+        "valid": {"denoising_steps": denoising_steps},
+    }
+
+
+def write_random_model(root: Path, seed: int = 0, **config_overrides) -> Path:
+    """A complete model directory under `root` with random weights, for tests.
+
+    Returns model_path = root/autoencoders/ae/0/latents/dump/denoisers/denoiser/0.
+    """
+    config = random_model_config(**config_overrides)
+    model_path = Path(root) / "autoencoders/ae/0/latents/dump/denoisers/denoiser/0"
+    torch.manual_seed(seed)
+    denoiser = build_denoiser(parse_model_config(config))
+    for parameter in denoiser.parameters():
+        # Random, non-zero output layers so that the network is not an identity map.
+        nn.init.normal_(parameter, std=0.1)
+    shape = tuple(config["latent_shape"])
+    return write_model_directory(
+        model_path, config, denoiser, latent_mean=torch.zeros(shape), latent_std=torch.ones(shape)
+    )

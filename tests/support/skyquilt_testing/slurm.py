@@ -1,0 +1,306 @@
+"""A live one-node SLURM cluster for the test suite: the session fixture `live_slurm`.
+
+tests/conftest.py registers it with ``from skyquilt_testing.slurm import live_slurm``.
+
+The fixture runs ``tests/slurm/cluster.sh start`` once per session (installing Debian's slurmctld,
+slurmd, slurm-client and munge with apt-get when they are missing, so it needs root) and
+``cluster.sh stop`` at the end, which kills the daemons by PID and removes /etc/slurm/slurm.conf
+again. It only runs when the environment variable ``CI`` is set or ``SKYQUILT_SLURM_TESTS=1``;
+otherwise the tests that use it are skipped with a message saying how to run them. In CI it never
+skips: if the cluster cannot be started, the tests fail with the script's output.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[3]
+CLUSTER_SCRIPT = REPO / "tests" / "slurm" / "cluster.sh"
+PROFILE = REPO / "profiles" / "slurm"
+
+HOW_TO_RUN = (
+    "live SLURM tests are off; run them with SKYQUILT_SLURM_TESTS=1 (as root: the fixture "
+    "installs slurmctld slurmd slurm-client munge with apt-get if missing, starts a one-node "
+    "cluster on 127.0.0.1 and stops it again), or set CI"
+)
+
+# Test-only overrides of profiles/slurm: poll every 2 s instead of 30-40 s (a 3-member run takes
+# ~45 s instead of ~2 min), and ask squeue for job states because the local cluster has no
+# slurmdbd (sacct fails there). The local filesystem needs little latency wait, but array tasks
+# also wait for the first member's output (plugin issue #447), hence 30 s rather than 5.
+FAST_OVERRIDES = (
+    "--slurm-status-command",
+    "squeue",
+    "--seconds-between-status-checks",
+    "2",
+    "--slurm-init-seconds-before-status-checks",
+    "2",
+    "--latency-wait",
+    "30",
+)
+
+_SINGLE_RE = re.compile(r"Job (\d+) has been submitted with SLURM jobid (\d+) \(log: (.*?)\)\.")
+_ARRAY_RE = re.compile(
+    r"Submitted array job with Snakemake IDs ([\d,]+) and SLURM job ID (\d+)\. "
+    r"The individual task IDs are (\d+)-(\d+)\."
+)
+_RUN_ID_RE = re.compile(r"SLURM run ID: (\S+)")
+_SBATCH_RE = re.compile(r"^(?:sbatch call|Submitting array job with sbatch call): (sbatch .*)$")
+
+
+def enabled() -> bool:
+    """True when the live SLURM tests must run: in CI, or when the user opted in."""
+    return bool(os.environ.get("CI")) or os.environ.get("SKYQUILT_SLURM_TESTS") == "1"
+
+
+def _clean_env(extra: dict | None = None) -> dict:
+    # A SLURM_* variable from an enclosing allocation would point sbatch elsewhere.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "SBATCH_", "SRUN_"))}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env.update(extra or {})
+    return env
+
+
+def _slurm_output(*command: str) -> str:
+    """stdout of a SLURM client command run against the test cluster; raises if it fails."""
+    return subprocess.run(
+        command, capture_output=True, text=True, check=True, timeout=30, env=_clean_env()
+    ).stdout
+
+
+@dataclass
+class SnakemakeRun:
+    """The result of one `snakemake --profile profiles/slurm` run on the live cluster."""
+
+    command: list[str]
+    returncode: int
+    output: str  # stdout and stderr, interleaved
+    seconds: float
+
+    @property
+    def run_id(self) -> str | None:
+        """The plugin's run UUID; every SLURM job of the run carries it as its job name."""
+        match = _RUN_ID_RE.search(self.output)
+        return match.group(1) if match else None
+
+    @property
+    def submitted_jobs(self) -> dict[int, str]:
+        """Snakemake job id -> SLURM job id ("123" for a single job, "123_2" for an array task)."""
+        jobs: dict[int, str] = {}
+        for match in _SINGLE_RE.finditer(self.output):
+            jobs[int(match.group(1))] = match.group(2)
+        for match in _ARRAY_RE.finditer(self.output):
+            ids = [int(i) for i in match.group(1).split(",")]
+            first = int(match.group(3))
+            for offset, jobid in enumerate(ids):
+                jobs[jobid] = f"{match.group(2)}_{first + offset}"
+        return jobs
+
+    @property
+    def array_submissions(self) -> list[dict]:
+        """One entry per `sbatch --array` call: SLURM array job id, task range, Snakemake ids."""
+        return [
+            {
+                "slurm_jobid": m.group(2),
+                "tasks": (int(m.group(3)), int(m.group(4))),
+                "snakemake_jobids": [int(i) for i in m.group(1).split(",")],
+            }
+            for m in _ARRAY_RE.finditer(self.output)
+        ]
+
+    @property
+    def sbatch_calls(self) -> list[str]:
+        """The sbatch command lines (logged by the plugin with --verbose only), --wrap cut off."""
+        calls = []
+        for line in self.output.splitlines():
+            match = _SBATCH_RE.match(line.strip())
+            if match:
+                calls.append(match.group(1).split(" --wrap=")[0])
+        return calls
+
+    def check(self) -> SnakemakeRun:
+        if self.returncode != 0:
+            raise AssertionError(
+                f"snakemake failed ({self.returncode}) after {self.seconds:.0f} s:\n"
+                f"{' '.join(self.command)}\n{self.output[-6000:]}"
+            )
+        return self
+
+
+@dataclass
+class LiveSlurm:
+    """A running one-node cluster: node `node`, partitions `partitions` (the first, `partition`, is
+    the default), `gpus` fake GPUs of GRES type `gpu_type` (`--gpus=N` and `--gpus=fake:N` both
+    work), any account name accepted (no accounting)."""
+
+    partition: str
+    partitions: list[str]
+    node: str
+    cpus: int
+    real_memory_mb: int
+    gpus: int
+    gpu_type: str
+    state_dir: Path
+    profile: Path = PROFILE
+    overrides: tuple[str, ...] = FAST_OVERRIDES
+    runs: list[SnakemakeRun] = field(default_factory=list)
+
+    def profile_args(self, *, default_resources: dict | None = None) -> list[str]:
+        """`--profile <repo>/profiles/slurm` plus the test overrides.
+
+        `--default-resources` replaces the profile's default-resources as a whole; by default it
+        sends rules without their own resources to this cluster's partition with 1 GB / 10 min.
+        Rules that set slurm_partition themselves keep it: give those the partition in the test
+        config (or start the cluster with SKYQUILT_SLURM_PARTITIONS=debug,<theirs>).
+        """
+        resources = {"slurm_partition": self.partition, "mem_mb": 1000, "runtime": 10}
+        resources.update(default_resources or {})
+        return [
+            "--profile",
+            str(self.profile),
+            *self.overrides,
+            # nargs="*": must stay last, or it swallows targets that follow.
+            "--default-resources",
+            *(f"{key}={value}" for key, value in resources.items()),
+        ]
+
+    def _command(self, args, verbose, default_resources) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "snakemake",
+            *args,
+            *(["--verbose"] if verbose else []),
+            *self.profile_args(default_resources=default_resources),
+        ]
+
+    def snakemake(
+        self,
+        workdir: Path,
+        *args: str,
+        timeout: float = 600,
+        verbose: bool = True,
+        default_resources: dict | None = None,
+        env: dict | None = None,
+    ) -> SnakemakeRun:
+        """Run `snakemake <args> --profile profiles/slurm <overrides>` in `workdir` (cwd).
+
+        `args` are targets and flags (e.g. "--snakefile", path, "--configfile", path). Never
+        raises on failure: call `.check()` on the result. A run that hangs is killed (SIGKILL;
+        snakemake ignores SIGTERM while it waits for jobs) and reported with returncode -9.
+        """
+        command = self._command(args, verbose, default_resources)
+        start = time.monotonic()
+        try:
+            proc = subprocess.run(
+                command,
+                cwd=workdir,
+                env=_clean_env(env),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                timeout=timeout,
+            )
+            returncode, output = proc.returncode, proc.stdout
+        except subprocess.TimeoutExpired as exc:
+            out = exc.stdout or ""
+            returncode = -9
+            output = (out.decode() if isinstance(out, bytes) else out) + (
+                f"\n[slurm_fixture] killed after {timeout:.0f} s"
+            )
+        run = SnakemakeRun(command, returncode, output, time.monotonic() - start)
+        self.runs.append(run)
+        return run
+
+    def squeue(self, run_id: str | None = None) -> list[dict]:
+        """All jobs the controller still knows (`squeue -t all`: finished ones stay for MinJobAge),
+        optionally only those of one snakemake run (job name = the plugin's run id)."""
+        fields = (
+            "jobid",
+            "raw_jobid",
+            "array_jobid",
+            "array_taskid",
+            "name",
+            "state",
+            "partition",
+            "account",
+            "comment",
+            "tres_per_job",
+        )
+        out = _slurm_output("squeue", "-t", "all", "-h", "-o", "%i|%A|%F|%K|%j|%T|%P|%a|%k|%b")
+        jobs = [dict(zip(fields, line.split("|"), strict=False)) for line in out.splitlines()]
+        return [j for j in jobs if run_id is None or j["name"] == run_id]
+
+    def scontrol_job(self, jobid: str) -> dict[str, str]:
+        """`scontrol show job -o <id>` as a dict (e.g. TresPerJob, NumCPUs, ArrayJobId)."""
+        out = _slurm_output("scontrol", "show", "job", "-o", str(jobid))
+        first = out.splitlines()[0] if out.strip() else ""
+        return dict(item.split("=", 1) for item in first.split() if "=" in item)
+
+
+def _start() -> tuple[dict[str, str], str]:
+    proc = subprocess.run(
+        ["bash", str(CLUSTER_SCRIPT), "start"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=_clean_env(),
+    )
+    info = dict(
+        line.split("=", 1) for line in proc.stdout.splitlines() if re.match(r"^[A-Z_]+=", line)
+    )
+    if proc.returncode != 0 or "PARTITION" not in info:
+        raise RuntimeError(
+            f"tests/slurm/cluster.sh start failed (rc={proc.returncode}):\n"
+            f"{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
+        )
+    return info, proc.stderr
+
+
+def _stop() -> str:
+    proc = subprocess.run(
+        ["bash", str(CLUSTER_SCRIPT), "stop"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=_clean_env(),
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"tests/slurm/cluster.sh stop failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc.stderr
+
+
+@pytest.fixture(scope="session")
+def live_slurm() -> Iterator[LiveSlurm]:
+    """A live one-node SLURM cluster for the whole session (see the module docstring)."""
+    if not enabled():
+        pytest.skip(HOW_TO_RUN)
+    if os.name != "posix" or os.geteuid() != 0:
+        pytest.fail("the live SLURM tests need root (apt-get, /etc/slurm, munged)", pytrace=False)
+    try:
+        info, _ = _start()
+    except (RuntimeError, subprocess.TimeoutExpired, OSError) as exc:
+        pytest.fail(f"could not start the local SLURM cluster:\n{exc}", pytrace=False)
+    cluster = LiveSlurm(
+        partition=info["PARTITION"],
+        partitions=info.get("PARTITIONS", info["PARTITION"]).split(","),
+        node=info["NODE"],
+        cpus=int(info["CPUS"]),
+        real_memory_mb=int(info["REAL_MEMORY"]),
+        gpus=int(info["GPUS"]),
+        gpu_type=info.get("GPU_TYPE", ""),
+        state_dir=Path(info["STATE_DIR"]),
+    )
+    try:
+        yield cluster
+    finally:
+        _stop()
