@@ -20,6 +20,7 @@ install: $(STAMP)
 lint: $(STAMP)
 	ruff check .
 	ruff format --check .
+	lint-imports
 	snakefmt --check Snakefile rules
 	snakemake --lint
 

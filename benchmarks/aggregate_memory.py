@@ -16,24 +16,25 @@ import numpy as np
 from common import OUTPUT, PYTHON, parser, record, reporting_peak, run_command
 
 from skyquilt.io.shards import write_shard
+from skyquilt.sampling.request import RunSettings
 from skyquilt.sampling.timestamps import trajectory_times
 
 TARGET = 1.25
 SIZE = 240
 LATENT_SHAPE = (8, 32, 64)
 START = "2000-04-03T00"
-ATTRS = {
-    "model_path": "benchmark", "model_target": "best", "sampler": "lms", "sampler_config": "{}",
-    "steps": 1, "precision": "float32", "overlap": 4, "stitch": "symmetric", "seed": 0,
-    "blanket_size": 8,
-}  # fmt: skip
+SETTINGS = RunSettings(
+    model_path="benchmark", model_target="best", sampler="lms", sampler_options={}, steps=1,
+    precision="float32", overlap=4, stitch="symmetric", seed=0,
+)  # fmt: skip
 AGGREGATE = reporting_peak(
     """
 import json, sys, time
 from skyquilt.jobs.aggregate import run_aggregate
-shards, output, expected, dates, members = json.loads(sys.argv[1])
+from skyquilt.sampling.request import RunSettings
+shards, output, settings, size, dates, members = json.loads(sys.argv[1])
 began = time.perf_counter()
-run_aggregate(shards, output, expected, dates, members)
+run_aggregate(shards, output, RunSettings.from_json(settings), size, dates, members)
 print(json.dumps({"seconds": time.perf_counter() - began, "peak_mb": peak_mb()}))
 """
 )
@@ -55,8 +56,8 @@ def write_members(directory, count: int, size: int, latent_shape: tuple) -> list
         path = directory / f"{member}.zarr"
         if not path.exists():
             latent = generator.standard_normal((size, *latent_shape), dtype=np.float32)
-            attrs = {**ATTRS, "padded_size": size, "trajectory_size": size,
-                     "start_date": START, "member": member}  # fmt: skip
+            attrs = SETTINGS.member(size, START, member).provenance()
+            attrs |= {"blanket_size": 8, "padded_size": size}
             write_shard(path, latent, times, attrs)
         paths.append(str(path))
     return paths
@@ -65,8 +66,8 @@ def write_members(directory, count: int, size: int, latent_shape: tuple) -> list
 def aggregate_once(shards: list[str], output, size: int) -> tuple[float, float]:
     """Peak RSS (MB) and in-process seconds of run_aggregate for `shards`, in a fresh process."""
     shutil.rmtree(output, ignore_errors=True)
-    expected = {**ATTRS, "padded_size": size, "trajectory_size": size}
-    job = json.dumps([shards, str(output), expected, [START], list(range(len(shards)))])
+    members = list(range(len(shards)))
+    job = json.dumps([shards, str(output), SETTINGS.to_json(), size, [START], members])
     _, printed = run_command([PYTHON, "-c", AGGREGATE, job])
     measured = json.loads(printed.splitlines()[-1])
     return measured["peak_mb"], measured["seconds"]

@@ -13,11 +13,10 @@ Issue 7, point 3. Two numbers:
    it says how many members a job should generate for start-up to stay small.
 """
 
-import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import torch
 import yaml
 from common import (
@@ -35,7 +34,7 @@ from common import (
 from skyquilt.io.shards import write_shard
 from skyquilt.models.weights import load_denoiser
 from skyquilt.planning.plan import make_plan
-from skyquilt.sampling.generation import MemberRequest, generate_member
+from skyquilt.sampling.generation import generate_member
 
 TARGET = 0.05
 START = "2000-04-03T00"
@@ -56,28 +55,17 @@ def in_process_overhead(model: Path, plan, size: int, threads: int, repeats: int
     Of `repeats` members, the fastest is kept: the one least disturbed by other load.
     """
     torch.set_num_threads(threads)
-    denoiser, config = load_denoiser(model, plan.model_target)
-    request = MemberRequest(
-        trajectory_size=size,
-        start_date=np.datetime64(START, "ns"),
-        overlap=plan.overlap,
-        sampler=plan.sampler,
-        steps=plan.steps,
-        seed=0,
-        sampler_options=plan.sampler_options,
-        precision=plan.precision,
-        stitch=plan.stitch,
-        max_blankets_per_batch=plan.max_blankets_per_batch,
-    )
+    denoiser, config = load_denoiser(model, plan.settings.model_target)
+    request = plan.request(size, START, 0)
     # A first, short member warms up the allocator and kernels as a job's first step would.
-    generate_member(denoiser, config, MemberRequest(**{**request.__dict__, "steps": 1}),
-                    progress=False)  # fmt: skip
+    warm_up = replace(request, settings=replace(request.settings, steps=1))
+    generate_member(denoiser, config, warm_up, progress=False)
     runs = []
     for _ in range(repeats):
         began = time.perf_counter()
         result = generate_member(denoiser, config, request, progress=False)
         shard = OUTPUT / "overhead/shard.zarr"
-        write_shard(shard, result.latent, result.times, json.loads(plan.request(size, START, 0)))
+        write_shard(shard, result.latent, result.times, request.provenance())
         total = time.perf_counter() - began
         runs.append(
             {
@@ -95,13 +83,12 @@ def startup_costs(model: Path, plan, size: int, threads: int, repeats: int) -> d
     load = (
         "from skyquilt.jobs.generate import run_generation\n"
         "from skyquilt.models.weights import load_denoiser\n"
-        f"load_denoiser({str(model)!r}, {plan.model_target!r})"
+        f"load_denoiser({str(model)!r}, {plan.settings.model_target!r})"
     )
     job = [
         PYTHON,
         str(REPO / "scripts/generate.py"),
-        "--model-path", str(model),
-        "--settings", plan.settings(),
+        "--settings", plan.settings.to_json(),
         "--size", str(size), "--date", START, "--member", "0",
         "--output", str(OUTPUT / "overhead/job.zarr"),
         "--threads", str(threads),
@@ -127,8 +114,10 @@ def main() -> None:
     repeats = 1 if arguments.quick else arguments.repeats
     model = model_path(arguments)
     plan = default_plan(model, size, steps)
-    inputs = {"T": size, "steps": plan.steps, "sampler": plan.sampler, "precision": plan.precision,
-              "threads": arguments.threads, "model": model_label(model)}  # fmt: skip
+    settings = plan.settings
+    inputs = {"T": size, "steps": settings.steps, "sampler": settings.sampler,
+              "precision": settings.precision, "threads": arguments.threads,
+              "model": model_label(model)}  # fmt: skip
 
     measured = in_process_overhead(model, plan, size, arguments.threads, repeats)
     fraction = 1 - measured["denoiser_s"] / measured["total_s"]

@@ -11,7 +11,9 @@ from skyquilt.planning.products import FIELD_WILDCARD, check_request, make_produ
 from skyquilt.planning.plan import WILDCARDS, make_plan
 from skyquilt.planning.resources import launcher_command
 
-
+# The post-deploy script of envs/skyquilt.yaml installs skyquilt from here into rule
+# environments (`--use-conda`); Snakemake creates them from this process.
+os.environ.update(SKYQUILT_SOURCE=workflow.basedir)
 SCHEMAS = os.path.join(workflow.basedir, "config")
 checked(validate, config, schema=f"{SCHEMAS}/schema.yaml")
 PLAN = checked(

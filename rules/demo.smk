@@ -12,7 +12,9 @@ from skyquilt.planning.config import checked
 from skyquilt.planning.demo import make_demo_plan
 from skyquilt.planning.demo_settings import stats_path
 
-checked(validate, config, schema=os.path.join(workflow.basedir, "config/schema.demo.yaml"))
+checked(
+    validate, config, schema=os.path.join(workflow.basedir, "config/schema.demo.yaml")
+)
 DEMO = checked(make_demo_plan, config["demo"])
 
 WORKFLOW_BUILT_MODELS = DEMO.built_models()

@@ -16,7 +16,7 @@ from skyquilt.planning.demo_settings import (
     Forcing,
 )
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 SCHEMA = REPO / "config/schema.demo.yaml"
 
 

@@ -1,4 +1,4 @@
-"""Blanket arithmetic: counts, padding, unfold and fold (DESIGN.md §2)."""
+"""Blanket arithmetic: counts, padding, unfold and fold."""
 
 import pytest
 import torch
