@@ -39,9 +39,10 @@ def test_every_rule_with_a_conda_environment_uses_the_one_with_the_post_deploy_s
 
 
 def test_the_workflow_tells_the_post_deploy_step_where_skyquilt_is():
-    assert "os.environ.update(SKYQUILT_SOURCE=workflow.basedir)" in (
-        REPO / "rules/common.smk"
-    ).read_text()
+    assert (
+        "os.environ.update(SKYQUILT_SOURCE=workflow.basedir)"
+        in (REPO / "rules/common.smk").read_text()
+    )
 
 
 def test_the_post_deploy_step_makes_skyquilt_importable_in_a_new_environment(tmp_path):

@@ -1,5 +1,7 @@
-"""The embedded demo: an ERA5-like dataset from a forced shallow-water model on the sphere, a
-small autoencoder trained on it, the latent dump, and a small blanket denoiser on the latents.
+"""The embedded demo: a simulated dataset, its autoencoder, latents and blanket denoiser.
+
+An ERA5-like dataset from a forced shallow-water model on the sphere, a small autoencoder
+trained on it, the latent dump, and a small blanket denoiser on the latents.
 
 Modules: `shallow_water` (the forced model), `dataset` (zarr in WeatherBench2 layout +
 normalisation statistics), `train_autoencoder` (of the built-in `skyquilt.models.autoencoder`),

@@ -1,6 +1,6 @@
 """The demo dataset: hourly forced shallow-water "weather" stored as an ERA5-like zarr.
 
-Layout (WeatherBench2, DESIGN.md §3): coordinates `time` (hourly datetime64[ns]), `level`
+Layout (WeatherBench2, docs/architecture.md): coordinates `time` (hourly datetime64[ns]), `level`
 ([500] hPa), `latitude` (90 -> -90, poles included), `longitude` (0 -> 360, exclusive);
 variables `geopotential`, `u_component_of_wind`, `v_component_of_wind` with dims
 (time, level, latitude, longitude), float32, ERA5 units and long names as attributes.

@@ -1,4 +1,4 @@
-"""The latent dump of a dataset and the latent statistics (DESIGN.md §3, latent_dir).
+"""The latent dump of a dataset and the latent statistics (latent_dir, see docs/architecture.md).
 
     latent_dir/latents.zarr        variable "latent" (time, channel, y, x): raw latents
     latent_dir/stats.safetensors   "mean", "std", each (C, h, w), over the training period

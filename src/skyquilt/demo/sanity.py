@@ -19,7 +19,8 @@ from skyquilt.diffusion.samplers import build_sampler, init_noise
 from skyquilt.diffusion.schedules import build_schedule
 from skyquilt.models.autoencoder import load_autoencoder
 from skyquilt.models.calendar import time_features
-from skyquilt.models.config import ModelDirectory
+from skyquilt.models.config import ModelConfig, ModelDirectory
+from skyquilt.models.precondition import BlanketDenoiser
 from skyquilt.models.weights import load_denoiser
 from skyquilt.planning.demo_settings import held_out_mask, window_starts
 
@@ -28,8 +29,15 @@ TOLERANCE = 0.25
 
 
 def weighted_moments(fields: Tensor, weights: Tensor) -> tuple[Tensor, Tensor]:
-    """Area-weighted mean and std per variable: fields (N, V, H, W), weights (H,) of mean 1
-    -> (V,) each."""
+    """Area-weighted mean and std per variable.
+
+    Arguments:
+        fields: (N, V, H, W).
+        weights: (H,) area weights of mean 1.
+
+    Returns:
+        mean, std: (V,) each, float64.
+    """
     weights = weights.double()[:, None]
     fields = fields.double()
     mean = (fields * weights).mean(dim=(0, 2, 3))
@@ -42,6 +50,72 @@ def hourly_change(differences: Tensor, weights: Tensor) -> Tensor:
     return (differences.double().square() * weights.double()[:, None]).mean(dim=(0, 2, 3)).sqrt()
 
 
+def _sample_latents(
+    denoiser: BlanketDenoiser,
+    model: ModelConfig,
+    features: Tensor,
+    statistics: dict[str, Tensor],
+    seed: int,
+    sampler: str,
+) -> Tensor:
+    """Sample unconditional blankets from noise drawn from `seed`, then destandardise them.
+
+    Arguments:
+        denoiser: the preconditioned blanket denoiser.
+        model: its config (schedule, blanket size, latent shape, denoising steps).
+        features: (N, K, 4) calendar features of the N blankets.
+        statistics: the latent `mean` and `std`, (C, h, w) each.
+        seed: the seed of torch's global generator, set right before the noise is drawn.
+        sampler: the sampler's name.
+
+    Returns:
+        latents: (N, K, C, h, w), in the autoencoder's latent units.
+    """
+
+    def denoise(x: Tensor, sigma: Tensor) -> Tensor:
+        return denoiser(x, sigma.reshape(1).expand(len(x)), features)
+
+    schedule = build_schedule(model.noise_schedule, model.sigma_min, model.sigma_max)
+    draw = build_sampler(sampler, denoise, schedule, model.denoising_steps)
+    torch.manual_seed(seed)
+    noise = init_noise(schedule, (len(features), model.blanket_size, *model.latent_shape))
+    return draw(noise) * statistics["std"] + statistics["mean"]
+
+
+def compare_variables(
+    fields: Tensor, reference: Tensor, weights: Tensor, variables: list[str]
+) -> dict[str, dict]:
+    """Each variable's area-weighted moments and hourly change, sampled vs held out.
+
+    Arguments:
+        fields: (N, K, V, H, W) decoded blankets, physical units.
+        reference: (T, V, H, W) consecutive held-out states, physical units.
+        weights: (H,) area weights of mean 1.
+        variables: the V variable names.
+
+    Returns:
+        {variable: its report}; a variable is `within_25_percent` when its mean is within
+        `TOLERANCE` held-out stds of the held-out mean and its std within `TOLERANCE` of it.
+    """
+    generated_mean, generated_std = weighted_moments(fields.flatten(0, 1), weights)
+    reference_mean, reference_std = weighted_moments(reference, weights)
+    generated_change = hourly_change(fields.diff(dim=1).flatten(0, 1), weights)
+    reference_change = hourly_change(reference.diff(dim=0), weights)
+    report = {}
+    for index, name in enumerate(variables):
+        mean_error = float((generated_mean[index] - reference_mean[index]) / reference_std[index])
+        std_ratio = float(generated_std[index] / reference_std[index])
+        report[name] = {
+            "generated": {"mean": float(generated_mean[index]), "std": float(generated_std[index])},
+            "held_out": {"mean": float(reference_mean[index]), "std": float(reference_std[index])},
+            "mean_error_in_std": mean_error,
+            "std_ratio": std_ratio,
+            "hourly_change_ratio": float(generated_change[index] / reference_change[index]),
+            "within_25_percent": abs(mean_error) <= TOLERANCE and abs(std_ratio - 1) <= TOLERANCE,
+        }
+    return report
+
+
 @torch.no_grad()
 def sanity_check(
     model_path: Path | str,
@@ -51,12 +125,22 @@ def sanity_check(
     seed: int = 0,
     sampler: str = "lms",
 ) -> dict:
-    """Sample `blanket_count` unconditional blankets with the best weights, decode them, and
-    compare each variable's mean and std (area-weighted) with the held-out states'.
+    """Compare decoded unconditional samples of the best weights with the held-out states.
 
     A variable passes when its mean is within 25 % of the held-out std of the held-out mean
     (means near zero, like v's, have no meaningful relative error) and its std is within
-    25 % of the held-out std.
+    25 % of the held-out std; see `compare_variables`.
+
+    Arguments:
+        model_path: the denoiser's directory, `<latent_dir>/denoisers/<name>/<lap>`.
+        dataset_path: the demo dataset (zarr).
+        held_out: first and last held-out date, inclusive.
+        blanket_count: how many blankets to sample, evenly spaced over the held-out period.
+        seed: seed of the sampler's noise.
+        sampler: the sampler's name.
+
+    Returns:
+        The report: a description, each variable's comparison and whether all pass.
     """
     denoiser, model = load_denoiser(Path(model_path), "best")
     directory = ModelDirectory(Path(model_path))
@@ -70,35 +154,12 @@ def sanity_check(
     starts = window_starts(held, model.blanket_size)
     chosen = evenly_spaced(starts, blanket_count)
     features = blankets(time_features(dataset.time.values), chosen, model.blanket_size)
-
-    def denoise(x: Tensor, sigma: Tensor) -> Tensor:
-        return denoiser(x, sigma.reshape(1).expand(len(x)), features)
-
-    schedule = build_schedule(model.noise_schedule, model.sigma_min, model.sigma_max)
-    draw = build_sampler(sampler, denoise, schedule, model.denoising_steps)
-    torch.manual_seed(seed)
-    noise = init_noise(schedule, (blanket_count, model.blanket_size, *model.latent_shape))
-    latents = draw(noise) * statistics["std"] + statistics["mean"]
+    latents = _sample_latents(denoiser, model, features, statistics, seed, sampler)
     fields = autoencoder.denormalise(
         autoencoder.decode(latents.flatten(0, 1), features.flatten(0, 1))
     )
-    generated_mean, generated_std = weighted_moments(fields, weights)
-    reference_mean, reference_std = weighted_moments(reference, weights)
     by_blanket = fields.unflatten(0, (blanket_count, model.blanket_size))
-    generated_change = hourly_change(by_blanket.diff(dim=1).flatten(0, 1), weights)
-    reference_change = hourly_change(reference.diff(dim=0), weights)
-    variables = {}
-    for index, name in enumerate(autoencoder.variables):
-        mean_error = float((generated_mean[index] - reference_mean[index]) / reference_std[index])
-        std_ratio = float(generated_std[index] / reference_std[index])
-        variables[name] = {
-            "generated": {"mean": float(generated_mean[index]), "std": float(generated_std[index])},
-            "held_out": {"mean": float(reference_mean[index]), "std": float(reference_std[index])},
-            "mean_error_in_std": mean_error,
-            "std_ratio": std_ratio,
-            "hourly_change_ratio": float(generated_change[index] / reference_change[index]),
-            "within_25_percent": abs(mean_error) <= TOLERANCE and abs(std_ratio - 1) <= TOLERANCE,
-        }
+    variables = compare_variables(by_blanket, reference, weights, autoencoder.variables)
     return {
         "description": (
             f"{blanket_count} unconditional blankets of {model.blanket_size} states "

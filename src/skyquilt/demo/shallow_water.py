@@ -112,8 +112,10 @@ def truncation(nlat: int) -> int:
 
 
 def steps_per_hour(lmax: int, forcing: Forcing, max_wind: float = 100.0) -> int:
-    """Solver steps per hour keeping the fastest wave (gravity wave + wind) at the truncation
-    within the stability region of the third-order Adams-Bashforth scheme (|omega dt| < ~0.7).
+    """Solver steps per hour that keep the third-order Adams-Bashforth scheme stable.
+
+    The fastest wave at the truncation (gravity wave + wind) must stay within the scheme's
+    stability region, |omega dt| < ~0.7.
     """
     fastest = (math.sqrt(GRAVITY * forcing.mean_depth) + max_wind) * lmax / RADIUS
     return math.ceil(3600.0 * fastest / 0.7)
@@ -164,8 +166,10 @@ def simulate(
         return solver.grid2spec(equilibrium_geopotential(solver.lats, solver.lons, time, forcing))
 
     def on_output_grid(uspec: Tensor) -> np.ndarray:
-        """Spectral (phi, vrt, div) (3, lmax, lmax) -> (phi, u, v) (3, nlat, nlon); the
-        winds as in `ShallowWaterSolver.getuv`, with the output grid's transform."""
+        """Spectral (phi, vrt, div) (3, lmax, lmax) -> grid (phi, u, v) (3, nlat, nlon).
+
+        The winds as in `ShallowWaterSolver.getuv`, with the output grid's transform.
+        """
         wind = to_wind(solver.invlap * uspec[1:] / solver.radius)
         return torch.cat([to_grid(uspec[:1]), wind]).numpy()
 

@@ -94,6 +94,77 @@ def normalised_states(dataset: xr.Dataset, variables: list[str], stats: dict) ->
     return (states - mean[:, None, None]) / std[:, None, None]
 
 
+def held_out_evaluation(dataset: xr.Dataset, held_out: tuple[str, str]) -> Tensor:
+    """Which of the dataset's states are held out for evaluation: (T,) bool.
+
+    Raises ValueError unless the held-out period covers some but not all of the dataset.
+    """
+    evaluation = torch.from_numpy(held_out_mask(dataset.time.values, held_out))
+    if evaluation.all() or not evaluation.any():
+        raise ValueError(
+            f"demo.dataset.held_out {list(held_out)} must cover some but not all of the dataset "
+            f"({dataset.time.values[0]} .. {dataset.time.values[-1]})"
+        )
+    return evaluation
+
+
+def seeded_autoencoder(
+    dataset: xr.Dataset, variables: list[str], stats: dict, settings: AutoencoderSettings
+) -> Autoencoder:
+    """An untrained autoencoder for the dataset's grid, its weights drawn from `settings.seed`.
+
+    Seeds torch's global generator right before the weights are initialised.
+    """
+    torch.manual_seed(settings.seed)
+    return Autoencoder(
+        variables,
+        (dataset.sizes["latitude"], dataset.sizes["longitude"]),
+        settings.latent_channels,
+        settings.width,
+        settings.downsamplings,
+        mean=[stats[name]["mean"] for name in variables],
+        std=[stats[name]["std"] for name in variables],
+    )
+
+
+def autoencoder_metrics(
+    dataset: xr.Dataset,
+    variables: list[str],
+    stats: dict,
+    relative: Tensor,
+    description: str,
+    losses: list[float],
+    wall_seconds: float,
+) -> dict:
+    """The contents of metrics.json.
+
+    Arguments:
+        dataset: the demo dataset, for the variables' units.
+        variables: the V variable names.
+        stats: {variable: {mean, std}}, the normalisation statistics.
+        relative: (V,) held-out RMSE per variable, relative to the normalisation std.
+        description: what the RMSE was evaluated on.
+        losses: the loss of every training step.
+        wall_seconds: the training time.
+    """
+    return {
+        "evaluated_on": description,
+        "variables": {
+            name: {
+                "rmse": float(relative[index]) * stats[name]["std"],
+                "units": dataset[name].attrs.get("units", ""),
+                "relative_rmse": float(relative[index]),
+            }
+            for index, name in enumerate(variables)
+        },
+        "training": {
+            "steps": len(losses),
+            "wall_seconds": round(wall_seconds, 1),
+            "final_loss": float(np.mean(losses[-50:])),
+        },
+    }
+
+
 def make_autoencoder(
     dataset_path: Path | str,
     directory: Path | str,
@@ -112,49 +183,23 @@ def make_autoencoder(
     variables = [name for name in VARIABLES if name in dataset]
     states = normalised_states(dataset, variables, stats)
     features = time_features(dataset.time.values)
-    evaluation = torch.from_numpy(held_out_mask(dataset.time.values, held_out))
-    if evaluation.all() or not evaluation.any():
-        raise ValueError(
-            f"demo.dataset.held_out {list(held_out)} must cover some but not all of the dataset "
-            f"({dataset.time.values[0]} .. {dataset.time.values[-1]})"
-        )
+    evaluation = held_out_evaluation(dataset, held_out)
     weights = area_weights(dataset.latitude.values)
 
-    torch.manual_seed(settings.seed)
-    model = Autoencoder(
-        variables,
-        (dataset.sizes["latitude"], dataset.sizes["longitude"]),
-        settings.latent_channels,
-        settings.width,
-        settings.downsamplings,
-        mean=[stats[name]["mean"] for name in variables],
-        std=[stats[name]["std"] for name in variables],
-    )
+    model = seeded_autoencoder(dataset, variables, stats, settings)
     start = time.monotonic()
     losses = train_autoencoder(
         model, states[~evaluation], features[~evaluation], weights, settings, progress
     )
     wall_seconds = time.monotonic() - start
     relative = reconstruction_rmse(model, states[evaluation], features[evaluation], weights)
-    metrics = {
-        "evaluated_on": (
-            f"{int(evaluation.sum())} held-out states ({held_out[0]} .. {held_out[1]}), "
-            "area-weighted RMSE"
-        ),
-        "variables": {
-            name: {
-                "rmse": float(relative[index]) * stats[name]["std"],
-                "units": dataset[name].attrs.get("units", ""),
-                "relative_rmse": float(relative[index]),
-            }
-            for index, name in enumerate(variables)
-        },
-        "training": {
-            "steps": len(losses),
-            "wall_seconds": round(wall_seconds, 1),
-            "final_loss": float(np.mean(losses[-50:])),
-        },
-    }
+    description = (
+        f"{int(evaluation.sum())} held-out states ({held_out[0]} .. {held_out[1]}), "
+        "area-weighted RMSE"
+    )
+    metrics = autoencoder_metrics(
+        dataset, variables, stats, relative, description, losses, wall_seconds
+    )
     extra = {
         "dataset": str(dataset_path),
         "held_out": list(held_out),

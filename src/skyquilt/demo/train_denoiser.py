@@ -50,8 +50,11 @@ def blankets(series: Tensor, starts: Tensor, blanket_size: int) -> Tensor:
 
 @dataclass
 class Validation:
-    """A fixed validation set: blankets (N, K, C, H, W), their features (N, K, 4), one noise
-    level each, spread over the schedule's quantiles, and fixed noises."""
+    """A fixed validation set: blankets, their features, one noise level each, fixed noises.
+
+    clean: (N, K, C, H, W) blankets; features: (N, K, 4); sigma: (N,) noise levels, spread
+    over the schedule's quantiles; noise: (N, K, C, H, W) standard normal draws.
+    """
 
     clean: Tensor
     features: Tensor
@@ -69,6 +72,17 @@ class Validation:
         blanket_size: int,
         seed: int,
     ) -> "Validation":
+        """Draw `count` validation blankets, evenly spaced over the window starts.
+
+        Arguments:
+            latents: (T, C, H, W) standardised latent states.
+            features: (T, 4) their calendar features.
+            starts: (S,) the first state of every window that may be drawn.
+            count: N, the number of blankets.
+            schedule: gives the noise levels, at the quantiles (i + 0.5) / N of t.
+            blanket_size: K.
+            seed: seed of the generator of the fixed noises.
+        """
         chosen = evenly_spaced(starts, count)
         clean = blankets(latents, chosen, blanket_size)
         quantiles = (torch.arange(count, dtype=torch.float64) + 0.5) / count

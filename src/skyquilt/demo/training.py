@@ -18,6 +18,7 @@ class TrainingBudget:
         return min(max(step / self.steps, elapsed), 1.0)
 
     def spent(self, step: int) -> bool:
+        """Whether the budget is used up after `step` steps (or by the clock)."""
         return self.fraction(step) >= 1.0
 
     def cosine(self, step: int) -> float:

@@ -20,6 +20,7 @@ SAMPLERS: dict[str, dict[str, Any]] = {
 
 
 def check_integer(name: str, value: Any, minimum: int) -> int:
+    """`value` if it is an integer >= `minimum` (not a bool), else a ValueError naming `name`."""
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ValueError(f"sampler option {name} must be an integer >= {minimum}, got {value!r}")
     return value
@@ -38,6 +39,13 @@ def resolve_options(name: str, options: Mapping[str, Any] | None) -> dict[str, A
     """The options of sampler `name`: its defaults updated by `options`, validated.
 
     Raises ValueError naming the allowed samplers or options, or the bad value.
+
+    Arguments:
+        name: one of SAMPLERS.
+        options: the options to change; None keeps the defaults.
+
+    Returns:
+        Every option of the sampler, {} for one without options.
     """
     if name not in SAMPLERS:
         raise ValueError(f"unknown sampler {name!r}; allowed: {', '.join(SAMPLERS)}")

@@ -44,7 +44,14 @@ class Sampler(Protocol):
         """Denoiser evaluations per call."""
 
     def __call__(self, x: Tensor) -> Tensor:
-        """x1: (B, *shape) -> x0: (B, *shape)."""
+        """Run the reverse process from t = 1 to t = 0.
+
+        Arguments:
+            x: x1, (B, *shape) float32, drawn by `init_noise`.
+
+        Returns:
+            x0: (B, *shape) float32, in the coordinates of the schedule.
+        """
 
 
 class _StepHook:
@@ -222,8 +229,18 @@ def build_sampler(
 ) -> Sampler:
     """Sampler `name` over `steps` uniform steps of `schedule` in t, from t = 1 to 0.
 
-    denoise(x: (B, *shape), sigma: ()) -> E[x | x + sigma eps]: (B, *shape) in VE coordinates.
-    progress shows azula's tqdm bar; set `.on_step` on the result to drive your own.
+    Arguments:
+        name: one of SAMPLERS.
+        denoise: denoise(x: (B, *shape), sigma: ()) -> E[x | x + sigma eps]: (B, *shape), in
+            VE coordinates.
+        schedule: the noise schedule, see `skyquilt.diffusion.schedules`.
+        steps: the number of steps of the uniform grid in t, >= 1 ("rewind" takes more
+            sampler steps, "pc" more denoiser calls per step: see `denoiser_calls`).
+        options: the sampler's options, over its defaults (see `resolve_options`).
+        progress: show azula's tqdm bar; set `.on_step` on the result to drive your own.
+
+    Returns:
+        The sampler, x1: (B, *shape) -> x0: (B, *shape).
     """
     options = resolve_options(name, options)
     check_integer("steps", steps, 1)
@@ -237,10 +254,19 @@ def init_noise(
     generator: torch.Generator | None = None,
     device: torch.device | str | None = None,
 ) -> Tensor:
-    """x1 ~ N(0, (alpha_1^2 + sigma_1^2) I): (*shape) float32, the start of every sampler.
+    """Draw x1 ~ N(0, (alpha_1^2 + sigma_1^2) I), the start of every sampler.
 
     The marginal at t = 1 of unit-variance data (sigma_data = 1); in VE coordinates that is
     sqrt(1 + sigma_max^2) ~ sigma_max times a standard normal draw.
+
+    Arguments:
+        schedule: the schedule the sampler runs on.
+        shape: the shape of x1, e.g. (B, T', C, H, W).
+        generator: the generator to draw from; torch's global one when None.
+        device: where to draw.
+
+    Returns:
+        x1: (*shape) float32.
     """
     alpha_1, sigma_1 = schedule(torch.tensor(1.0, dtype=torch.float64))
     std = float(torch.sqrt(alpha_1**2 + sigma_1**2))

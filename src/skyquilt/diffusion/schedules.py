@@ -67,7 +67,18 @@ class DiffusionSchedule(AzulaSchedule):
 
 
 def build_schedule(name: str, sigma_min: float, sigma_max: float) -> DiffusionSchedule:
-    """The schedule `name` (one of SCHEDULES) spanning VE noise levels [sigma_min, sigma_max]."""
+    """The schedule `name` spanning VE noise levels [sigma_min, sigma_max].
+
+    Raises ValueError unless `check_schedule` accepts the arguments.
+
+    Arguments:
+        name: one of SCHEDULES.
+        sigma_min: the VE noise level at t = 0.
+        sigma_max: the VE noise level at t = 1.
+
+    Returns:
+        The schedule: (alpha_t, sigma_t) when called, sigma_t / alpha_t from `.sigma(t)`.
+    """
     check_schedule(name, sigma_min, sigma_max)
     if name == "rectified":
         # alpha_1 = 1 / sigma_max and sigma_0 = sigma_min make sigma_t / alpha_t span the
@@ -84,7 +95,17 @@ def sample_training_sigma(
     generator: torch.Generator | None = None,
     device: torch.device | str | None = None,
 ) -> Tensor:
-    """VE noise levels for training: t ~ U(0, 1) mapped through `schedule.sigma`, (batch,)."""
+    """VE noise levels for training: t ~ U(0, 1) mapped through `schedule.sigma`.
+
+    Arguments:
+        schedule: the training schedule.
+        batch: B, the number of noise levels.
+        generator: the generator t is drawn from; torch's global one when None.
+        device: where to draw.
+
+    Returns:
+        sigma: (B,).
+    """
     t = torch.rand(batch, generator=generator, device=device)
     return schedule.sigma(t)
 
@@ -103,7 +124,16 @@ class VEDenoiser(AzulaDenoiser):
         self.schedule = schedule
 
     def forward(self, x_t: Tensor, t: Tensor, **kwargs) -> DiracPosterior:
-        """x_t: (B, *shape), t: () -> posterior with mean E[x | x_t]: (B, *shape)."""
+        """Denoise x_t at time t with our VE denoiser.
+
+        Arguments:
+            x_t: (B, *shape) noisy states, alpha_t x + sigma_t eps.
+            t: () the time.
+            kwargs: passed on to `denoise`.
+
+        Returns:
+            The Dirac posterior at E[x | x_t]: (B, *shape), in x_t's dtype.
+        """
         alpha_t, sigma_t = self.schedule(t)
         sigma = (sigma_t / alpha_t).to(x_t.dtype)
         mean = self.denoise(x_t / alpha_t, sigma, **kwargs)

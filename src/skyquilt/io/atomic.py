@@ -57,8 +57,10 @@ def atomic_directory(final: Path) -> Iterator[Path]:
 
 @contextmanager
 def atomic_file(path: Path | str) -> Iterator[Path]:
-    """Yield a temporary sibling of `path` (same suffix, so writers that infer the format
-    from it still work); it becomes `path` only on success and is removed on failure."""
+    """Yield a temporary sibling of `path`; it becomes `path` on success, else it is removed.
+
+    It has the same suffix as `path`, so writers that infer the format from it still work.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.tmp{path.suffix}")

@@ -25,8 +25,18 @@ def resolve_channels(
     decoder_levels: tuple[float | None, ...],
     dataset: xr.Dataset,
 ) -> list[Channel]:
-    """(variable, level) of each decoder output channel as the dataset has it: level None when
-    the variable has no level axis, the dataset's level when it has exactly one."""
+    """The (variable, level) of each decoder output channel, as the dataset has it.
+
+    Arguments:
+        decoder_variables: (V,) the dataset variable of each output channel.
+        decoder_levels: (V,) the level of each, None where the decoder names none.
+        dataset: the dataset of the truth, which the decoded forecasts follow.
+
+    Returns:
+        (V,) channels: level None when the variable has no level axis, the dataset's level
+        when the decoder names none and the dataset has exactly one. A KeyError names a
+        variable the dataset lacks, a ValueError a level that does not fit.
+    """
     channels = []
     for variable, level in zip(decoder_variables, decoder_levels, strict=True):
         if variable not in dataset:
@@ -54,6 +64,17 @@ def decoded_template(
 
     A variable has a level axis when its channels have levels; as in WeatherBench2, all such
     variables share one level axis, so they must be decoded at the same levels.
+
+    Arguments:
+        shard: the member's shard: its T timestamps and provenance attributes.
+        dataset: the dataset of the truth: grid coordinates, levels, variable attributes.
+        channels: (variable, level) of each decoder output channel, see `resolve_channels`.
+        states_per_chunk: the chunk size along prediction_timedelta.
+
+    Returns:
+        The store's template: each variable (time [1], member [1], prediction_timedelta [T],
+        [level [L],] latitude, longitude) of float32 NaNs; the shard's attributes but its
+        checksum, and the skyquilt version.
     """
     times = shard["time"].values
     levels = sorted({level for _, level in channels} - {None})
@@ -97,8 +118,16 @@ def decoded_template(
 def variable_blocks(
     fields: np.ndarray, channels: list[Channel], template: xr.Dataset
 ) -> dict[str, np.ndarray]:
-    """Decoded channels (B, V, H, W) -> each variable's data for those B states, laid out as
-    in the template: (B, [L,] H, W), without the time and member axes (size 1)."""
+    """Split decoded channels into each variable's data, laid out as in the template.
+
+    Arguments:
+        fields: (B, V, H, W) decoded channels of B states.
+        channels: (variable, level) of each of the V channels, see `resolve_channels`.
+        template: the decoded store's template, see `decoded_template`.
+
+    Returns:
+        {variable: (B, [L,] H, W)}, without the time and member axes (size 1).
+    """
     blocks = {}
     for variable in template.data_vars:
         indices = [index for index, (name, _) in enumerate(channels) if name == variable]

@@ -75,6 +75,9 @@ def open_shard(
         expected: attribute values the shard must carry (e.g. a member request's
             provenance); `trajectory_size`, when given, is also its number of states.
         shape: (C, H, W) its latents must have.
+
+    Returns:
+        The shard, its `latent` (T, C, H, W) float32 not yet loaded.
     """
     fix = _regenerate(path)
     try:
@@ -113,7 +116,16 @@ def check_checksum(path: Path | str, shard: xr.Dataset, digest: str) -> None:
 def read_shard(
     path: Path | str, expected: Mapping | None = None, shape: tuple[int, ...] | None = None
 ) -> xr.Dataset:
-    """`open_shard`, then load the latents and verify their checksum."""
+    """`open_shard`, then load the latents and verify their checksum.
+
+    Arguments:
+        path: the shard.
+        expected: attribute values the shard must carry, see `open_shard`.
+        shape: (C, H, W) its latents must have.
+
+    Returns:
+        The shard, its `latent` (T, C, H, W) float32 loaded and checked.
+    """
     shard = open_shard(path, expected, shape)
     try:
         shard = shard.load()

@@ -1,3 +1,5 @@
-"""Jobs: one module per Snakemake job (generate, aggregate, decode, render, evaluate) plus the
-logging they share. The only code that scripts/ calls; may import every other layer.
+"""Jobs: one module per Snakemake job, plus the logging they share.
+
+The jobs are generate, aggregate, decode, render and evaluate. The only code that scripts/
+calls; may import every other layer.
 """

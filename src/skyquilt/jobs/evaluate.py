@@ -1,5 +1,7 @@
-"""The work of the evaluation job: scores, spectra and seam continuity of one trajectory size
-against the dataset's truth, persistence and climatology, written as tables and plots.
+"""The work of the evaluation job: scores, spectra and seam continuity of one trajectory size.
+
+The samples are compared with the dataset's truth, persistence and climatology, and the
+results written as tables and plots.
 
 The decoded members are opened lazily as one ensemble; skyquilt.scoring.metrics loads lead times in
 bounded blocks, so memory does not grow with the ensemble.
@@ -24,8 +26,11 @@ log = logging.getLogger("skyquilt")
 
 
 def default_climatology_period(truth: xr.Dataset, init_times: np.ndarray) -> tuple[str, str]:
-    """From the dataset's first time to the hour before the earliest start date, or to the hour
-    before the dataset's held-out period (attribute `held_out_start`) if that comes first."""
+    """The default climatology period: the dataset's hours before any start date.
+
+    From the dataset's first time to the hour before the earliest start date, or to the hour
+    before the dataset's held-out period (attribute `held_out_start`) if that comes first.
+    """
     end = np.min(init_times) - np.timedelta64(1, "h")
     if "held_out_start" in truth.attrs:
         held_out = np.datetime64(truth.attrs["held_out_start"], "ns") - np.timedelta64(1, "h")

@@ -1,11 +1,10 @@
-"""The work of the render jobs (galleries, animation frames, animations), called by the thin
-scripts under scripts/.
+"""The work of the render jobs: galleries, animation frames, animations.
 
-Decoded members are opened lazily and combined into one WeatherBench2-style ensemble (time
-[inits], member, prediction_timedelta, [level,] latitude, longitude); the truth is the dataset,
-also opened lazily. The plots read them a few states at a time, so no job holds a whole
-ensemble in memory. This module does not import torch, which keeps these many short jobs quick
-to start.
+Called by the thin scripts under scripts/. Decoded members are opened lazily and combined
+into one WeatherBench2-style ensemble (time [inits], member, prediction_timedelta, [level,]
+latitude, longitude); the truth is the dataset, also opened lazily. The plots read them a few
+states at a time, so no job holds a whole ensemble in memory. This module does not import
+torch, which keeps these many short jobs quick to start.
 """
 
 import os
@@ -64,8 +63,10 @@ def member_frames(
     indices: Sequence[int] | None,
     quantile: float,
 ) -> Iterator[np.ndarray]:
-    """Frames (H, W, 3) of one decoded member beside the truth, for the states `indices`
-    (default all), rendered one at a time."""
+    """Frames (H, W, 3) of one decoded member beside the truth, rendered one at a time.
+
+    `indices` picks the states, all of them when None.
+    """
     forecast = open_ensemble([decoded])
     return animations.animation_frames(
         forecast,
@@ -87,9 +88,11 @@ def render_frames(
     indices: Sequence[int],
     quantile: float,
 ) -> None:
-    """PNG frames of one member beside the truth for the states `indices`, written atomically
-    into `directory` as 00000.png, 00001.png, ... (named by state index): one part of an
-    animation split over several jobs."""
+    """Write PNG frames of one member beside the truth for the states `indices`.
+
+    They are written atomically into `directory` as 00000.png, 00001.png, ... (named by state
+    index): one part of an animation split over several jobs.
+    """
     frames = member_frames(decoded, dataset, variable, level, indices, quantile)
     with atomic_directory(Path(directory)) as temporary:
         temporary.mkdir()
@@ -116,7 +119,9 @@ def animate_member(
     mp4: str | None,
     fps: float,
 ) -> list[Path]:
-    """GIF (and MP4) of one member beside the truth, every frame rendered in this job and
-    streamed straight to the writers (no PNG frames on disk)."""
+    """GIF (and MP4) of one member beside the truth, every frame rendered in this job.
+
+    The frames are streamed straight to the writers (no PNG frames on disk).
+    """
     frames = member_frames(decoded, dataset, variable, level, None, quantile)
     return animations.write_animation(frames, gif, mp4, fps=fps)

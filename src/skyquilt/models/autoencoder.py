@@ -7,8 +7,9 @@ need not be stored in the latent. Convolutions wrap around in longitude; both ne
 see the latitude and longitude of every grid point, since the dynamics are not translation
 invariant on the sphere.
 
-Directory (DESIGN.md §3): `config.yaml` (architecture, variables, normalisation statistics),
-`weights.safetensors`; `load_autoencoder(directory)` rebuilds the module from them.
+Directory (docs/architecture.md, "Model directory"): `config.yaml` (architecture, variables,
+normalisation statistics), `weights.safetensors`; `load_autoencoder(directory)` rebuilds the
+module from them.
 """
 
 import math
@@ -68,13 +69,23 @@ class ResidualBlock(nn.Module):
 
 
 class Autoencoder(nn.Module):
-    """encode: x (B, V, H, W) normalised -> z (B, C, H/f, W/f), f = 2**downsamplings;
+    """The autoencoder between normalised states and latents, f = 2**downsamplings coarser.
+
+    encode: x (B, V, H, W) normalised -> z (B, C, H/f, W/f);
     decode: z, time_features (B, 4) -> x (B, V, H, W) normalised.
 
-    `mean` and `std` (V,) are the dataset's normalisation statistics: x = (phys - mean) / std.
     Level l (grid 2**(l+1) times coarser than the state) has `width * 2**l` channels; the
     full-resolution grid only sees the first (strided) and the last convolution, which keeps
     training within a few CPU minutes.
+
+    Arguments:
+        variables: the V variable names, one channel each.
+        grid: (H, W), divisible by f.
+        latent_channels: C.
+        width: the channels of the finest level.
+        downsamplings: the number of halvings of the grid, >= 1.
+        mean, std: (V,) the dataset's normalisation statistics, x = (phys - mean) / std;
+            0 and 1 when None.
     """
 
     def __init__(

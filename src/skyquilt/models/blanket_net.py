@@ -69,6 +69,16 @@ class BlanketNet(nn.Module):
         self.decode = nn.Conv3d(hidden_channels, channels, kernel_size=3, padding=1)
 
     def forward(self, x: Tensor, c_noise: Tensor, time_features: Tensor) -> Tensor:
+        """Predict the backbone's output for a batch of preconditioned blankets.
+
+        Arguments:
+            x: (B, K, C, H, W) preconditioned blankets c_in x_t.
+            c_noise: (B,) preconditioned noise levels.
+            time_features: (B, K, 4) calendar features of each state.
+
+        Returns:
+            F: (B, K, C, H, W).
+        """
         embedding = self.noise_embedding(sinusoidal_embedding(c_noise, self.embedding_size))
         per_frame = rearrange(self.time_embedding(time_features), "b k f -> b f k 1 1")
         h = self.encode(rearrange(x, "b k c h w -> b c k h w")) + per_frame

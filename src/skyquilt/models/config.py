@@ -8,6 +8,7 @@ module keeps those checks free of torch's import time. Loading weights lives in
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import safetensors
 import yaml
@@ -58,18 +59,22 @@ class ModelDirectory:
 
     @property
     def latent_dir(self) -> Path:
+        """<latent_dir>, three levels above `model_path`."""
         return self.model_path.parents[2]
 
     @property
     def config_file(self) -> Path:
+        """The denoiser's config.yaml."""
         return self.model_path / "config.yaml"
 
     @property
     def stats_file(self) -> Path:
+        """The latent statistics, <latent_dir>/stats.safetensors: mean and std, (C, h, w) each."""
         return self.latent_dir / "stats.safetensors"
 
     @property
     def autoencoder_dir(self) -> Path:
+        """The autoencoder whose latents the denoiser models, <latent_dir>/ae."""
         return self.latent_dir / "ae"
 
     def decoder_files(self) -> dict[str, Path]:
@@ -104,7 +109,8 @@ class ModelDirectory:
         )
 
 
-def _lookup(raw: dict, dotted: str):
+def _lookup(raw: dict, dotted: str) -> Any:
+    """raw["a"]["b"] for dotted = "a.b"; KeyError(dotted) when any part is missing."""
     value = raw
     for part in dotted.split("."):
         if not isinstance(value, dict) or part not in value:

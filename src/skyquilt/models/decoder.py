@@ -36,6 +36,14 @@ def load_decoder(autoencoder_dir: Path | str, device: torch.device | str = "cpu"
     The built-in autoencoder (skyquilt.models.autoencoder) is the only architecture so far: it
     decodes one channel per variable, at the dataset's only level. Another architecture
     plugs in here (with its files in `ModelDirectory.decoder_files`) by returning a Decoder.
+
+    Arguments:
+        autoencoder_dir: the autoencoder's directory, <latent_dir>/ae.
+        device: where to decode.
+
+    Returns:
+        The decoder: latent (B, C, h, w), time_features (B, 4) -> fields (B, V, H, W) in
+        physical units.
     """
     model = load_autoencoder(autoencoder_dir).to(device)
 

@@ -17,6 +17,16 @@ class BlanketDenoiser(nn.Module):
         self.backbone = backbone
 
     def forward(self, x_t: Tensor, sigma: Tensor, time_features: Tensor) -> Tensor:
+        """Denoise a batch of blankets.
+
+        Arguments:
+            x_t: (B, K, C, H, W) noisy blankets, x + sigma eps.
+            sigma: (B,) their noise levels.
+            time_features: (B, K, 4) calendar features of each state.
+
+        Returns:
+            D(x_t, sigma): (B, K, C, H, W), the estimate of E[x | x_t].
+        """
         sigma = sigma.reshape(-1, *([1] * (x_t.dim() - 1)))
         variance = sigma**2 + 1
         c_skip, c_out, c_in = 1 / variance, sigma / variance.sqrt(), 1 / variance.sqrt()
@@ -30,7 +40,16 @@ def denoising_loss(
 ) -> Tensor:
     """EDM loss: mean of lambda(s) |D(x + s eps, s) - x|^2 with lambda(s) = (s^2 + 1) / s^2.
 
-    x: (B, K, C, H, W), sigma: (B,), time_features: (B, K, 4) -> scalar.
+    The noise eps is drawn from torch's global generator.
+
+    Arguments:
+        denoiser: the preconditioned denoiser D.
+        x: (B, K, C, H, W) clean blankets.
+        sigma: (B,) a noise level per blanket.
+        time_features: (B, K, 4) calendar features of each state.
+
+    Returns:
+        The loss: () the mean over blankets of the weighted mean squared error.
     """
     noisy = x + sigma.reshape(-1, 1, 1, 1, 1) * torch.randn_like(x)
     weight = (sigma**2 + 1) / sigma**2

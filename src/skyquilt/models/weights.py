@@ -48,7 +48,18 @@ def build_denoiser(config: ModelConfig) -> BlanketDenoiser:
 
 
 def load_denoiser(model_path: Path, target: str = "best") -> tuple[BlanketDenoiser, ModelConfig]:
-    """The denoiser of a model directory with its `best` or `last` weights, in eval mode."""
+    """The denoiser of a model directory with its `best` or `last` weights, in eval mode.
+
+    Raises ModelError naming the file when the config or the checkpoint cannot be used.
+
+    Arguments:
+        model_path: the model directory, <latent_dir>/denoisers/<denoiser>/<lap>.
+        target: "best" or "last".
+
+    Returns:
+        The denoiser, (x_t: (B, K, C, H, W), sigma: (B,), time_features: (B, K, 4)) ->
+        (B, K, C, H, W), and its config.
+    """
     directory = ModelDirectory(Path(model_path))
     config = read_model_config(directory.config_file)
     denoiser = build_denoiser(config)
@@ -83,7 +94,19 @@ def write_model_directory(
     latent_mean: torch.Tensor | None = None,
     latent_std: torch.Tensor | None = None,
 ) -> Path:
-    """Write config.yaml, best/last weights and, if given, the latent statistics."""
+    """Write config.yaml, best/last weights and, if given, the latent statistics.
+
+    Arguments:
+        model_path: the model directory, <latent_dir>/denoisers/<denoiser>/<lap>.
+        config: the denoiser's config.yaml, as a mapping.
+        best: the module whose weights are `best`.
+        last: the module whose weights are `last`; `best` when None.
+        latent_mean, latent_std: (C, h, w) each, written to <latent_dir>/stats.safetensors
+            when both are given.
+
+    Returns:
+        model_path.
+    """
     model_path = Path(model_path)
     directory = ModelDirectory(model_path)
     write_yaml(config, directory.config_file)

@@ -1,5 +1,8 @@
-"""What the demo rules build and where: settings from the `demo:` config section, checked,
-and the paths of the model directory layout (DESIGN.md §3) under `resources/demo`."""
+"""What the demo rules build and where.
+
+The settings from the `demo:` config section, checked, and the paths of the model directory
+layout (docs/architecture.md) under `resources/demo`.
+"""
 
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,18 +36,22 @@ class DemoPlan:
 
     @property
     def dataset_path(self) -> Path:
+        """The simulated dataset (zarr)."""
         return self.root / "era5_demo.zarr"
 
     @property
     def autoencoder_dir(self) -> Path:
+        """The trained autoencoder's directory."""
         return self.root / "autoencoders/ae/0"
 
     @property
     def latent_dir(self) -> Path:
+        """The dataset's latents and their statistics, encoded by the autoencoder."""
         return self.autoencoder_dir / "latents/demo"
 
     @property
     def model_path(self) -> Path:
+        """The trained denoiser's directory, the workflow's `model_path`."""
         return self.latent_dir / "denoisers/denoiser/0"
 
     @property

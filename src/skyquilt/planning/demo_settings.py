@@ -1,5 +1,6 @@
-"""What the `demo:` config section means: the settings of each demo step, with defaults, and
-the periods they train and evaluate on.
+"""What the `demo:` config section means: the settings of each demo step, with defaults.
+
+Also the periods the demo models train and evaluate on.
 
 Light on purpose (numpy and dataclasses only): the workflow reads these at parse time.
 """
@@ -12,8 +13,10 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Forcing:
-    """Forcing of the shallow-water model (skyquilt.demo.shallow_water): relaxation, drag and
-    stirring, in SI units unless named otherwise."""
+    """Forcing of the shallow-water model (skyquilt.demo.shallow_water).
+
+    Relaxation, drag and stirring, in SI units unless named otherwise.
+    """
 
     mean_depth: float = 5500.0  # m; g * depth ~ the geopotential of the 500 hPa surface
     jet_contrast: float = 8000.0  # m2 s-2, equator-to-pole difference of phi_eq

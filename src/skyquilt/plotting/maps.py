@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 from matplotlib.axes import Axes
+from matplotlib.image import AxesImage
 
 from skyquilt.plotting.figures import new_figure, save_figure
 from skyquilt.scoring.baselines import align_truth
@@ -56,7 +57,7 @@ def coastlines() -> tuple[np.ndarray, ...]:
         return ()
 
 
-def draw_map(axes: Axes, field: xr.DataArray, cmap: str, limits: tuple[float, float]):
+def draw_map(axes: Axes, field: xr.DataArray, cmap: str, limits: tuple[float, float]) -> AxesImage:
     """Image of a (latitude, longitude) field on a lon/lat plate carree axis."""
     field = field.sortby("latitude", ascending=False)
     image = axes.imshow(
@@ -99,11 +100,13 @@ def colour_limits(fields: Iterable[xr.DataArray], quantile: float = 0.01) -> tup
 
 
 def variable_label(field: xr.DataArray, variable: str) -> str:
+    """'u component of wind 500 hPa': the variable's name and the field's level, if any."""
     level = f" {int(field.level)} hPa" if "level" in field.coords else ""
     return f"{variable.replace('_', ' ')}{level}"
 
 
 def units(field: xr.DataArray) -> str:
+    """The field's units attribute, '' when it has none."""
     return field.attrs.get("units", "")
 
 
@@ -115,8 +118,12 @@ def time_label(time: np.datetime64) -> str:
 def select(
     forecast: xr.Dataset, variable: str, level: float | None, init: int
 ) -> tuple[xr.DataArray, xr.Dataset]:
-    """One init and (level of) one variable of a forecast: -> (member, prediction_timedelta,
-    latitude, longitude), plus the one-variable forecast dataset used for truth alignment."""
+    """One init and (level of) one variable of a forecast.
+
+    Returns:
+        field: (member, prediction_timedelta, latitude, longitude).
+        subset: the one-variable forecast dataset, used for truth alignment.
+    """
     subset = forecast[[variable]].isel(time=[init])
     if ("level" in subset[variable].dims) != (level is not None):
         raise ValueError(
@@ -140,8 +147,9 @@ def gallery(
     members: Sequence[int] | None = None,
     quantile: float = 0.01,
 ) -> Path:
-    """Gallery PNG: ground truth on the first row, one member per row below, lead hours as
-    columns, one colour scale for all panels with a colour bar in the variable's units.
+    """Gallery PNG: ground truth on the first row, one member per row below, leads as columns.
+
+    One colour scale for all panels, with a colour bar in the variable's units.
 
     forecast: (time, member, prediction_timedelta, [level,] lat, lon); `init` indexes its time
     axis; `members` picks members (default all); truth: (time, [level,] lat, lon).

@@ -40,9 +40,11 @@ def _panel_title(variable: str, level: object) -> str:
 def plot_scores(
     scores: pd.DataFrame, path: str | os.PathLike, units: Mapping[str, str] | None = None
 ) -> Path:
-    """Each score vs lead time, one row per (variable, level), one column per metric, one line
-    per source (model, persistence, climatology). `scores` has metrics.SCORE_COLUMNS; rows
-    without a lead time (seam ratios) are ignored. `units` maps variable -> units."""
+    """Each score vs lead time: one row per (variable, level), one column per metric.
+
+    One line per source (model, persistence, climatology). `scores` has metrics.SCORE_COLUMNS;
+    rows without a lead time (seam ratios) are ignored. `units` maps variable -> units.
+    """
     scores = scores[scores["metric"].isin(METRIC_LABELS) & scores["lead_hours"].notna()]
     metrics = [metric for metric in METRIC_LABELS if metric in set(scores["metric"])]
     panels = _panels(scores)
@@ -83,8 +85,10 @@ def plot_spectra(
     spectra: pd.DataFrame, path: str | os.PathLike, units: Mapping[str, str] | None = None
 ) -> Path:
     """Zonal power spectra, samples vs truth, log-log, one panel per (variable, level).
+
     `spectra` has metrics.SPECTRUM_COLUMNS; wavenumber 0 (the zonal mean) is left out.
-    `units` maps variable -> units."""
+    `units` maps variable -> units.
+    """
     spectra = spectra[spectra["wavenumber"] > 0]
     panels = _panels(spectra)
     columns = min(len(panels), 3)
@@ -111,9 +115,11 @@ def plot_spectra(
 def plot_seams(
     steps: pd.DataFrame, seams: Sequence[int], ratios: pd.DataFrame, path: str | os.PathLike
 ) -> Path:
-    """Mean |x_{t+1} - x_t| against t for samples and truth, blanket seams as dotted lines,
-    the seam-continuity ratio in each title. `steps` has metrics.STEP_COLUMNS, `ratios` the
-    seam_ratio rows of metrics.seam_table."""
+    """Mean |x_{t+1} - x_t| against t for samples and truth, blanket seams as dotted lines.
+
+    The seam-continuity ratio is in each title. `steps` has metrics.STEP_COLUMNS, `ratios` the
+    seam_ratio rows of metrics.seam_table.
+    """
     panels = _panels(steps)
     columns = min(len(panels), 3)
     grid_rows = -(-len(panels) // columns)

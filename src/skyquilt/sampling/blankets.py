@@ -41,8 +41,16 @@ def blanket_count(trajectory_size: int, blanket_size: int, overlap: int) -> int:
 def unfold(x: "Tensor", blanket_size: int, overlap: int, dim: int = 0) -> "Tensor":
     """Cut a padded trajectory into its blankets.
 
-    x: (..., T', ...) with the time axis at `dim` -> (N, ..., K, ...), a new leading
-    blanket axis and the time axis shortened to K.
+    Arguments:
+        x: (..., T', ...) with the time axis at `dim`; T' must be a padded size, see
+            `padded_size`.
+        blanket_size: K.
+        overlap: O, in [0, K).
+        dim: the time axis.
+
+    Returns:
+        blankets: (N, ..., K, ...), a new leading blanket axis and the time axis shortened
+        to K.
     """
     stride = _check(blanket_size, overlap)
     dim = dim % x.dim()
@@ -81,50 +89,70 @@ def fold(
 ) -> "Tensor":
     """Stitch blankets back into one trajectory, the inverse of `unfold`.
 
-    blankets: (N, ..., K, ...) with the blanket's time axis at `dim` (counted without the
-    leading blanket axis) -> (..., T', ...) with T' = (N - 1)(K - O) + K.
-
     symmetric: with S = K - O, i = O // 2 and j = i + S, the first blanket gives its
     states [0, j), each interior blanket [i, j) and the last [i, K), so every state
     comes from the blanket where it sits furthest from an edge.
     average: each state is the mean of every blanket that contains it.
+
+    Arguments:
+        blankets: (N, ..., K, ...) with the blanket's time axis at `dim`.
+        overlap: O, in [0, K).
+        mode: "symmetric" or "average".
+        dim: the time axis, counted without the leading blanket axis.
+
+    Returns:
+        trajectory: (..., T', ...) with T' = (N - 1)(K - O) + K.
     """
-    count = blankets.shape[0]
     time_dim = dim % (blankets.dim() - 1)
-    blanket_size = blankets.shape[time_dim + 1]
-    stride = _check(blanket_size, overlap)
+    _check(blankets.shape[time_dim + 1], overlap)
     if mode == "symmetric":
-        if count == 1:
-            return blankets[0]
-        # The kept ranges (see _keep_ranges) cut as three pieces, whatever N: the first
-        # blanket's head, every interior blanket's [i, j) at once, and the last one's tail.
-        first_kept, last_kept = _interior_kept(blanket_size, overlap)
-        shape = list(blankets.shape[1:])
-        shape[time_dim] = (count - 1) * stride + blanket_size
-        folded = blankets.new_empty(shape)
-        folded.narrow(time_dim, 0, last_kept).copy_(blankets[0].narrow(time_dim, 0, last_kept))
-        interior = folded.narrow(time_dim, last_kept, (count - 2) * stride)
-        interior.unflatten(time_dim, (count - 2, stride)).copy_(
-            blankets[1:-1].narrow(time_dim + 1, first_kept, stride).movedim(0, time_dim)
-        )
-        tail = blanket_size - first_kept
-        folded.narrow(time_dim, shape[time_dim] - tail, tail).copy_(
-            blankets[-1].narrow(time_dim, first_kept, tail)
-        )
-        return folded
-    per_blanket = blankets.movedim(0, time_dim)  # (..., N, K, ...)
+        return _fold_symmetric(blankets, overlap, time_dim)
     if mode == "average":
-        length = (count - 1) * stride + blanket_size
-        shape = list(per_blanket.shape)
-        del shape[time_dim]
-        shape[time_dim] = length
-        total = per_blanket.new_zeros(shape)
-        hits = per_blanket.new_zeros(length)
-        for index in range(count):
-            start = index * stride
-            total.narrow(time_dim, start, blanket_size).add_(per_blanket.select(time_dim, index))
-            hits[start : start + blanket_size] += 1
-        view = [1] * total.dim()
-        view[time_dim] = length
-        return total / hits.view(view)
+        return _fold_average(blankets, overlap, time_dim)
     raise ValueError(f"unknown stitch mode {mode!r}; allowed: {', '.join(STITCH_MODES)}")
+
+
+def _fold_symmetric(blankets: "Tensor", overlap: int, time_dim: int) -> "Tensor":
+    """`fold` in `symmetric` mode: (N, ..., K, ...) -> (..., T', ...), time axis `time_dim`."""
+    count = blankets.shape[0]
+    blanket_size = blankets.shape[time_dim + 1]
+    stride = blanket_size - overlap
+    if count == 1:
+        return blankets[0]
+    # The kept ranges (see _keep_ranges) cut as three pieces, whatever N: the first
+    # blanket's head, every interior blanket's [i, j) at once, and the last one's tail.
+    first_kept, last_kept = _interior_kept(blanket_size, overlap)
+    shape = list(blankets.shape[1:])
+    shape[time_dim] = (count - 1) * stride + blanket_size
+    folded = blankets.new_empty(shape)
+    folded.narrow(time_dim, 0, last_kept).copy_(blankets[0].narrow(time_dim, 0, last_kept))
+    interior = folded.narrow(time_dim, last_kept, (count - 2) * stride)
+    interior.unflatten(time_dim, (count - 2, stride)).copy_(
+        blankets[1:-1].narrow(time_dim + 1, first_kept, stride).movedim(0, time_dim)
+    )
+    tail = blanket_size - first_kept
+    folded.narrow(time_dim, shape[time_dim] - tail, tail).copy_(
+        blankets[-1].narrow(time_dim, first_kept, tail)
+    )
+    return folded
+
+
+def _fold_average(blankets: "Tensor", overlap: int, time_dim: int) -> "Tensor":
+    """`fold` in `average` mode: (N, ..., K, ...) -> (..., T', ...), time axis `time_dim`."""
+    count = blankets.shape[0]
+    blanket_size = blankets.shape[time_dim + 1]
+    stride = blanket_size - overlap
+    per_blanket = blankets.movedim(0, time_dim)  # (..., N, K, ...)
+    length = (count - 1) * stride + blanket_size
+    shape = list(per_blanket.shape)
+    del shape[time_dim]
+    shape[time_dim] = length
+    total = per_blanket.new_zeros(shape)
+    hits = per_blanket.new_zeros(length)
+    for index in range(count):
+        start = index * stride
+        total.narrow(time_dim, start, blanket_size).add_(per_blanket.select(time_dim, index))
+        hits[start : start + blanket_size] += 1
+    view = [1] * total.dim()
+    view[time_dim] = length
+    return total / hits.view(view)

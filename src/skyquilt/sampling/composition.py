@@ -35,11 +35,21 @@ class ProcessSplit:
 
 
 class ComposedDenoiser(nn.Module):
-    """denoise(x_t: (B, T', C, H, W), sigma: () or (B,)) -> (B, T', C, H, W).
+    """The sampler's trajectory denoiser: every blanket of the trajectory in one batch.
 
-    time_features: (T', 4), the calendar features of the padded trajectory.
-    precision: dtype of the denoiser's forward pass (autocast); the input and the result
-    stay float32, so that the sampler's state and updates are never reduced.
+    denoise(x_t: (B, T', C, H, W), sigma: () or (B,)) -> (B, T', C, H, W), see `forward`.
+
+    Arguments:
+        denoiser: the blanket denoiser, (x_t: (M, K, C, H, W), sigma: (M,),
+            time_features: (M, K, 4)) -> (M, K, C, H, W).
+        time_features: (T', 4), the calendar features of the padded trajectory.
+        blanket_size: K.
+        overlap: O.
+        stitch: how the blankets are folded back, see `skyquilt.sampling.blankets.fold`.
+        max_blankets_per_batch: the most blankets per denoiser call; None for all at once.
+        precision: dtype of the denoiser's forward pass (autocast); the input and the result
+            stay float32, so that the sampler's state and updates are never reduced.
+        split: this process's share of the blankets; all of them when None.
     """
 
     def __init__(
@@ -66,15 +76,18 @@ class ComposedDenoiser(nn.Module):
         self._features: Tensor | None = None
         self.forward_seconds = 0.0
 
-    def _autocast(self, device: torch.device):
+    def _autocast(self, device: torch.device) -> contextlib.AbstractContextManager:
+        """The context the denoiser runs in: autocast to `precision`, nothing for float32."""
         if self.precision == "float32":
             return contextlib.nullcontext()
         return torch.autocast(device_type=device.type, dtype=DTYPES[self.precision])
 
     def chunks(self, count: int) -> list[tuple[int, int]]:
-        """[start, stop) of each denoiser call over `count` blankets: as few calls as
-        `max_blankets_per_batch` allows, of equal sizes (17 blankets at most 16 per call
-        go as 9 + 8, not 16 + 1, which the batch of one makes slower: BENCHMARKS.md)."""
+        """[start, stop) of each denoiser call over `count` blankets.
+
+        As few calls as `max_blankets_per_batch` allows, of equal sizes (17 blankets at most 16
+        per call go as 9 + 8, not 16 + 1, which the batch of one makes slower: BENCHMARKS.md).
+        """
         if count == 0:
             return []
         calls = -(-count // self.max_blankets_per_batch) if self.max_blankets_per_batch else 1
@@ -82,7 +95,16 @@ class ComposedDenoiser(nn.Module):
         return list(itertools.pairwise(bounds))
 
     def denoise_blankets(self, blankets: Tensor, sigma: Tensor, features: Tensor) -> Tensor:
-        """blankets (M, K, C, H, W), sigma (M,), features (M, K, 4) -> (M, K, C, H, W)."""
+        """Denoise blankets in `chunks`, adding the time taken to `forward_seconds`.
+
+        Arguments:
+            blankets: (M, K, C, H, W) noisy blankets.
+            sigma: (M,) their noise levels.
+            features: (M, K, 4) their calendar features.
+
+        Returns:
+            (M, K, C, H, W) float32; zeros when M = 0.
+        """
         chunks = self.chunks(blankets.shape[0])
         outputs = []
         began = time.perf_counter()
@@ -110,6 +132,16 @@ class ComposedDenoiser(nn.Module):
         return self._features
 
     def forward(self, x_t: Tensor, sigma: Tensor) -> Tensor:
+        """Denoise whole trajectories, blanket by blanket.
+
+        Arguments:
+            x_t: (B, T', C, H, W) noisy padded trajectories, VE coordinates.
+            sigma: () or (B,) their noise levels.
+
+        Returns:
+            E[x | x_t]: (B, T', C, H, W) float32, the denoised blankets folded back with
+            `stitch`.
+        """
         samples = x_t.shape[0]
         blankets = unfold(x_t, self.blanket_size, self.overlap, dim=1)  # (N, B, K, C, H, W)
         count = blankets.shape[0] * samples
@@ -127,7 +159,16 @@ class ComposedDenoiser(nn.Module):
 
 
 def gather_shares(share: Tensor, count: int, split: ProcessSplit) -> Tensor:
-    """Concatenate every rank's share of `count` blankets, in rank order, on every rank."""
+    """Concatenate every rank's share of `count` blankets, in rank order, on every rank.
+
+    Arguments:
+        share: (M, K, C, H, W) this rank's denoised blankets, M <= ceil(count / P).
+        count: the number of blankets over all ranks.
+        split: this process's rank among P = `split.world_size`.
+
+    Returns:
+        (count, K, C, H, W), the same on every rank.
+    """
     per_rank = -(-count // split.world_size)
     padded = share.new_zeros((per_rank, *share.shape[1:]))
     padded[: share.shape[0]] = share

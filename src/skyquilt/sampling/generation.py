@@ -19,7 +19,7 @@ from skyquilt.models.calendar import time_features
 from skyquilt.models.config import ModelConfig
 from skyquilt.sampling.blankets import padded_size
 from skyquilt.sampling.composition import ComposedDenoiser, ProcessSplit
-from skyquilt.sampling.request import MemberRequest
+from skyquilt.sampling.request import MemberRequest, RunSettings
 from skyquilt.sampling.timestamps import trajectory_times
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,20 @@ def member_sampler(
     device: torch.device,
     split: ProcessSplit,
 ) -> tuple[Sampler, ComposedDenoiser]:
-    """The sampler of one member over its padded trajectory, with times (T',) datetime64."""
+    """The sampler of one member over its padded trajectory.
+
+    Arguments:
+        denoiser: the blanket denoiser.
+        model: its config.
+        request: the member, with its run's settings.
+        schedule: the noise schedule.
+        times: (T',) datetime64 timestamps of the padded trajectory.
+        device: where to sample.
+        split: this process's share of the blankets.
+
+    Returns:
+        The sampler, and the composed denoiser it calls (it counts the denoiser's time).
+    """
     settings = request.settings
     composed = ComposedDenoiser(
         denoiser,
@@ -88,6 +101,15 @@ def _sample(
     return sample
 
 
+def _check_finite(sample: torch.Tensor, settings: RunSettings) -> None:
+    """Raise NonFiniteSampleError, naming the run's precision and sampler, unless all finite."""
+    if not torch.isfinite(sample).all():
+        raise NonFiniteSampleError(
+            f"the sampled trajectory has {int((~torch.isfinite(sample)).sum())} NaN/Inf values "
+            f"(precision={settings.precision}, sampler={settings.sampler}); no shard was written"
+        )
+
+
 def generate_member(
     denoiser: nn.Module,
     model: ModelConfig,
@@ -99,7 +121,19 @@ def generate_member(
     """Sample one trajectory of T = `request.trajectory_size` states with composed blankets.
 
     The padded trajectory of T' states is sampled as a whole, each step scoring its N
-    blankets in one batch, and trimmed back to T.
+    blankets in one batch, and trimmed back to T. Raises NonFiniteSampleError when the
+    sample has NaN or Inf values.
+
+    Arguments:
+        denoiser: the blanket denoiser.
+        model: its config.
+        request: the member, with its run's settings and seed.
+        device: where to sample; the CPU when None.
+        split: this process's share of the blankets; all of them when None.
+        progress: show a progress bar (on rank 0 only).
+
+    Returns:
+        The latent trajectory (T, C, H, W), its timestamps (T,) and timings.
     """
     began = time.perf_counter()
     device = device or torch.device("cpu")
@@ -121,11 +155,7 @@ def generate_member(
     show = progress and split.rank == 0
     sample = _sample(sampler, schedule, shape, request.seed, device, show)
     sampling_seconds = time.perf_counter() - sampling_began
-    if not torch.isfinite(sample).all():
-        raise NonFiniteSampleError(
-            f"the sampled trajectory has {int((~torch.isfinite(sample)).sum())} NaN/Inf values "
-            f"(precision={settings.precision}, sampler={settings.sampler}); no shard was written"
-        )
+    _check_finite(sample, settings)
     result = MemberResult(
         latent=sample[: request.trajectory_size].numpy(),
         times=times[: request.trajectory_size],

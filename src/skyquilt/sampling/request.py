@@ -60,7 +60,9 @@ class RunSettings:
             provenance[PROVENANCE_NAMES.get(item.name, item.name)] = value
         return provenance
 
-    def member(self, trajectory_size: int | str, start_date: str, member: int | str):
+    def member(
+        self, trajectory_size: int | str, start_date: str, member: int | str
+    ) -> "MemberRequest":
         """The request of one member of this run: T states from `start_date` ('YYYY-MM-DDTHH')."""
         return MemberRequest(self, int(trajectory_size), start_date, int(member))
 

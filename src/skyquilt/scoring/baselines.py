@@ -95,8 +95,10 @@ def climatology(
     lead_times: np.ndarray,
     period: tuple[str, str],
 ) -> xr.Dataset:
-    """Mean of the truth over `period` (inclusive), by hour of day when the period covers every
-    hour of day that a valid time needs, else the plain mean.
+    """Mean of the truth over `period` (inclusive), by hour of day where it can be.
+
+    By hour of day when the period covers every hour of day that a valid time needs, else the
+    plain mean.
 
     truth: (time, ...) -> (time [I], member [1], prediction_timedelta [L], ...); attribute
     `climatology` says which of "hour_of_day" or "all_hours" was used.

@@ -49,8 +49,11 @@ def _lead_hours(forecast: xr.Dataset) -> np.ndarray:
 
 
 def _tidy(values: xr.Dataset, columns: list[str], **labels: object) -> pd.DataFrame:
-    """Rows (variable, level, a column per dim, labels, value) of a dataset with one or two dims
-    (level and one of lead_hours, wavenumber, step). Without a level axis, level is <NA>."""
+    """Rows (variable, level, a column per dim, labels, value) of a small dataset.
+
+    Its dims are level and one of lead_hours, wavenumber, step. Without a level axis, level is
+    <NA>.
+    """
     tables = []
     for variable, field in values.data_vars.items():
         table = field.reset_coords(drop=True).to_dataframe(name="value").reset_index()
@@ -77,9 +80,10 @@ def _fair_crps(forecast: xr.Dataset, truth: xr.Dataset) -> xr.Dataset:
 
 
 def lead_scores(forecast: xr.Dataset, truth: xr.Dataset) -> dict[str, xr.Dataset]:
-    """Scores per lead time: forecast (time, member, [prediction_timedelta,] [level,] lat, lon),
-    truth (time, [prediction_timedelta,] [level,] lat, lon) -> {metric: ([prediction_timedelta,]
-    [level])}, averaged over inits.
+    """Scores per lead time, averaged over inits.
+
+    forecast (time, member, [prediction_timedelta,] [level,] lat, lon), truth (time,
+    [prediction_timedelta,] [level,] lat, lon) -> {metric: ([prediction_timedelta,] [level])}.
 
     rmse = sqrt(<(mean_m x - y)^2>), spread = sqrt(<var_m x>) with ddof=1, where <.> is the
     latitude-weighted mean over space and inits; crps = <fair CRPS>. Spread and the ratio need
@@ -97,8 +101,11 @@ def lead_scores(forecast: xr.Dataset, truth: xr.Dataset) -> dict[str, xr.Dataset
 
 
 def _blocks(*datasets: xr.Dataset) -> Iterator[list[xr.Dataset]]:
-    """Consecutive blocks of lead times of the datasets, loaded, as many leads per block as fit
-    in MEMORY_BUDGET bytes for the largest dataset (at least one)."""
+    """Consecutive blocks of lead times of the datasets, loaded.
+
+    As many leads per block as fit in MEMORY_BUDGET bytes for the largest dataset (at least
+    one).
+    """
     count = datasets[0].sizes["prediction_timedelta"]
     per_lead = max(dataset.nbytes for dataset in datasets) / count
     size = max(1, int(MEMORY_BUDGET // per_lead))
@@ -152,8 +159,11 @@ def zonal_power_spectrum(field: xr.Dataset) -> xr.Dataset:
 
 
 def spectrum_table(forecast: xr.Dataset, truth: xr.Dataset) -> pd.DataFrame:
-    """Zonal spectra of the samples (mean over inits, members, leads) and of the truth at the
-    same valid times -> DataFrame with SPECTRUM_COLUMNS, source "model" or "truth"."""
+    """Zonal spectra of the samples and of the truth at the same valid times.
+
+    Each is the mean over inits, members and leads -> DataFrame with SPECTRUM_COLUMNS, source
+    "model" or "truth".
+    """
     sources = {"model": forecast, "truth": align_truth(truth, forecast)}
     tables = []
     for name, states in sources.items():
@@ -229,8 +239,10 @@ def seam_table(steps: pd.DataFrame, seams: np.ndarray) -> pd.DataFrame:
 
 
 def table_to_dataset(table: pd.DataFrame) -> xr.Dataset:
-    """A tidy table as a dataset with one variable per column along dim `row`, ready for
-    `to_zarr`; level becomes float with NaN for <NA>, which zarr can store."""
+    """A tidy table as a dataset with one variable per column along dim `row`, for `to_zarr`.
+
+    Level becomes float with NaN for <NA>, which zarr can store.
+    """
     return xr.Dataset.from_dataframe(table.astype({"level": "float64"}).rename_axis("row"))
 
 
