@@ -16,6 +16,7 @@ include: "rules/aggregate.smk"
 include: "rules/decode.smk"
 include: "rules/render.smk"
 include: "rules/evaluate.smk"
+include: "rules/statistics.smk"
 
 
 rule all:
@@ -36,3 +37,9 @@ rule evaluate:
     """Scores, spectra and seam continuity of every trajectory size (on request)."""
     input:
         get_evaluate_targets,
+
+
+rule statistics:
+    """Ensemble mean, std, min, max and quantiles of every size and start date (on request)."""
+    input:
+        get_statistics_targets,

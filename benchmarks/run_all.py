@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 BENCHMARKS = Path(__file__).resolve().parent
-# In the order of issue 7's points 2 to 7.
+# In the order of issue 7's points 2 to 7, then the later ones.
 SCRIPTS = (
     "batched_vs_loop",
     "overhead",
@@ -22,6 +22,7 @@ SCRIPTS = (
     "decode_memory",
     "workflow_scale",
     "step_speed",
+    "statistics_memory",
 )
 
 

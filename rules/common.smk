@@ -108,7 +108,8 @@ wildcard_constraints:
 
 @functools.cache
 def check_product(product):
-    """Fail with one line unless `product` ('decoded', 'render' or 'evaluation') can be made.
+    """Fail with one line unless `product` ('decoded', 'render', 'evaluation' or 'statistics')
+    can be made.
 
     The input functions of the on-request rules call it, so a request is checked only when
     the DAG needs it (Snakemake knows the targets only after parsing), once, before any job.
@@ -132,10 +133,17 @@ def get_evaluate_targets(wildcards):
     return PRODUCTS.evaluate_targets()
 
 
+def get_statistics_targets(wildcards):
+    """The ensemble statistics of every trajectory size and start date."""
+    check_product("statistics")
+    return PRODUCTS.statistics_targets()
+
+
 def get_existing_products():
-    """Renders and evaluations made earlier on request: `all` keeps them up to date, and
-    `snakemake --report` finds them."""
+    """Renders, evaluations and statistics made earlier on request: `all` keeps them up to
+    date, and `snakemake --report` finds them."""
     products = PRODUCTS.render_targets() + PRODUCTS.evaluate_targets()
+    products += PRODUCTS.statistics_targets()
     return [path for path in products if os.path.exists(path)]
 
 
@@ -214,3 +222,13 @@ def get_evaluation_inputs(wildcards):
         for member in PLAN.members
     ]
     return {"decoded": decoded, "dataset": PRODUCTS.dataset}
+
+
+def get_statistics_inputs(wildcards):
+    """Every decoded member of one (trajectory size, start date)."""
+    check_product("statistics")
+    decoded = [
+        PRODUCTS.decoded(wildcards.size, wildcards.date, member)
+        for member in PLAN.members
+    ]
+    return {"decoded": decoded}

@@ -10,6 +10,7 @@ that needs them, so that a bad request fails before any job with one line naming
     <prior>/<T>h/render/gallery/<date>/<field>.png
     <prior>/<T>h/render/animation/<date>/<member>/<field>.gif (+ .mp4)
     <prior>/<T>h/evaluation/{metrics.csv, metrics.zarr, scores.png, spectra.png, seams.png, ...}
+    <prior>/<T>h/statistics/<date>.zarr   (`snakemake statistics`: ensemble mean, std, ...)
 """
 
 import os
@@ -30,6 +31,9 @@ from skyquilt.planning.plan import Plan
 FIELD_WILDCARD = r"[A-Za-z0-9_]+(-[0-9.]+)?"
 EVALUATION_FILES = ("metrics.csv", "scores.png", "spectra.png", "seams.png")
 EVALUATION_TABLES = ("spectra.csv", "steps.csv")
+# Defaults of the `statistics` section (config/schema.report.yaml has the same).
+STATISTICS_QUANTILES = (0.05, 0.5, 0.95)
+STATISTICS_BLOCK_MB = 256
 
 
 @dataclass(frozen=True)
@@ -74,33 +78,50 @@ class Products:
     frames_per_job: int | None
     evaluate_fields: list[Field] | None
     climatology_period: tuple[str, str] | None
+    quantiles: tuple[float, ...] = STATISTICS_QUANTILES
+    statistics_block_mb: float = STATISTICS_BLOCK_MB
 
     def size_dir(self, size: int | str) -> str:
+        """Everything of trajectory size T = `size` hours."""
         return f"{self.plan.prior_dir}/{size}h"
 
     def decoded(self, size: int | str, label: str, member: int | str) -> str:
+        """One decoded member (zarr, WeatherBench2 layout)."""
         return f"{self.size_dir(size)}/decoded/{label}/{member}.zarr"
 
     def gallery(self, size: int | str, label: str, field: str) -> str:
+        """The gallery of one field at one start date (PNG)."""
         return f"{self.size_dir(size)}/render/gallery/{label}/{field}.png"
 
-    def animation(self, size: int | str, label: str, member: int | str, field: str, suffix: str):
+    def animation(
+        self, size: int | str, label: str, member: int | str, field: str, suffix: str
+    ) -> str:
+        """The animation of one field of one member, `suffix` "gif" or "mp4"."""
         return f"{self.size_dir(size)}/render/animation/{label}/{member}/{field}.{suffix}"
 
     def frames(self, size: int | str, label: str, member: int | str, field: str, chunk) -> str:
+        """The folder of one frames job's PNG frames, `chunk` its index."""
         return f"{self.size_dir(size)}/render/frames/{label}/{member}/{field}/{chunk}"
 
     def evaluation(self, size: int | str, name: str) -> str:
+        """One output `name` of the evaluation (scores, plots)."""
         return f"{self.size_dir(size)}/evaluation/{name}"
+
+    def statistics(self, size: int | str, label: str) -> str:
+        """The ensemble statistics of one start date (a zarr, one group per statistic)."""
+        return f"{self.size_dir(size)}/statistics/{label}.zarr"
 
     @property
     def animation_suffixes(self) -> list[str]:
+        """The animation formats written: GIF always, MP4 too when asked for and ffmpeg exists."""
         return ["gif", "mp4"] if self.mp4 else ["gif"]
 
     def gallery_member_list(self) -> list[int]:
+        """The members shown in a gallery: the first `gallery_members`."""
         return self.plan.members[: self.gallery_members]
 
     def animated_members(self) -> list[int]:
+        """The members animated: the first `animation_members`, all when unset."""
         return self.plan.members[: self.animation_members]
 
     def frame_chunks(self, size: int | str) -> list[list[int]]:
@@ -132,12 +153,32 @@ class Products:
         names = (*EVALUATION_FILES, *EVALUATION_TABLES, "metrics.zarr")
         return [self.evaluation(size, name) for size in self.plan.sizes for name in names]
 
+    def statistics_targets(self) -> list[str]:
+        """The ensemble statistics of every trajectory size and start date."""
+        return [
+            self.statistics(size, label)
+            for size in self.plan.sizes
+            for label in self.plan.date_labels
+        ]
+
+
+def parse_quantiles(values: list[float], key: str = "statistics.quantiles") -> tuple[float, ...]:
+    """Quantiles from the config, sorted; ConfigError for one outside (0, 1) or repeated."""
+    for value in values:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1:
+            raise ConfigError(f"{key}: {value!r} is not a number strictly between 0 and 1")
+    repeated = sorted({value for value in values if values.count(value) > 1})
+    if repeated:
+        raise ConfigError(f"{key}: {', '.join(map(str, repeated))} listed more than once")
+    return tuple(sorted(float(value) for value in values))
+
 
 def make_products(config: dict, plan: Plan) -> Products:
     """Products of a schema-valid config (schema.report.yaml defaults filled in)."""
     render, evaluate = config["render"], config["evaluate"]
     animation = render["animation"]
     period = evaluate.get("climatology_period")
+    statistics = config.get("statistics") or {}
     return Products(
         plan=plan,
         dataset=config.get("dataset"),
@@ -152,6 +193,8 @@ def make_products(config: dict, plan: Plan) -> Products:
         frames_per_job=animation.get("frames_per_job"),
         evaluate_fields=parse_fields(evaluate.get("fields"), "evaluate.fields"),
         climatology_period=tuple(period) if period else None,
+        quantiles=parse_quantiles(list(statistics.get("quantiles", STATISTICS_QUANTILES))),
+        statistics_block_mb=float(statistics.get("block_mb", STATISTICS_BLOCK_MB)),
     )
 
 
@@ -245,12 +288,13 @@ def check_climatology_period(products: Products) -> None:
 
 
 def check_request(products: Products, asked: set[str], built: Collection[str] = ()) -> None:
-    """A request for decoded members, renders or evaluations can be served.
+    """A request for decoded members, renders, evaluations or statistics can be served.
 
-    asked: a subset of {"decoded", "render", "evaluation"}; built: model and dataset paths
-    that the workflow itself builds (the demo). The decoder and statistics files must exist,
-    and render and evaluate also need the ground truth of every state in the dataset and
-    fields that the dataset has. What the workflow builds is checked once it exists.
+    asked: a subset of {"decoded", "render", "evaluation", "statistics"}; built: model and
+    dataset paths that the workflow itself builds (the demo). The decoder and latent
+    statistics files must exist (and the dataset, for every request: decoding takes its grid);
+    render and evaluate also need the ground truth of every state in the dataset and fields
+    that the dataset has. What the workflow builds is checked once it exists.
     """
     if not asked:
         return

@@ -17,6 +17,7 @@ HARDWARE_SECTIONS = {
     "decode": "decode",
     "render": "render",
     "evaluate": "evaluate",
+    "statistics": "statistics",
 }
 
 

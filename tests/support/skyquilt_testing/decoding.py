@@ -79,3 +79,44 @@ def install_autoencoder(
     safetensors.torch.save_file(
         {"mean": mean.contiguous(), "std": std.contiguous()}, directory.stats_file
     )
+
+
+def write_decoded_members(
+    directory: Path,
+    count: int,
+    states: int = 6,
+    grid: tuple[int, int] = (8, 16),
+    start: str = "2000-04-03T00",
+    states_per_chunk: int = 4,
+    seed: int = 0,
+) -> list[Path]:
+    """`count` decoded members of one start date in the decode job's layout (made by
+    skyquilt.io.forecasts.decoded_template from a synthetic dataset): the synthetic dataset's
+    states from `start`, plus member noise of each variable's amplitude. Returns their paths
+    (directory / "<member>.zarr"), writing only those that do not exist yet."""
+    import zarr
+
+    from skyquilt.io.forecasts import decoded_template
+    from skyquilt.io.shards import ZARR_FORMAT
+
+    dataset = synthetic_dataset(start, states, grid, seed)
+    channels = [(name, float(LEVEL_HPA)) for name in VARIABLES]
+    paths = []
+    for member in range(count):
+        path = Path(directory) / f"{member}.zarr"
+        paths.append(path)
+        if path.exists():
+            continue
+        shard = xr.Dataset(
+            coords={"time": dataset.time.values},
+            attrs={"start_date": start, "member": member, "trajectory_size": states},
+        )
+        template = decoded_template(shard, dataset, channels, states_per_chunk)
+        template.to_zarr(path, mode="w-", compute=False, consolidated=True, zarr_format=ZARR_FORMAT)
+        store = zarr.open_group(path, mode="r+", zarr_format=ZARR_FORMAT)
+        rng = np.random.default_rng([seed, member])
+        for name in VARIABLES:
+            truth = dataset[name].values  # (T, 1, H, W)
+            noise = AMPLITUDES[name] * rng.standard_normal(truth.shape)
+            store[name][0, 0] = (truth + noise).astype(np.float32)
+    return paths

@@ -108,3 +108,38 @@ def test_mp4_animations_are_planned_only_when_ffmpeg_is_available(tiny_model, mo
         products = make_products(config, make_plan(config))
         mp4s = [path for path in products.render_targets() if path.endswith(".mp4")]
         assert len(mp4s) == (4 if available else 0)
+
+
+def test_statistics_are_one_zarr_per_size_and_start_date(products):
+    assert products.statistics(12, "2000-04-03T00") == (
+        "out/prior/default/12h/statistics/2000-04-03T00.zarr"
+    )
+    assert products.statistics_targets() == [
+        "out/prior/default/12h/statistics/2000-04-03T00.zarr",
+        "out/prior/default/12h/statistics/2000-04-20T12.zarr",
+    ]
+    assert products.quantiles == (0.05, 0.5, 0.95)  # the default without a statistics section
+
+
+def test_statistics_quantiles_are_sorted_and_checked(tiny_model):
+    config = tiny_config(tiny_model) | DEFAULTS
+    config["statistics"] = {"quantiles": [0.9, 0.1], "block_mb": 8}
+    products = make_products(config, make_plan(config))
+    assert products.quantiles == (0.1, 0.9) and products.statistics_block_mb == 8
+    for bad, message in (
+        ([0.5, 1.0], "statistics.quantiles: 1.0 is not a number strictly between 0 and 1"),
+        ([0.2, 0.2], "statistics.quantiles: 0.2 listed more than once"),
+    ):
+        config["statistics"] = {"quantiles": bad}
+        with pytest.raises(ConfigError, match=f"^{message}$"):
+            make_products(config, make_plan(config))
+
+
+def test_statistics_need_the_dataset_but_not_its_ground_truth(tiny_model):
+    config = tiny_config(tiny_model) | DEFAULTS
+    products = make_products(config, make_plan(config))
+    with pytest.raises(ConfigError, match="dataset: decoding needs the dataset"):
+        products_module.check_request(products, {"statistics"}, built=[str(tiny_model)])
+    config["dataset"] = "/nowhere/era5.zarr"  # never opened: statistics need no truth
+    products = make_products(config, make_plan(config))
+    products_module.check_request(products, {"statistics"}, built=[str(tiny_model)])
