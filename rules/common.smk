@@ -172,7 +172,7 @@ def get_gallery_inputs(wildcards):
     """The decoded members shown in the gallery of one (size, start date), and the truth."""
     check_product("render")
     decoded = [
-        PRODUCTS.decoded(wildcards.size, wildcards.date, member)
+        PRODUCTS.decoded_path(wildcards.size, wildcards.date, member)
         for member in PRODUCTS.gallery_member_list()
     ]
     return {"decoded": decoded, "dataset": PRODUCTS.dataset}
@@ -181,7 +181,7 @@ def get_gallery_inputs(wildcards):
 def get_frames_inputs(wildcards):
     """The decoded member of an animation, and the truth."""
     check_product("render")
-    decoded = PRODUCTS.decoded(wildcards.size, wildcards.date, wildcards.member)
+    decoded = PRODUCTS.decoded_path(wildcards.size, wildcards.date, wildcards.member)
     return {"decoded": decoded, "dataset": PRODUCTS.dataset}
 
 
@@ -192,7 +192,7 @@ def get_animation_inputs(wildcards):
     if not PRODUCTS.frames_per_job:
         return get_frames_inputs(wildcards)
     frames = [
-        PRODUCTS.frames(
+        PRODUCTS.frames_dir(
             wildcards.size, wildcards.date, wildcards.member, wildcards.field, chunk
         )
         for chunk in range(len(PRODUCTS.frame_chunks(wildcards.size)))
@@ -208,7 +208,7 @@ def get_frame_indices(wildcards):
 def get_animation_outputs():
     """GIF always, MP4 when asked for and ffmpeg is available."""
     return {
-        suffix: PRODUCTS.animation("{size}", "{date}", "{member}", "{field}", suffix)
+        suffix: PRODUCTS.animation_path("{size}", "{date}", "{member}", "{field}", suffix)
         for suffix in PRODUCTS.animation_suffixes
     }
 
@@ -217,7 +217,7 @@ def get_evaluation_inputs(wildcards):
     """Every decoded member of one trajectory size, and the truth."""
     check_product("evaluation")
     decoded = [
-        PRODUCTS.decoded(wildcards.size, label, member)
+        PRODUCTS.decoded_path(wildcards.size, label, member)
         for label in PLAN.date_labels
         for member in PLAN.members
     ]
@@ -228,7 +228,7 @@ def get_statistics_inputs(wildcards):
     """Every decoded member of one (trajectory size, start date)."""
     check_product("statistics")
     decoded = [
-        PRODUCTS.decoded(wildcards.size, wildcards.date, member)
+        PRODUCTS.decoded_path(wildcards.size, wildcards.date, member)
         for member in PLAN.members
     ]
     return {"decoded": decoded}

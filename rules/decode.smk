@@ -4,7 +4,7 @@ rule decode:
     input:
         unpack(get_decode_inputs),
     output:
-        directory(PRODUCTS.decoded("{size}", "{date}", "{member}")),
+        directory(PRODUCTS.decoded_path("{size}", "{date}", "{member}")),
     log:
         PLAN.log_path("decode/{size}h/{date}/{member}"),
     conda:

@@ -4,7 +4,7 @@ rule gallery:
         unpack(get_gallery_inputs),
     output:
         report(
-            PRODUCTS.gallery("{size}", "{date}", "{field}"),
+            PRODUCTS.gallery_path("{size}", "{date}", "{field}"),
             caption="../report/gallery.rst",
             category="Galleries",
             subcategory="{size}h trajectories",
@@ -32,7 +32,7 @@ rule frames:
     output:
         temp(
             directory(
-                PRODUCTS.frames("{size}", "{date}", "{member}", "{field}", "{chunk}")
+                PRODUCTS.frames_dir("{size}", "{date}", "{member}", "{field}", "{chunk}")
             )
         ),
     log:

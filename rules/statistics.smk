@@ -5,7 +5,7 @@ rule ensemble_statistics:
     input:
         unpack(get_statistics_inputs),
     output:
-        directory(PRODUCTS.statistics("{size}", "{date}")),
+        directory(PRODUCTS.statistics_path("{size}", "{date}")),
     log:
         PLAN.log_path("statistics/{size}h/{date}"),
     conda:

@@ -85,29 +85,29 @@ class Products:
         """Everything of trajectory size T = `size` hours."""
         return f"{self.plan.prior_dir}/{size}h"
 
-    def decoded(self, size: int | str, label: str, member: int | str) -> str:
+    def decoded_path(self, size: int | str, label: str, member: int | str) -> str:
         """One decoded member (zarr, WeatherBench2 layout)."""
         return f"{self.size_dir(size)}/decoded/{label}/{member}.zarr"
 
-    def gallery(self, size: int | str, label: str, field: str) -> str:
+    def gallery_path(self, size: int | str, label: str, field: str) -> str:
         """The gallery of one field at one start date (PNG)."""
         return f"{self.size_dir(size)}/render/gallery/{label}/{field}.png"
 
-    def animation(
+    def animation_path(
         self, size: int | str, label: str, member: int | str, field: str, suffix: str
     ) -> str:
         """The animation of one field of one member, `suffix` "gif" or "mp4"."""
         return f"{self.size_dir(size)}/render/animation/{label}/{member}/{field}.{suffix}"
 
-    def frames(self, size: int | str, label: str, member: int | str, field: str, chunk) -> str:
+    def frames_dir(self, size: int | str, label: str, member: int | str, field: str, chunk) -> str:
         """The folder of one frames job's PNG frames, `chunk` its index."""
         return f"{self.size_dir(size)}/render/frames/{label}/{member}/{field}/{chunk}"
 
-    def evaluation(self, size: int | str, name: str) -> str:
+    def evaluation_path(self, size: int | str, name: str) -> str:
         """One output `name` of the evaluation (scores, plots)."""
         return f"{self.size_dir(size)}/evaluation/{name}"
 
-    def statistics(self, size: int | str, label: str) -> str:
+    def statistics_path(self, size: int | str, label: str) -> str:
         """The ensemble statistics of one start date (a zarr, one group per statistic)."""
         return f"{self.size_dir(size)}/statistics/{label}.zarr"
 
@@ -142,21 +142,23 @@ class Products:
         for size in self.plan.sizes:
             for label in self.plan.date_labels:
                 for field in self.render_fields or []:
-                    targets.append(self.gallery(size, label, field.label))
+                    targets.append(self.gallery_path(size, label, field.label))
                     for member in self.animated_members():
                         for suffix in self.animation_suffixes:
-                            targets.append(self.animation(size, label, member, field.label, suffix))
+                            targets.append(
+                                self.animation_path(size, label, member, field.label, suffix)
+                            )
         return targets
 
     def evaluate_targets(self) -> list[str]:
         """The metrics, tables and plots of every trajectory size."""
         names = (*EVALUATION_FILES, *EVALUATION_TABLES, "metrics.zarr")
-        return [self.evaluation(size, name) for size in self.plan.sizes for name in names]
+        return [self.evaluation_path(size, name) for size in self.plan.sizes for name in names]
 
     def statistics_targets(self) -> list[str]:
         """The ensemble statistics of every trajectory size and start date."""
         return [
-            self.statistics(size, label)
+            self.statistics_path(size, label)
             for size in self.plan.sizes
             for label in self.plan.date_labels
         ]

@@ -47,13 +47,16 @@ def test_a_field_listed_twice_is_refused():
 
 
 def test_paths_follow_the_output_layout(products):
-    assert products.decoded(12, "2000-04-03T00", 1) == (
+    assert products.decoded_path(12, "2000-04-03T00", 1) == (
         "out/prior/default/12h/decoded/2000-04-03T00/1.zarr"
     )
-    assert products.gallery(12, "2000-04-03T00", "geopotential-500") == (
+    assert products.gallery_path(12, "2000-04-03T00", "geopotential-500") == (
         "out/prior/default/12h/render/gallery/2000-04-03T00/geopotential-500.png"
     )
-    assert products.evaluation(12, "metrics.csv") == "out/prior/default/12h/evaluation/metrics.csv"
+    assert (
+        products.evaluation_path(12, "metrics.csv")
+        == "out/prior/default/12h/evaluation/metrics.csv"
+    )
 
 
 def test_frames_are_split_into_jobs_of_at_most_frames_per_job(products):
@@ -111,7 +114,7 @@ def test_mp4_animations_are_planned_only_when_ffmpeg_is_available(tiny_model, mo
 
 
 def test_statistics_are_one_zarr_per_size_and_start_date(products):
-    assert products.statistics(12, "2000-04-03T00") == (
+    assert products.statistics_path(12, "2000-04-03T00") == (
         "out/prior/default/12h/statistics/2000-04-03T00.zarr"
     )
     assert products.statistics_targets() == [
