@@ -208,7 +208,9 @@ def get_frame_indices(wildcards):
 def get_animation_outputs():
     """GIF always, MP4 when asked for and ffmpeg is available."""
     return {
-        suffix: PRODUCTS.animation_path("{size}", "{date}", "{member}", "{field}", suffix)
+        suffix: PRODUCTS.animation_path(
+            "{size}", "{date}", "{member}", "{field}", suffix
+        )
         for suffix in PRODUCTS.animation_suffixes
     }
 

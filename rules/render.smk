@@ -32,7 +32,9 @@ rule frames:
     output:
         temp(
             directory(
-                PRODUCTS.frames_dir("{size}", "{date}", "{member}", "{field}", "{chunk}")
+                PRODUCTS.frames_dir(
+                    "{size}", "{date}", "{member}", "{field}", "{chunk}"
+                )
             )
         ),
     log:
