@@ -17,6 +17,7 @@ include: "rules/decode.smk"
 include: "rules/render.smk"
 include: "rules/evaluate.smk"
 include: "rules/statistics.smk"
+include: "rules/verify.smk"
 
 
 rule all:

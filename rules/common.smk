@@ -6,19 +6,39 @@ from snakemake.logging import logger
 from snakemake.utils import validate
 
 from skyquilt.models.config import ModelDirectory
-from skyquilt.planning.config import checked
+from skyquilt.planning.config import checked, check_no_yaml_dates, normalise_integers
 from skyquilt.planning.products import FIELD_WILDCARD, check_request, make_products
 from skyquilt.planning.plan import WILDCARDS, make_plan
-from skyquilt.planning.resources import launcher_command
+from skyquilt.planning.resources import check_executor, launcher_command
 
 # The post-deploy script of envs/skyquilt.yaml installs skyquilt from here into rule
 # environments (`--use-conda`); Snakemake creates them from this process.
 os.environ.update(SKYQUILT_SOURCE=workflow.basedir)
 SCHEMAS = os.path.join(workflow.basedir, "config")
+# Before the schema: unquoted YAML dates get a line saying how to write them, and floats
+# that equal an integer (2.0) become that integer for every job.
+checked(check_no_yaml_dates, config)
+checked(normalise_integers, config, f"{SCHEMAS}/schema.yaml")
+checked(normalise_integers, config, f"{SCHEMAS}/schema.report.yaml")
 checked(validate, config, schema=f"{SCHEMAS}/schema.yaml")
 PLAN = checked(
     make_plan, config, built_by_workflow=globals().get("WORKFLOW_BUILT_MODELS", {})
 )
+if workflow.is_main_process:
+    for warning in PLAN.warnings:
+        logger.warning(f"skyquilt: {warning}")
+
+
+@functools.cache
+def check_where_jobs_run():
+    """Fail with one line when backend local meets an executor that submits jobs (SLURM).
+
+    The executor is known only once the DAG is built (a dry run stands in for it), so the
+    aggregate's and the on-request rules' input functions call this, once.
+    """
+    plugin = workflow.executor_plugin
+    if workflow.is_main_process and plugin is not None:
+        checked(check_executor, config["hardware"], plugin.name)
 
 
 wildcard_constraints:
@@ -45,6 +65,7 @@ def get_all_shards():
 
 def get_shards(wildcards):
     """Every member shard of one trajectory size."""
+    check_where_jobs_run()
     return [
         PLAN.shard_path(wildcards.size, label, member)
         for label in PLAN.date_labels
@@ -114,6 +135,7 @@ def check_product(product):
     The input functions of the on-request rules call it, so a request is checked only when
     the DAG needs it (Snakemake knows the targets only after parsing), once, before any job.
     """
+    check_where_jobs_run()
     built = [
         *globals().get("WORKFLOW_BUILT_MODELS", {}),
         *globals().get("WORKFLOW_BUILT_DATASETS", ()),

@@ -8,10 +8,16 @@ import os
 
 from snakemake.utils import validate
 
-from skyquilt.planning.config import checked
+from skyquilt.planning.config import checked, check_no_yaml_dates, normalise_integers
 from skyquilt.planning.demo import make_demo_plan
 from skyquilt.planning.demo_settings import stats_path
 
+checked(check_no_yaml_dates, config)
+checked(
+    normalise_integers,
+    config,
+    os.path.join(workflow.basedir, "config/schema.demo.yaml"),
+)
 checked(
     validate, config, schema=os.path.join(workflow.basedir, "config/schema.demo.yaml")
 )

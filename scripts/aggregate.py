@@ -1,11 +1,11 @@
 """Aggregate job: merge the member shards of one trajectory size (rule `aggregate`)."""
 
-import contextlib
+from skyquilt.jobs.logs import job_log
 
-from skyquilt.jobs.aggregate import run_aggregate
-from skyquilt.sampling.request import RunSettings
+with job_log(snakemake.log[0]):  # noqa: F821
+    from skyquilt.jobs.aggregate import run_aggregate
+    from skyquilt.sampling.request import RunSettings
 
-with open(snakemake.log[0], "w") as log, contextlib.redirect_stderr(log):  # noqa: F821
     run_aggregate(
         shards=list(snakemake.input),  # noqa: F821
         output=snakemake.output[0],  # noqa: F821

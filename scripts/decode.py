@@ -1,14 +1,13 @@
 """Decode job: one member's latents to physical fields (rule `decode`)."""
 
-import contextlib
+from skyquilt.jobs.logs import configure_logging, job_log
 
-import torch
-
-from skyquilt.jobs.decode import decode_member
-from skyquilt.jobs.logs import configure_logging
-
-with open(snakemake.log[0], "w") as log, contextlib.redirect_stderr(log):  # noqa: F821
+with job_log(snakemake.log[0]):  # noqa: F821
     configure_logging()
+    import torch
+
+    from skyquilt.jobs.decode import decode_member
+
     torch.set_num_threads(snakemake.threads)  # noqa: F821
     decode_member(
         shard_path=snakemake.input.shard,  # noqa: F821

@@ -1,30 +1,35 @@
 """Rule demo_denoiser: train the demo denoiser, then sample, decode and compare a few blankets
-with the held-out data (sanity.json). Progress (tqdm) goes to the console, a summary to the log.
+with the held-out data (sanity.json). Progress (tqdm) goes to the console, a summary to the log,
+and so does the traceback if the job fails.
 """
 
-import json
-from pathlib import Path
+from skyquilt.jobs.logs import job_log
 
-import torch
+with job_log(snakemake.log[0], capture_stderr=False) as log:  # noqa: F821
+    import json
+    from pathlib import Path
 
-from skyquilt.demo.sanity import sanity_check
-from skyquilt.demo.train_denoiser import make_denoiser
-from skyquilt.io.atomic import write_json
-from skyquilt.planning.demo_settings import DenoiserSettings
+    import torch
 
-torch.set_num_threads(snakemake.threads)  # noqa: F821
-settings = DenoiserSettings(**snakemake.params.settings)  # noqa: F821
-held_out = tuple(snakemake.params.held_out)  # noqa: F821
-model_path = Path(snakemake.output.config).parent  # noqa: F821
-summary = make_denoiser(
-    latent_dir=Path(snakemake.input.stats).parent,  # noqa: F821
-    model_path=model_path,
-    settings=settings,
-    held_out=held_out,
-    progress=True,
-)
-dataset_path = snakemake.input.dataset  # noqa: F821
-sanity = sanity_check(model_path, dataset_path, held_out, settings.sanity_blankets, settings.seed)
-write_json(sanity, snakemake.output.sanity)  # noqa: F821
-with open(snakemake.log[0], "w") as log:  # noqa: F821
+    from skyquilt.demo.sanity import sanity_check
+    from skyquilt.demo.train_denoiser import make_denoiser
+    from skyquilt.io.atomic import write_json
+    from skyquilt.planning.demo_settings import DenoiserSettings
+
+    torch.set_num_threads(snakemake.threads)  # noqa: F821
+    settings = DenoiserSettings(**snakemake.params.settings)  # noqa: F821
+    held_out = tuple(snakemake.params.held_out)  # noqa: F821
+    model_path = Path(snakemake.output.config).parent  # noqa: F821
+    summary = make_denoiser(
+        latent_dir=Path(snakemake.input.stats).parent,  # noqa: F821
+        model_path=model_path,
+        settings=settings,
+        held_out=held_out,
+        progress=True,
+    )
+    dataset_path = snakemake.input.dataset  # noqa: F821
+    sanity = sanity_check(
+        model_path, dataset_path, held_out, settings.sanity_blankets, settings.seed
+    )
+    write_json(sanity, snakemake.output.sanity)  # noqa: F821
     print(json.dumps({"training": summary, "sanity": sanity}, indent=2), file=log)

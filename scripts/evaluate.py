@@ -1,13 +1,12 @@
 """Evaluation job: scores, spectra and seam continuity of one trajectory size."""
 
-import contextlib
+from skyquilt.jobs.logs import configure_logging, job_log
 
-from skyquilt.jobs.evaluate import run_evaluation
-from skyquilt.jobs.logs import configure_logging
-from skyquilt.planning.products import parse_fields
-
-with open(snakemake.log[0], "w") as log, contextlib.redirect_stderr(log):  # noqa: F821
+with job_log(snakemake.log[0]):  # noqa: F821
     configure_logging()
+    from skyquilt.jobs.evaluate import run_evaluation
+    from skyquilt.planning.products import parse_fields
+
     period = snakemake.params.climatology_period  # noqa: F821
     run_evaluation(
         decoded=list(snakemake.input.decoded),  # noqa: F821

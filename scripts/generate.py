@@ -3,6 +3,7 @@
 import argparse
 
 from skyquilt.jobs.generate import run_generation
+from skyquilt.jobs.logs import failure_last
 from skyquilt.sampling.request import RunSettings
 
 parser = argparse.ArgumentParser(description=__doc__)
@@ -15,4 +16,5 @@ parser.add_argument("--threads", type=int, default=1)
 arguments = parser.parse_args()
 settings = RunSettings.from_json(arguments.settings)
 request = settings.member(arguments.size, arguments.date, arguments.member)
-run_generation(request, arguments.output, arguments.threads)
+with failure_last(exit_quietly=True):  # stderr is the rule's log: it ends with the traceback
+    run_generation(request, arguments.output, arguments.threads)

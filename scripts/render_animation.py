@@ -1,11 +1,11 @@
 """Animation job: one member beside the truth as a GIF, and an MP4 if ffmpeg is available,
 from the frames of several frames jobs or rendered here."""
 
-import contextlib
+from skyquilt.jobs.logs import job_log
 
-from skyquilt.jobs.render import animate_frames, animate_member
+with job_log(snakemake.log[0]):  # noqa: F821
+    from skyquilt.jobs.render import animate_frames, animate_member
 
-with open(snakemake.log[0], "w") as log, contextlib.redirect_stderr(log):  # noqa: F821
     outputs = {
         "gif": snakemake.output.gif,  # noqa: F821
         "mp4": snakemake.output.get("mp4"),  # noqa: F821

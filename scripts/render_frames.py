@@ -1,10 +1,10 @@
 """Frames job: one chunk of an animation's frames, sample beside truth (rule `frames`)."""
 
-import contextlib
+from skyquilt.jobs.logs import job_log
 
-from skyquilt.jobs.render import render_frames
+with job_log(snakemake.log[0]):  # noqa: F821
+    from skyquilt.jobs.render import render_frames
 
-with open(snakemake.log[0], "w") as log, contextlib.redirect_stderr(log):  # noqa: F821
     render_frames(
         decoded=snakemake.input.decoded,  # noqa: F821
         dataset=snakemake.input.dataset,  # noqa: F821

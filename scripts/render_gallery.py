@@ -1,10 +1,10 @@
 """Gallery job: truth and members of one start date at chosen lead hours (rule `gallery`)."""
 
-import contextlib
+from skyquilt.jobs.logs import job_log
 
-from skyquilt.jobs.render import render_gallery
+with job_log(snakemake.log[0]):  # noqa: F821
+    from skyquilt.jobs.render import render_gallery
 
-with open(snakemake.log[0], "w") as log, contextlib.redirect_stderr(log):  # noqa: F821
     render_gallery(
         decoded=list(snakemake.input.decoded),  # noqa: F821
         dataset=snakemake.input.dataset,  # noqa: F821

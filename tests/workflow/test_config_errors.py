@@ -41,6 +41,9 @@ class Models:
     decodable: Path
     dataset: Path
     dataset_without_geopotential: Path
+    dataset_without_time: Path
+    dataset_with_two_levels: Path
+    dataset_on_another_grid: Path
 
 
 @dataclass(frozen=True)
@@ -115,6 +118,32 @@ def rendering(dataset: str, **changes) -> Callable[[dict, Models], None]:
     return edit
 
 
+def yaml_text(replace: str, by: str) -> Callable[[dict, Models], str]:
+    """An edit that writes the config as YAML with `replace` replaced (a YAML-only mistake)."""
+
+    def edit(config: dict, models: Models) -> str:
+        text = yaml.safe_dump(config, sort_keys=False)
+        assert replace in text, text
+        return text.replace(replace, by, 1)
+
+    return edit
+
+
+def asking(target: str, dataset: str, key: str, *allowed: str, name: str = "") -> Case:
+    """A case that asks for `target` (statistics, evaluate, ...) with one of the datasets
+    (a Models attribute) or with the path `dataset`."""
+
+    def edit(config: dict, models: Models) -> None:
+        value = getattr(models, dataset) if hasattr(models, dataset) else dataset
+        config.update(model_path=str(models.decodable), dataset=str(value))
+
+    return Case(name or f"{target}_{dataset}", edit, key, allowed, targets=(target,))
+
+
+def inside_dataset(config: dict, models: Models) -> None:
+    config.update(dataset=str(models.dataset), output_dir=str(models.dataset / "results"))
+
+
 def bad(name: str, key: str, value, *allowed: str) -> Case:
     """A case that sets `key` to a bad `value`; the line must name `key`."""
     return Case(name, setting(key, value), key, allowed)
@@ -152,7 +181,7 @@ CASES = [
     bad("sampler_unknown", "diffusion.sampler.type", "euler", "'lms'", "'ddim'"),
     sampler("sampler_option_misspelled", "lms", {"orderr": 2}, "allowed: order"),
     sampler("sampler_option_of_another_sampler", "ddim", {"order": 2}, "allowed: eta"),
-    sampler("sampler_option_out_of_range", "lms", {"order": 0}, ">= 1"),
+    sampler("sampler_option_out_of_range", "lms", {"order": 0}, "[1, 10]"),
     sampler("sampler_config_not_a_mapping", "lms", [2], "'object'"),
     bad("steps_zero", "diffusion.num_steps", 0, "minimum of 1"),
     Case("diffusion_misspelled_key", setting("diffusion.steps", 3), "diffusion", ("num_steps",)),
@@ -174,6 +203,108 @@ CASES = [
     bad("run_name_with_space", "run", "my run", "letters, digits"),
     bad("seed_negative", "seed", -1, "minimum of 0"),
     bad("stitch_unknown", "generation.stitch", "mean", "'symmetric'", "'average'"),
+    # dates (issue: no silent wrong results, 1)
+    bad("date_same_instant_twice", "start_dates", ["2000-04-03 0h", "2000-04-03 00h"], "same"),
+    bad("date_after_the_time_axis", "start_dates", ["2300-01-01 0h"], "outside the time axis"),
+    bad("date_before_the_time_axis", "start_dates", ["1600-01-01 0h"], "'2262-04-11 23h'"),
+    bad("trajectory_past_the_time_axis", "start_dates", ["2262-04-11 20h"], "ends past"),
+    Case(
+        "date_as_yaml_date",
+        yaml_text("- 2000-04-03 0h", "- 2000-04-03"),
+        "start_dates.0",
+        ("YAML date", '"2000-04-03 0h"'),
+    ),
+    Case(
+        "date_as_yaml_timestamp",
+        yaml_text("- 2000-04-20 12h", "- 2000-04-20 12:00:00"),
+        "start_dates.1",
+        ("YAML timestamp", '"2000-04-20 12h"'),
+    ),
+    Case(
+        "climatology_period_as_yaml_dates",
+        yaml_text(
+            "blanket_overlap: 4",
+            "blanket_overlap: 4\nevaluate: {climatology_period: [1999-07-01, 2000-01-01]}",
+        ),
+        "evaluate.climatology_period.0",
+        ('"1999-07-01"',),
+    ),
+    # paths (2)
+    bad("output_dir_empty", "output_dir", "", "empty"),
+    bad("output_dir_blank", "output_dir", "   ", "empty"),
+    bad("output_dir_climbs_out", "output_dir", "out/../..", "'..'"),
+    bad("output_dir_with_tilde", "output_dir", "~/results", "expanded"),
+    bad("output_dir_with_a_variable", "output_dir", "$HOME/results", "expanded"),
+    bad("output_dir_with_a_brace", "output_dir", "out{member}", "wildcard"),
+    bad("output_dir_with_a_newline", "output_dir", "out\nx", "control character"),
+    Case("output_dir_inside_the_dataset", inside_dataset, "output_dir", ("inside dataset",)),
+    bad("run_dot_dot", "run", "..", "plain directory name"),
+    bad("run_dot", "run", ".", "plain directory name"),
+    bad("run_climbs_out", "run", "../x", "letters, digits"),
+    bad("run_absolute", "run", "/tmp/x", "letters, digits"),
+    bad("run_empty", "run", "", "letters, digits"),
+    bad("model_path_empty", "model_path", "", "empty"),
+    bad("model_path_blank", "model_path", "  ", "empty"),
+    bad("dataset_empty", "dataset", "", "empty"),
+    # integers given as fractions (3); integral floats (2.0) are accepted as the integer
+    bad("samples_fraction", "num_samples_per_date", 2.5, "'integer'"),
+    bad("overlap_fraction", "blanket_overlap", 4.5, "'integer'"),
+    bad("steps_fraction", "diffusion.num_steps", 8.5, "'integer'"),
+    bad("seed_fraction", "seed", 1.5, "'integer'"),
+    bad("sizes_fraction", "trajectory_sizes", 72.5, "'integer'"),
+    bad("gpus_fraction", "hardware.gen.gpus", 1.5, "'integer'"),
+    bad("cpus_fraction", "hardware.gen.cpus", 2.5, "'integer'"),
+    bad("batch_fraction", "generation.max_blankets_per_batch", 16.5, "'integer'"),
+    bad("processes_fraction", "generation.processes", 1.5, "'integer'"),
+    bad("states_per_chunk_fraction", "decode.states_per_chunk", 8.5, "'integer'"),
+    sampler("order_fraction", "lms", {"order": 2.5}, "integer in [1, 10]", "2.5"),
+    sampler("corrections_fraction", "pc", {"corrections": 1.5}, "integer >= 0"),
+    # absurd sizes and counts
+    bad("sizes_huge_range", "trajectory_sizes", "1-100000000", "<= 100000"),
+    bad("sizes_huge_int", "trajectory_sizes", 10**9, "<= 100000"),
+    bad("samples_huge", "num_samples_per_date", 10**9, "maximum of 100000"),
+    Case(
+        "too_many_generation_jobs",
+        lambda config, models: config.update(trajectory_sizes="1-1000", num_samples_per_date=200),
+        "trajectory_sizes",
+        ("400000 generation jobs", "at most 100000"),
+    ),
+    bad("overlap_huge", "blanket_overlap", 10**12, "[0, 7]"),
+    bad("steps_huge", "diffusion.num_steps", 10**6, "maximum of 10000"),
+    bad("seed_huge", "seed", 2**64, "maximum of"),
+    bad("cpus_huge", "hardware.gen.cpus", 10**6, "maximum of 1024"),
+    bad("gpus_huge", "hardware.gen.gpus", 10**6, "maximum of 1024"),
+    sampler("order_huge", "lms", {"order": 1000}, "[1, 10]"),
+    sampler("eta_above_one", "ddim", {"eta": 1.5}, "[0.0, 1.0]"),
+    sampler("eta_infinite", "ddim", {"eta": float("inf")}, "[0.0, 1.0]"),
+    # choices
+    bad("backend_unknown", "hardware.backend", "slurmm", "'local'", "'slurm'"),
+    bad("model_target_capitalised", "model_target", "Best", "'best'", "'last'"),
+    bad("precision_capitalised", "precision", "Float32", "'float32'"),
+    bad("sampler_capitalised", "diffusion.sampler.type", "LMS", "'lms'"),
+    bad("stitch_mean", "generation.stitch", "Average", "'average'"),
+    # local means local (4)
+    Case(
+        "cpu_processes_with_one_gpu",
+        lambda config, models: config.update(
+            generation={"processes": 2}, hardware={"gen": {"gpus": 1}}
+        ),
+        "generation.processes",
+        ("hardware.gen.gpus",),
+    ),
+    # the dataset against the decoder and the evaluation (7)
+    asking("statistics", "dataset_without_geopotential", "dataset", "'geopotential'", "decoder"),
+    asking("evaluate", "dataset_without_time", "dataset", "coordinate time"),
+    asking("statistics", "dataset_with_two_levels", "dataset", "levels [500, 850]"),
+    asking("statistics", "dataset_on_another_grid", "dataset", "8 x 32", "16 x 32"),
+    asking("statistics", "/nowhere/era5.zarr", "dataset", "does not exist", name="no_dataset"),
+    Case(
+        "trajectory_runs_past_the_dataset",
+        rendering("dataset", start_dates=["2000-05-03 20h"]),
+        "start_dates",
+        ("2000-05-03T20 (T = 12)",),
+        targets=("evaluate",),
+    ),
     # the dataset, when decoded outputs are requested
     Case(
         "dataset_lacks_a_variable",
@@ -217,6 +348,13 @@ def broken_models(root: Path, good: Path) -> Models:
     without_geopotential = root / "era5_without_geopotential.zarr"
     without = xr.open_zarr(dataset).load().drop_encoding().drop_vars("geopotential")
     without.to_zarr(without_geopotential, zarr_format=2)
+    without_time = root / "era5_without_time.zarr"
+    full = xr.open_zarr(dataset).load().drop_encoding()
+    full.drop_vars("time").to_zarr(without_time, zarr_format=2)
+    two_levels = root / "era5_with_two_levels.zarr"
+    xr.concat([full, full.assign_coords(level=[850])], "level").to_zarr(two_levels, zarr_format=2)
+    another_grid = root / "era5_on_another_grid.zarr"
+    full.isel(latitude=slice(0, 8)).to_zarr(another_grid, zarr_format=2)
     decodable = copy("decodable")
     latent_shape = yaml.safe_load((decodable / "config.yaml").read_text())["latent_shape"]
     autoencoder = random_autoencoder(xr.open_zarr(dataset))
@@ -232,6 +370,9 @@ def broken_models(root: Path, good: Path) -> Models:
         decodable=decodable,
         dataset=dataset,
         dataset_without_geopotential=without_geopotential,
+        dataset_without_time=without_time,
+        dataset_with_two_levels=two_levels,
+        dataset_on_another_grid=another_grid,
     )
 
 
@@ -264,8 +405,8 @@ def dry_runs(request, tmp_path_factory, tiny_model) -> dict[str, tuple[int, str,
         return dict(zip((case.name for case in cases), results, strict=True))
 
 
-def test_there_are_at_least_thirty_cases():
-    assert len({case.name for case in CASES}) == len(CASES) >= 30
+def test_there_are_at_least_a_hundred_cases():
+    assert len({case.name for case in CASES}) == len(CASES) >= 100
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])

@@ -4,6 +4,7 @@ The workflow validates `diffusion.sampler` when it is parsed; keeping this table
 the samplers themselves keeps `snakemake -n` free of torch's import time.
 """
 
+import math
 from collections.abc import Mapping
 from numbers import Real
 from typing import Any
@@ -19,15 +20,25 @@ SAMPLERS: dict[str, dict[str, Any]] = {
 }
 
 
-def check_integer(name: str, value: Any, minimum: int) -> int:
-    """`value` if it is an integer >= `minimum` (not a bool), else a ValueError naming `name`."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"sampler option {name} must be an integer >= {minimum}, got {value!r}")
+# The largest LMS order: higher orders are numerically useless, and the sampler's
+# coefficients take a loop over the order.
+MAX_ORDER = 10
+
+
+def check_integer(name: str, value: Any, minimum: int, maximum: int | None = None) -> int:
+    """`value` as an int if it is an integer (2 or 2.0, not a bool) in [minimum, maximum],
+    else a ValueError naming `name`."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    inside = not isinstance(value, bool) and isinstance(value, int) and value >= minimum
+    if not inside or (maximum is not None and value > maximum):
+        bound = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
+        raise ValueError(f"sampler option {name} must be an integer {bound}, got {value!r}")
     return value
 
 
 def _real(name: str, value: Any, low: float, high: float, low_open: bool = False) -> float:
-    inside = isinstance(value, Real) and not isinstance(value, bool)
+    inside = isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value)
     inside = inside and (low < value if low_open else low <= value) and value <= high
     if not inside:
         bound = f"{'(' if low_open else '['}{low}, {high}]"
@@ -58,16 +69,18 @@ def resolve_options(name: str, options: Mapping[str, Any] | None) -> dict[str, A
         )
     resolved = {**allowed, **(options or {})}
     if "order" in resolved:
-        check_integer("order", resolved["order"], 1)
+        resolved["order"] = check_integer("order", resolved["order"], 1, MAX_ORDER)
     if "eta" in resolved:
-        resolved["eta"] = _real("eta", resolved["eta"], 0.0, float("inf"))
+        # eta > 1 asks for more noise than the step removes: the DDIM update turns NaN.
+        resolved["eta"] = _real("eta", resolved["eta"], 0.0, 1.0)
     if "corrections" in resolved:
-        check_integer("corrections", resolved["corrections"], 0)
+        resolved["corrections"] = check_integer("corrections", resolved["corrections"], 0)
     if "delta" in resolved:
         resolved["delta"] = _real("delta", resolved["delta"], 0.0, 1.0, low_open=True)
     if "rewind_after" in resolved:
         rewind_after = check_integer("rewind_after", resolved["rewind_after"], 1)
         jump = check_integer("jump", resolved["jump"], 0)
+        resolved["rewind_after"], resolved["jump"] = rewind_after, jump
         if jump >= rewind_after:
             raise ValueError(
                 f"sampler option jump must be < rewind_after = {rewind_after}, got {jump}"

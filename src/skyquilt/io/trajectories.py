@@ -3,6 +3,11 @@
 Dims (start_date, member, time, channel, y, x), with `lead_time` and `valid_time`
 coordinates; it opens with `xarray.open_zarr`. Shards are streamed into regions of the
 store one at a time, so peak memory is that of a single member whatever the ensemble size.
+
+The attribute `checksums` holds, per start date and member, the sha256 of that member's
+latents (its shard's checksum), so that `check_trajectories` finds damage done later
+(a missing, truncated or altered chunk). Aggregates written before it existed have none;
+they are checked against their shards' checksums instead.
 """
 
 import json
@@ -21,12 +26,18 @@ from skyquilt.io.shards import (
     MEMBER_KEYS,
     SHARD_DIMS,
     ZARR_FORMAT,
+    checksum,
     latent_shape,
     read_shard,
 )
 
 AGGREGATE_DIMS = ("start_date", "member", *SHARD_DIMS)
+CHECKSUMS = "checksums"
 Slot = tuple[str, int]
+
+
+class TrajectoriesError(ValueError):
+    """An aggregate that cannot be used; the message names the store and what is wrong."""
 
 
 def _template(first: xr.Dataset, start_dates: Sequence[str], members: Sequence[int]) -> xr.Dataset:
@@ -85,11 +96,13 @@ def merge_shards(
             zarr_format=ZARR_FORMAT,
         )  # fmt: skip
         wall_time = 0.0
+        checksums = [["" for _ in members] for _ in start_dates]
         for index, slot in enumerate(tqdm(slots, unit="member", disable=not progress)):
             shard = first if index == 0 else checked(slot, latent_shape(first))
             wall_time += float(shard.attrs.get("wall_time_s", 0.0))
-            region = xr.Dataset({LATENT: (AGGREGATE_DIMS, shard[LATENT].values[None, None])})
             date_index, member_index = divmod(index, len(members))
+            checksums[date_index][member_index] = shard.attrs["checksum"]  # read_shard checked it
+            region = xr.Dataset({LATENT: (AGGREGATE_DIMS, shard[LATENT].values[None, None])})
             region.to_zarr(
                 temporary,
                 region={
@@ -98,4 +111,89 @@ def merge_shards(
                 },
                 consolidated=False,
             )
-        zarr.open_group(temporary, mode="r+").attrs.update({"total_wall_time_s": wall_time})
+        zarr.open_group(temporary, mode="r+").attrs.update(
+            {"total_wall_time_s": wall_time, CHECKSUMS: checksums}
+        )
+        zarr.consolidate_metadata(temporary, zarr_format=ZARR_FORMAT)
+
+
+def check_trajectories(
+    path: Path | str,
+    expected: Mapping,
+    start_dates: Sequence[str],
+    members: Sequence[int],
+    shape: tuple[int, ...] | None = None,
+    shard_checksums: Mapping[Slot, str] | None = None,
+) -> None:
+    """Re-check a finished aggregate: structure, attributes, shape and every member's checksum.
+
+    Arguments:
+        path: the aggregate store.
+        expected: attributes it must carry (the run's provenance, without the member keys);
+            `trajectory_size`, when given, is also its number of states.
+        start_dates, members: its slots, date-major.
+        shape: (C, H, W) of the model's latents.
+        shard_checksums: slot -> checksum of its (checked) shard, for an aggregate written
+            before aggregates carried checksums; slots not listed are not compared then.
+
+    Raises TrajectoriesError naming `path` and the first problem found. Reads one member at
+    a time.
+    """
+    fix = f"regenerate it (delete it, or run snakemake --forcerun {path})"
+    try:
+        store = xr.open_zarr(path, consolidated=True)
+    except Exception as error:  # zarr and xarray raise many types for broken stores
+        raise TrajectoriesError(f"aggregate {path} cannot be opened ({error}); {fix}") from error
+    if LATENT not in store or store[LATENT].dims != AGGREGATE_DIMS:
+        raise TrajectoriesError(
+            f"aggregate {path} has no '{LATENT}' variable with dims {AGGREGATE_DIMS}; {fix}"
+        )
+    for key, value in expected.items():
+        if store.attrs.get(key) != value:
+            raise TrajectoriesError(
+                f"aggregate {path}: attribute '{key}' is {store.attrs.get(key)!r} but the "
+                f"config asks for {value!r}; {fix}"
+            )
+    sizes = {"start_date": len(start_dates), "member": len(members)}
+    size = expected.get("trajectory_size")
+    if size is not None:
+        sizes["time"] = size
+    if shape is not None:
+        sizes |= dict(zip(SHARD_DIMS[1:], shape, strict=True))
+    for dim, count in sizes.items():
+        if store.sizes[dim] != count:
+            raise TrajectoriesError(
+                f"aggregate {path} has {store.sizes[dim]} along '{dim}', expected {count}; {fix}"
+            )
+    if store.attrs.get("start_dates") != json.dumps(list(start_dates)):
+        raise TrajectoriesError(
+            f"aggregate {path} holds the start dates {store.attrs.get('start_dates')}, "
+            f"expected {list(start_dates)}; {fix}"
+        )
+    if store[LATENT].dtype != np.float32:
+        raise TrajectoriesError(
+            f"aggregate {path} has dtype {store[LATENT].dtype}, expected float32; {fix}"
+        )
+    recorded = store.attrs.get(CHECKSUMS)
+    latent = zarr.open_array(Path(path) / LATENT, mode="r")
+    for date_index, label in enumerate(start_dates):
+        for member_index, member in enumerate(members):
+            slot = (label, member)
+            if recorded is not None:
+                digest = recorded[date_index][member_index]
+            else:
+                digest = (shard_checksums or {}).get(slot)
+            if digest is None:
+                continue
+            try:
+                values = latent[date_index, member_index]
+            except Exception as error:  # zarr raises many types for damaged chunks
+                raise TrajectoriesError(
+                    f"aggregate {path}: member {member} of {label} has an unreadable chunk "
+                    f"({error}); {fix}"
+                ) from error
+            if checksum(values) != digest:
+                raise TrajectoriesError(
+                    f"aggregate {path}: the latents of member {member} of {label} do not match "
+                    f"their checksum (missing or damaged chunk); {fix}"
+                )

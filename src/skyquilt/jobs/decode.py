@@ -24,6 +24,7 @@ STATES_PER_CHUNK = 8
 
 
 def _decode_blocks(
+    shard_path: Path | str,
     shard: xr.Dataset,
     decoder: Decoder,
     stats: tuple[torch.Tensor, torch.Tensor],
@@ -39,7 +40,13 @@ def _decode_blocks(
     digest = hashlib.sha256()
     for start in range(0, len(times), states_per_chunk):
         block = slice(start, start + states_per_chunk)
-        standardised = shard[LATENT].isel(time=block).values.astype(np.float32)
+        try:
+            standardised = shard[LATENT].isel(time=block).values.astype(np.float32)
+        except Exception as error:  # zarr raises many types for missing or damaged chunks
+            raise ShardError(
+                f"shard {shard_path} has an unreadable chunk ({error}); regenerate it (delete "
+                f"it, or run snakemake --forcerun {shard_path})"
+            ) from error
         digest.update(np.ascontiguousarray(standardised).tobytes())
         latent = torch.from_numpy(standardised).to(device) * std + mean
         fields = decoder.decode(latent, time_features(times[block]).to(device))
@@ -87,5 +94,7 @@ def decode_member(
         # and check its metadata for every block.
         store = zarr.open_group(temporary, mode="r+", zarr_format=ZARR_FORMAT)
         stats = (mean.to(device), std.to(device))
-        digest = _decode_blocks(shard, decoder, stats, store, template, channels, states_per_chunk)
+        digest = _decode_blocks(
+            shard_path, shard, decoder, stats, store, template, channels, states_per_chunk
+        )
         check_checksum(shard_path, shard, digest)

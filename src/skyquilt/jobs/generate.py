@@ -62,7 +62,9 @@ def run_generation(request: MemberRequest, output: str, threads: int) -> None:
     torch.set_num_threads(max(1, threads // split.world_size))
     began = time.perf_counter()
     settings = request.settings
-    denoiser, model = load_denoiser(Path(settings.model_path), settings.model_target)
+    denoiser, model = load_denoiser(
+        Path(settings.model_path), settings.model_target, settings.trust_model_code
+    )
     log.info(
         "member %s of %s (%s weights)", request.name, settings.model_path, settings.model_target
     )

@@ -5,12 +5,10 @@ module keeps those checks free of torch's import time. Loading weights lives in
 `skyquilt.models.weights`.
 """
 
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import safetensors
 import yaml
 
 TARGETS = ("best", "last")
@@ -166,25 +164,3 @@ def parse_model_config(raw: object, config_file: Path | str = "<memory>") -> Mod
             f"allowed: {', '.join(PRECISIONS)}"
         )
     return config
-
-
-def check_checkpoint_file(weights_file: Path) -> None:
-    """Cheap completeness check of a checkpoint, without reading its tensors.
-
-    safetensors: the header must parse and its tensors must cover the file exactly (a
-    truncated copy fails); `.pt`: the zip archive's central directory, stored at its end,
-    must be readable. Used when the workflow is parsed, so it must stay fast for big models.
-    """
-    weights_file = Path(weights_file)
-    allowed = "a complete safetensors file or torch state dict"
-    try:
-        if weights_file.suffix == ".safetensors":
-            with safetensors.safe_open(weights_file, framework="numpy"):
-                pass
-        elif zipfile.is_zipfile(weights_file):
-            zipfile.ZipFile(weights_file).close()
-    except Exception as error:  # safetensors and zipfile raise their own error types
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ModelError(
-            f"checkpoint {weights_file} is truncated or corrupt ({reason}); expected {allowed}"
-        ) from error

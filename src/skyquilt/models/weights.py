@@ -15,9 +15,10 @@ import torch
 from torch import nn
 
 from skyquilt.io.atomic import atomic_file, write_yaml
+from skyquilt.models.checkpoints import mismatch
 from skyquilt.models.config import ModelConfig, ModelDirectory, ModelError, read_model_config
 from skyquilt.models.precondition import BlanketDenoiser
-from skyquilt.models.registry import build_backbone
+from skyquilt.models.registry import Trust, build_backbone
 
 
 def load_state_dict(weights_file: Path) -> dict[str, torch.Tensor]:
@@ -39,22 +40,36 @@ def load_state_dict(weights_file: Path) -> dict[str, torch.Tensor]:
         raise ModelError(f"checkpoint {weights_file} is corrupt: {error}") from error
 
 
-def build_denoiser(config: ModelConfig) -> BlanketDenoiser:
-    """An untrained preconditioned denoiser with the architecture of `config`."""
+def build_denoiser(
+    config: ModelConfig, trust: Trust = False, source: str = "the model config"
+) -> BlanketDenoiser:
+    """An untrained preconditioned denoiser with the architecture of `config`.
+
+    trust: consent to import a backbone named by import path (`trust_model_code`).
+    """
     backbone = build_backbone(
-        config.backbone, config.latent_shape, config.blanket_size, config.backbone_kwargs
+        config.backbone,
+        config.latent_shape,
+        config.blanket_size,
+        config.backbone_kwargs,
+        trust,
+        source,
     )
     return BlanketDenoiser(backbone)
 
 
-def load_denoiser(model_path: Path, target: str = "best") -> tuple[BlanketDenoiser, ModelConfig]:
+def load_denoiser(
+    model_path: Path, target: str = "best", trust: Trust = False
+) -> tuple[BlanketDenoiser, ModelConfig]:
     """The denoiser of a model directory with its `best` or `last` weights, in eval mode.
 
-    Raises ModelError naming the file when the config or the checkpoint cannot be used.
+    Raises ModelError naming the file when the config or the checkpoint cannot be used, or
+    when the config names a backbone by import path that `trust` does not allow.
 
     Arguments:
         model_path: the model directory, <latent_dir>/denoisers/<denoiser>/<lap>.
         target: "best" or "last".
+        trust: consent to import the backbone's code (true, or module prefixes).
 
     Returns:
         The denoiser, (x_t: (B, K, C, H, W), sigma: (B,), time_features: (B, K, 4)) ->
@@ -62,15 +77,17 @@ def load_denoiser(model_path: Path, target: str = "best") -> tuple[BlanketDenois
     """
     directory = ModelDirectory(Path(model_path))
     config = read_model_config(directory.config_file)
-    denoiser = build_denoiser(config)
+    denoiser = build_denoiser(config, trust, str(directory.config_file))
     weights_file = directory.weights_file(target)
-    try:
-        denoiser.load_state_dict(load_state_dict(weights_file))
-    except RuntimeError as error:
+    state = load_state_dict(weights_file)
+    expected = {name: tuple(value.shape) for name, value in denoiser.state_dict().items()}
+    problems = mismatch(expected, {name: tuple(value.shape) for name, value in state.items()})
+    if problems:
         raise ModelError(
-            f"checkpoint {weights_file} does not fit the architecture of {directory.config_file}: "
-            f"{str(error).splitlines()[0]}"
-        ) from error
+            f"checkpoint {weights_file} does not fit the architecture of "
+            f"{directory.config_file}: {problems}"
+        )
+    denoiser.load_state_dict(state)
     return denoiser.eval(), config
 
 

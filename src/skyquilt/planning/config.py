@@ -8,6 +8,7 @@ the key, the value and what is allowed.
 
 import datetime as dt
 import math
+import os
 import re
 import sys
 from collections.abc import Callable, Iterable
@@ -23,6 +24,17 @@ SLURM_TIME_PATTERN = re.compile(
 MEMORY_UNITS = {"": 1e-6, "b": 1e-6, "kb": 1e-3, "mb": 1, "gb": 1e3, "tb": 1e6}
 MEMORY_UNITS |= {"kib": 1024 / 1e6, "mib": 1.048576, "gib": 1073.741824, "tib": 1099511.627776}
 MEMORY_PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
+# Upper bounds (README, Configuration): beyond them a config is a mistake, and planning it
+# would build lists of millions of jobs before saying so.
+MAX_TRAJECTORY_SIZE = 100_000
+MAX_GENERATION_JOBS = 100_000
+# The time axes are datetime64[ns], which hold 1678-09-21T00:12:43 to 2262-04-11T23:47:16;
+# whole hours from FIRST_HOUR to LAST_HOUR are represented exactly, others would wrap around.
+FIRST_HOUR = dt.datetime(1678, 9, 22, 0)
+LAST_HOUR = dt.datetime(2262, 4, 11, 23)
+# An environment variable as a shell would expand it: Snakemake does not, so "$HOME/x"
+# would be a directory named "$HOME".
+ENVIRONMENT_VARIABLE = re.compile(r"\$(\{|[A-Za-z_])")
 
 
 class ConfigError(ValueError):
@@ -56,9 +68,12 @@ def checked(check: Callable[..., Result], *args: object, **kwargs: object) -> Re
 def parse_trajectory_sizes(value: int | str, key: str = "trajectory_sizes") -> list[int]:
     """Sizes from an int or a string of comma-separated items and inclusive ranges.
 
-    "24,48" -> [24, 48]; "24-26" -> [24, 25, 26]; 72 -> [72]. Sorted, without repeats.
+    "24,48" -> [24, 48]; "24-26" -> [24, 25, 26]; 72 -> [72]. Sorted, without repeats. Every
+    size is at most MAX_TRAJECTORY_SIZE, checked before a range is expanded.
     """
     allowed = 'a positive int or a string like "72", "24,48" or "24-26"'
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise ConfigError(f"{key}: {value!r} is not {allowed}")
     sizes: set[int] = set()
@@ -72,12 +87,24 @@ def parse_trajectory_sizes(value: int | str, key: str = "trajectory_sizes") -> l
             raise ConfigError(f"{key}: range {item!r} is reversed; write it as '{high}-{low}'")
         if low <= 0:
             raise ConfigError(f"{key}: {value!r} contains {low}; sizes must be >= 1")
+        if high > MAX_TRAJECTORY_SIZE:
+            raise ConfigError(
+                f"{key}: {value!r} contains {high}; sizes must be <= {MAX_TRAJECTORY_SIZE}"
+            )
         sizes.update(range(low, high + 1))
     return sorted(sizes)
 
 
+def _hour_text(moment: dt.datetime) -> str:
+    return f"{moment:%Y-%m-%d} {moment.hour}h"
+
+
 def parse_start_date(text: str, key: str = "start_dates") -> np.datetime64:
-    """'YYYY-MM-DD Hh' (e.g. '2000-04-20 12h') -> datetime64[ns]."""
+    """'YYYY-MM-DD Hh' (e.g. '2000-04-20 12h') -> datetime64[ns].
+
+    Refuses a date outside what datetime64[ns] represents exactly (FIRST_HOUR to LAST_HOUR)
+    instead of letting it wrap around to another date.
+    """
     match = START_DATE_PATTERN.match(text) if isinstance(text, str) else None
     if not match:
         raise ConfigError(f"{key}: {text!r} is not a date like '2000-04-20 12h' ('YYYY-MM-DD Hh')")
@@ -88,7 +115,186 @@ def parse_start_date(text: str, key: str = "start_dates") -> np.datetime64:
         moment = dt.datetime(year, month, day, hour)
     except ValueError as error:
         raise ConfigError(f"{key}: {text!r} is not a calendar date ({error})") from None
+    if not FIRST_HOUR <= moment <= LAST_HOUR:
+        raise ConfigError(
+            f"{key}: {text!r} is outside the time axis (datetime64[ns]), which holds "
+            f"'{_hour_text(FIRST_HOUR)}' to '{_hour_text(LAST_HOUR)}'"
+        )
     return np.datetime64(moment, "ns")
+
+
+def parse_start_dates(texts: list[str], key: str = "start_dates") -> list[str]:
+    """The path labels of the start dates; one instant written twice, in any way, is refused."""
+    seen: dict[str, str] = {}
+    for text in texts:
+        label = date_label(parse_start_date(text, key))
+        if label in seen:
+            if seen[label] == text:
+                raise ConfigError(f"{key}: {text!r} is listed twice")
+            raise ConfigError(
+                f"{key}: {seen[label]!r} and {text!r} are the same start date ({label}); "
+                "list it once"
+            )
+        seen[label] = text
+    return list(seen)
+
+
+def check_trajectory_ends(labels: list[str], size: int, blanket_dt: int) -> None:
+    """The longest trajectory from every start date ends within the time axis (LAST_HOUR)."""
+    hours = (size - 1) * blanket_dt
+    for label in labels:
+        start = dt.datetime.fromisoformat(label)
+        if (LAST_HOUR - start) / dt.timedelta(hours=1) < hours:
+            raise ConfigError(
+                f"start_dates: the {size}-state trajectory from {label} ({blanket_dt} h apart) "
+                f"ends past '{_hour_text(LAST_HOUR)}', the last hour of the time axis "
+                "(datetime64[ns])"
+            )
+
+
+def check_job_count(sizes: int, dates: int, samples: int) -> None:
+    """At most MAX_GENERATION_JOBS generation jobs; the line names the largest factor."""
+    jobs = sizes * dates * samples
+    if jobs <= MAX_GENERATION_JOBS:
+        return
+    factors = {"num_samples_per_date": samples, "trajectory_sizes": sizes, "start_dates": dates}
+    key = max(factors, key=factors.__getitem__)
+    raise ConfigError(
+        f"{key}: {sizes} trajectory size(s) x {dates} start date(s) x {samples} member(s) = "
+        f"{jobs} generation jobs; at most {MAX_GENERATION_JOBS} per run (split the ensemble "
+        "into runs with different `run` names)"
+    )
+
+
+def _date_line(key: str, value: dt.date) -> str:
+    """How to write a YAML date or timestamp found at `key` as the text skyquilt expects."""
+    kind = "timestamp" if isinstance(value, dt.datetime) else "date"
+    if isinstance(value, dt.datetime) and value.tzinfo is not None:
+        value = value.astimezone(dt.UTC).replace(tzinfo=None)
+    whole_hour = not isinstance(value, dt.datetime) or (
+        value.minute == value.second == value.microsecond == 0
+    )
+    hour = value.hour if isinstance(value, dt.datetime) else 0
+    if key.split(".")[0] == "start_dates":
+        form = "'YYYY-MM-DD Hh'"
+        example = f"{value:%Y-%m-%d} {hour}h" if whole_hour else "2000-04-20 12h"
+    else:
+        form = "'YYYY-MM-DD'"
+        example = f"{value:%Y-%m-%d}" + (f"T{hour:02d}" if hour else "")
+    return (
+        f"{key}: {value} is a YAML {kind}, not text; write it as a quoted string {form}, "
+        f'e.g. "{example}"' + ("" if whole_hour else " (whole hours only)")
+    )
+
+
+def check_no_yaml_dates(config: object, key: str = "") -> None:
+    """No value of the config is a YAML date or timestamp (an unquoted 2000-04-20 12:00:00).
+
+    skyquilt reads dates as strings; YAML turns unquoted dates into date objects, which the
+    schema would only call "not of type 'string'".
+    """
+    if isinstance(config, dt.date):
+        raise ConfigError(_date_line(key or "config", config))
+    if isinstance(config, dict):
+        for name, value in config.items():
+            check_no_yaml_dates(value, f"{key}.{name}" if key else str(name))
+    elif isinstance(config, list):
+        for index, value in enumerate(config):
+            check_no_yaml_dates(value, f"{key}.{index}")
+
+
+def _integer_only(node: dict) -> bool:
+    types = node.get("type", [])
+    types = [types] if isinstance(types, str) else types
+    return "integer" in types and "number" not in types
+
+
+def integral_floats(value: object, schema: dict, node: dict | None = None) -> object:
+    """`value` with every float that equals an integer (2.0) turned into that integer wherever
+    `schema` asks for an integer; other floats (2.5) are left for the schema to refuse.
+
+    So a YAML 2.0 means 2 in every job, never a float where an integer is used. Walks
+    properties, items, $ref (#/$defs/...), oneOf and anyOf; changes dicts and lists in place.
+    """
+    node = schema if node is None else node
+    if "$ref" in node:
+        node = schema["$defs"][node["$ref"].rpartition("/")[2]]
+    for alternative in (*node.get("oneOf", ()), *node.get("anyOf", ())):
+        value = integral_floats(value, schema, alternative)
+    if isinstance(value, float) and value.is_integer() and _integer_only(node):
+        return int(value)
+    if isinstance(value, dict):
+        for name, child in node.get("properties", {}).items():
+            if name in value:
+                value[name] = integral_floats(value[name], schema, child)
+    elif isinstance(value, list) and isinstance(node.get("items"), dict):
+        for index, item in enumerate(value):
+            value[index] = integral_floats(item, schema, node["items"])
+    return value
+
+
+def normalise_integers(config: dict, schema_file: str) -> dict:
+    """`integral_floats` of the config against the schema in `schema_file` (YAML)."""
+    import yaml
+
+    with open(schema_file, encoding="utf-8") as file:
+        schema = yaml.safe_load(file)
+    return integral_floats(config, schema)
+
+
+def check_path(value: object, key: str) -> str:
+    """A path from the config that Snakemake can use as written; ConfigError naming `key`.
+
+    Refused: empty or blank, control characters (a newline), braces (Snakemake reads
+    {name} as a wildcard), a leading ~ or an environment variable ($HOME, ${X}), which
+    nothing expands, so that the files would land in a directory literally named so.
+    """
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{key}: {value!r} is empty; give a path")
+    if any(ord(character) < 32 or ord(character) == 127 for character in value):
+        raise ConfigError(f"{key}: {value!r} contains a control character (a newline?)")
+    if "{" in value or "}" in value:
+        raise ConfigError(
+            f"{key}: {value!r} contains a brace, which Snakemake reads as a wildcard; "
+            "rename the directory"
+        )
+    if value.startswith("~") or ENVIRONMENT_VARIABLE.search(value):
+        raise ConfigError(
+            f"{key}: {value!r} would not be expanded (no ~ or $VARIABLE expansion); "
+            "write the path out in full"
+        )
+    return value
+
+
+def check_output_paths(config: dict) -> tuple[str, str]:
+    """(output_dir, run) that keep every output under output_dir/prior/run and logs/run.
+
+    output_dir: a usable path (`check_path`) without '..' parts and not inside the model or
+    dataset; run: one plain directory name (the schema allows letters, digits, _ . -).
+    """
+    output_dir = check_path(config.get("output_dir", "results"), "output_dir")
+    if ".." in output_dir.replace("\\", "/").split("/"):
+        raise ConfigError(
+            f"output_dir: {output_dir!r} has a '..' part; give the directory itself, "
+            "without climbing out of it"
+        )
+    run = config.get("run", "default")
+    if not isinstance(run, str) or run in ("", ".", "..") or "/" in run or "\\" in run:
+        raise ConfigError(
+            f"run: {run!r} is not a plain directory name; use letters, digits, '_', '.' and "
+            "'-' (not '.' or '..')"
+        )
+    resolved = os.path.realpath(output_dir)
+    for name in ("model_path", "dataset"):
+        if not isinstance(config.get(name), str) or not config[name].strip():
+            continue
+        inside = os.path.realpath(config[name])
+        if resolved == inside or resolved.startswith(inside.rstrip(os.sep) + os.sep):
+            raise ConfigError(
+                f"output_dir: {output_dir!r} lies inside {name} {config[name]!r}; outputs "
+                f"would be written into it"
+            )
+    return output_dir, run
 
 
 def date_label(moment: np.datetime64) -> str:

@@ -1,18 +1,26 @@
 """The model a run samples from, checked when the workflow is parsed: its config and weights.
 
-Reads only the model's config.yaml and the weights file's header, so that a dry run of tens
-of thousands of members stays fast.
+Reads only the model's config.yaml and the headers of its weights and latent statistics (the
+tensors' names and shapes, never their data), so that a dry run of tens of thousands of
+members stays fast. Never imports a model's code: an architecture named by import path is
+only checked against the config's consent (`trust_model_code`).
 """
 
 import os
 from pathlib import Path
 
+from skyquilt.models.checkpoints import (
+    CONSENT_KEY,
+    check_code_consent,
+    expected_shapes,
+    mismatch,
+    tensor_shapes,
+)
 from skyquilt.models.config import (
     TARGETS,
     ModelConfig,
     ModelDirectory,
     ModelError,
-    check_checkpoint_file,
     read_model_config,
 )
 from skyquilt.planning.config import ConfigError
@@ -45,11 +53,31 @@ def model_config_for(config: dict, built_by_workflow: dict[str, ModelConfig]) ->
     )
 
 
-def check_weights(config: dict, model_is_built: bool) -> None:
-    """The requested best/last checkpoint exists (unless the workflow builds the model)."""
+def code_consent(config: dict) -> bool | tuple[str, ...]:
+    """The config's consent to import a model's code: `trust_model_code`, true or prefixes."""
+    trust = config.get(CONSENT_KEY) or False
+    return tuple(trust) if isinstance(trust, list) else bool(trust)
+
+
+def check_weights(config: dict, model_is_built: bool, model: ModelConfig | None = None) -> None:
+    """The requested best/last checkpoint exists and is complete, and fits `model`.
+
+    With `model` (the config at model_path): its backbone is built in or its code is
+    allowed by `trust_model_code`; the checkpoint's tensors are those of the built-in
+    architecture for latent_shape and backbone.kwargs (a plug-in architecture cannot be
+    known without running its code: its weights are checked when the job loads them); the
+    latent statistics, if present, have shape latent_shape. A model the workflow builds is
+    checked for consent only.
+    """
+    directory = ModelDirectory(Path(config["model_path"]))
+    if model is not None:
+        try:
+            check_code_consent(model.backbone, config.get(CONSENT_KEY), directory.config_file)
+        except ModelError as error:
+            key = "" if str(error).startswith(CONSENT_KEY) else "model_path: "
+            raise ConfigError(f"{key}{error}") from None
     if model_is_built:
         return
-    directory = ModelDirectory(Path(config["model_path"]))
     weights = directory.weights_file(config["model_target"])
     if not weights.is_file():
         raise ConfigError(
@@ -57,6 +85,39 @@ def check_weights(config: dict, model_is_built: bool) -> None:
             f"allowed targets are {', '.join(TARGETS)} where their weights exist"
         )
     try:
-        check_checkpoint_file(weights)
+        found = tensor_shapes(weights)
     except ModelError as error:
         raise ConfigError(f"model_target: {error}") from None
+    if model is not None:
+        check_model_files(directory, model, weights, found)
+
+
+def check_model_files(
+    directory: ModelDirectory, model: ModelConfig, weights: Path, found: dict
+) -> None:
+    """The checkpoint's tensors (`found`) and the latent statistics fit the model config."""
+    try:
+        expected = expected_shapes(model, directory.config_file)
+    except ModelError as error:
+        raise ConfigError(f"model_path: {error}") from None
+    problems = mismatch(expected, found) if expected is not None else None
+    if problems:
+        raise ConfigError(
+            f"model_path: checkpoint {weights} does not fit {directory.config_file} "
+            f"(latent_shape {list(model.latent_shape)}, backbone {model.backbone} "
+            f"{model.backbone_kwargs}): {problems}"
+        )
+    if not directory.stats_file.exists():
+        return  # only decoding reads it, and checks it then
+    try:
+        stats = tensor_shapes(directory.stats_file)
+    except ModelError as error:
+        raise ConfigError(f"model_path: latent statistics: {error}") from None
+    for name in ("mean", "std"):
+        if tuple(stats.get(name, ())) != tuple(model.latent_shape):
+            shape = list(stats[name]) if name in stats else "missing"
+            raise ConfigError(
+                f"model_path: latent_shape {list(model.latent_shape)} of "
+                f"{directory.config_file} does not match '{name}' of the latent statistics "
+                f"{directory.stats_file} ({shape}); they must be the same [C, H, W]"
+            )

@@ -12,14 +12,21 @@ from skyquilt.diffusion.options import SAMPLERS, resolve_options
 from skyquilt.models.config import PRECISIONS, ModelConfig, ModelDirectory
 from skyquilt.planning.config import (
     ConfigError,
+    check_job_count,
+    check_output_paths,
     check_overlap,
-    check_unique,
-    date_label,
-    parse_start_date,
+    check_path,
+    check_trajectory_ends,
+    parse_start_dates,
     parse_trajectory_sizes,
 )
-from skyquilt.planning.model import check_weights, model_config_for
-from skyquilt.planning.resources import HARDWARE_SECTIONS, hardware_resources
+from skyquilt.planning.model import check_weights, code_consent, model_config_for
+from skyquilt.planning.resources import (
+    HARDWARE_SECTIONS,
+    check_backend,
+    generation_processes,
+    hardware_resources,
+)
 from skyquilt.sampling.blankets import blanket_count
 from skyquilt.sampling.request import MemberRequest, RunSettings
 
@@ -44,6 +51,7 @@ class Plan:
     processes: int
     model: ModelConfig
     resources: dict = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
 
     @property
     def prior_dir(self) -> str:
@@ -91,9 +99,14 @@ def run_settings(config: dict, model: ModelConfig) -> RunSettings:
         )
     options = dict(diffusion["sampler"].get("config") or {})
     try:
-        resolve_options(name, options)
+        resolved = resolve_options(name, options)
     except ValueError as error:
         raise ConfigError(f"diffusion.sampler.config: {error}") from None
+    # An integer option given as a float (order: 2.0) is the integer, in jobs and provenance.
+    options = {
+        key: resolved[key] if isinstance(resolved[key], int) else value
+        for key, value in options.items()
+    }
     steps = diffusion.get("num_steps")
     precision = config.get("precision") or model.precision
     if precision not in PRECISIONS:
@@ -112,6 +125,7 @@ def run_settings(config: dict, model: ModelConfig) -> RunSettings:
         stitch=generation.get("stitch", "symmetric"),
         seed=int(config.get("seed", 0)),
         max_blankets_per_batch=generation.get("max_blankets_per_batch"),
+        trust_model_code=code_consent(config),
     )
 
 
@@ -121,30 +135,38 @@ def make_plan(config: dict, built_by_workflow: dict[str, ModelConfig] | None = N
     built_by_workflow: model path -> config of the models the workflow itself builds (the
     demo), which need not exist yet.
     """
+    check_path(config["model_path"], "model_path")
+    if "dataset" in config:
+        check_path(config["dataset"], "dataset")
+    output_dir, run = check_output_paths(config)
     model = model_config_for(config, built_by_workflow or {})
     model_is_built = not ModelDirectory(Path(config["model_path"])).config_file.is_file()
-    check_weights(config, model_is_built)
+    check_weights(config, model_is_built, model)
     settings = run_settings(config, model)
     sizes = parse_trajectory_sizes(config["trajectory_sizes"])
-    check_unique(config["start_dates"], "start_dates")
-    labels = [date_label(parse_start_date(text)) for text in config["start_dates"]]
+    labels = parse_start_dates(config["start_dates"])
+    check_trajectory_ends(labels, sizes[-1], model.blanket_dt)
     samples = int(config["num_samples_per_date"])
     if samples < 1:
         raise ConfigError(f"num_samples_per_date: {samples} must be >= 1")
+    check_job_count(len(sizes), len(labels), samples)
     hardware = _section(config, "hardware")
-    generation_gpus = int((hardware.get("gen") or {}).get("gpus", 0))
-    processes = _section(config, "generation").get("processes", 1)
+    check_backend(hardware)
+    resources = {
+        rule: hardware_resources(hardware, section) for section, rule in HARDWARE_SECTIONS.items()
+    }
+    processes, warnings = generation_processes(
+        hardware, resources["generate"], int(_section(config, "generation").get("processes", 1))
+    )
     return Plan(
-        output_dir=str(config.get("output_dir", "results")),
-        run=str(config.get("run", "default")),
+        output_dir=output_dir,
+        run=run,
         settings=settings,
         sizes=sizes,
         date_labels=labels,
         members=list(range(samples)),
-        processes=generation_gpus if generation_gpus > 1 else int(processes),
+        processes=processes,
         model=model,
-        resources={
-            rule: hardware_resources(hardware, section)
-            for section, rule in HARDWARE_SECTIONS.items()
-        },
+        resources=resources,
+        warnings=tuple(warnings),
     )

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import xarray as xr
+import yaml
 
 from skyquilt.io.video import ffmpeg_available
 from skyquilt.models.config import ModelDirectory, ModelError
@@ -246,16 +247,91 @@ def check_fields(fields: list[Field], dataset: xr.Dataset, key: str) -> None:
             raise ConfigError(f"{key}: {field.variable} has no levels; leave out 'level'")
 
 
-def open_dataset_times(dataset: str) -> tuple[xr.Dataset, np.ndarray]:
-    """The dataset (lazily) and its time coordinate; ConfigError if it cannot be opened."""
+def open_dataset(dataset: str) -> xr.Dataset:
+    """The dataset, lazily; ConfigError if it cannot be opened."""
     if not os.path.exists(dataset):
-        raise ConfigError(f"dataset: {dataset} does not exist; render/evaluate need its truth")
+        raise ConfigError(f"dataset: {dataset} does not exist; decoding needs its grid and truth")
     try:
-        opened = xr.open_zarr(dataset)
+        return xr.open_zarr(dataset)
     except Exception as error:  # zarr and xarray raise many types for unreadable stores
         reason = re.sub(r"\s+", " ", str(error))[:200]
         raise ConfigError(f"dataset: {dataset} cannot be opened as zarr ({reason})") from None
-    return opened, opened.time.values
+
+
+def check_coordinates(dataset: xr.Dataset, path: str, names: Collection[str], use: str) -> None:
+    """The dataset has each coordinate of `names` (needed for `use`)."""
+    missing = [name for name in names if name not in dataset.variables]
+    if missing:
+        raise ConfigError(
+            f"dataset: {path} has no coordinate {', '.join(missing)}; {use} needs it "
+            f"(it has {', '.join(map(str, dataset.coords)) or 'no coordinates'})"
+        )
+
+
+def decoder_outputs(model_path: str) -> tuple[list[str], tuple[int, int] | None]:
+    """(variables, (latitudes, longitudes) or None) that the decoder of `model_path` produces.
+
+    Read from the autoencoder's config.yaml in <latent_dir>/ae (`architecture.variables` and
+    `architecture.grid`), without torch.
+    """
+    config_file = ModelDirectory(Path(model_path)).decoder_files()["decoder config"]
+    try:
+        raw = yaml.safe_load(config_file.read_text())
+    except (OSError, yaml.YAMLError) as error:
+        reason = re.sub(r"\s+", " ", str(error))[:200]
+        raise ConfigError(
+            f"model_path: decoder config {config_file} cannot be read ({reason})"
+        ) from None
+    architecture = raw.get("architecture") if isinstance(raw, dict) else None
+    variables = architecture.get("variables") if isinstance(architecture, dict) else None
+    if not isinstance(variables, list) or not all(isinstance(name, str) for name in variables):
+        raise ConfigError(
+            f"model_path: decoder config {config_file} has no list architecture.variables; "
+            "it names the dataset variable of each decoded channel"
+        )
+    grid = architecture.get("grid")
+    valid_grid = isinstance(grid, list) and len(grid) == 2
+    return variables, (tuple(int(size) for size in grid) if valid_grid else None)
+
+
+def check_decoder_outputs(
+    dataset: xr.Dataset,
+    path: str,
+    variables: list[str],
+    grid: tuple[int, int] | None,
+    truth: bool,
+) -> None:
+    """The dataset has every variable the decoder produces, on the decoder's grid, with the
+    axes that decoding (latitude, longitude, one level at most) and, when `truth`, the
+    evaluation against it (time) use."""
+    for variable in variables:
+        if variable not in dataset.data_vars:
+            raise ConfigError(
+                f"dataset: {path} lacks variable {variable!r}, which the decoder produces; it "
+                f"has {', '.join(map(str, dataset.data_vars)) or 'no variables'}"
+            )
+        dims = dataset[variable].dims
+        needed = ("latitude", "longitude", *(("time",) if truth else ()))
+        lacking = [dim for dim in needed if dim not in dims]
+        if lacking:
+            raise ConfigError(
+                f"dataset: {path} has variable {variable!r} without the axis "
+                f"{', '.join(lacking)} (it has {', '.join(map(str, dims))}); decoding"
+                f"{' and the ground truth' if truth else ''} need it"
+            )
+        if "level" in dims:
+            check_coordinates(dataset, path, ("level",), f"variable {variable!r}")
+            if dataset.sizes["level"] != 1:
+                raise ConfigError(
+                    f"dataset: {path} has {variable!r} at levels {dataset.level.values.tolist()}, "
+                    "but the decoder names no level; it needs a dataset with one level"
+                )
+    shape = (dataset.sizes.get("latitude"), dataset.sizes.get("longitude"))
+    if grid is not None and shape != grid:
+        raise ConfigError(
+            f"dataset: {path} has a {shape[0]} x {shape[1]} (latitude x longitude) grid, but "
+            f"the decoder produces {grid[0]} x {grid[1]}"
+        )
 
 
 def _period_bounds(period: tuple[str, str]) -> tuple[np.datetime64, np.datetime64]:
@@ -294,9 +370,10 @@ def check_request(products: Products, asked: set[str], built: Collection[str] = 
 
     asked: a subset of {"decoded", "render", "evaluation", "statistics"}; built: model and
     dataset paths that the workflow itself builds (the demo). The decoder and latent
-    statistics files must exist (and the dataset, for every request: decoding takes its grid);
-    render and evaluate also need the ground truth of every state in the dataset and fields
-    that the dataset has. What the workflow builds is checked once it exists.
+    statistics files must exist, and the dataset, for every request, must have the
+    coordinates and every variable the decoder produces (decoding takes its grid, levels and
+    units); render and evaluate also need the ground truth of every state in the dataset and
+    fields that the dataset has. What the workflow builds is checked once it exists.
     """
     if not asked:
         return
@@ -313,20 +390,27 @@ def check_request(products: Products, asked: set[str], built: Collection[str] = 
         raise ConfigError(
             "render.fields: list what to render, e.g. [{variable: geopotential, level: 500}]"
         )
-    if not asked & {"render", "evaluation"}:
-        return
-    check_climatology_period(products)
-    for size in products.plan.sizes:
-        if "render" in asked and not products.gallery_lead_hours(size):
-            raise ConfigError(
-                f"render.lead_hours: none of {products.lead_hours} is a state of the "
-                f"{size}-state trajectories"
-            )
+    truth = bool(asked & {"render", "evaluation"})
+    if truth:
+        check_climatology_period(products)
+        for size in products.plan.sizes:
+            if "render" in asked and not products.gallery_lead_hours(size):
+                raise ConfigError(
+                    f"render.lead_hours: none of {products.lead_hours} is a state of the "
+                    f"{size}-state trajectories"
+                )
     if os.path.normpath(products.dataset) in built and not os.path.exists(products.dataset):
         return
-    dataset, times = open_dataset_times(products.dataset)
-    check_ground_truth(products, times, products.dataset)
-    if "render" in asked:
-        check_fields(products.render_fields, dataset, "render.fields")
-    if products.evaluate_fields is not None:
-        check_fields(products.evaluate_fields, dataset, "evaluate.fields")
+    dataset = open_dataset(products.dataset)
+    coordinates = ("latitude", "longitude", *(("time",) if truth else ()))
+    check_coordinates(dataset, products.dataset, coordinates, "evaluation" if truth else "decoding")
+    if truth:
+        check_ground_truth(products, dataset.time.values, products.dataset)
+        if "render" in asked:
+            check_fields(products.render_fields, dataset, "render.fields")
+        if products.evaluate_fields is not None:
+            check_fields(products.evaluate_fields, dataset, "evaluate.fields")
+    decoder_config = ModelDirectory(Path(model_path)).decoder_files()["decoder config"]
+    if decoder_config.is_file():  # else the workflow builds it (checked above)
+        variables, grid = decoder_outputs(model_path)
+        check_decoder_outputs(dataset, products.dataset, variables, grid, truth)

@@ -17,7 +17,11 @@ from skyquilt.sampling.seeding import member_seed
 # Provenance names a few fields as the shards have always recorded them.
 PROVENANCE_NAMES = {"sampler_options": "sampler_config"}
 # Fields that never change a member's values: not part of its provenance.
-NOT_PROVENANCE = ("max_blankets_per_batch",)
+NOT_PROVENANCE = ("max_blankets_per_batch", "trust_model_code")
+# Fields left out of the JSON while they have their default: the JSON is a parameter of
+# the generation rule, and Snakemake reruns every member whose parameters change, so a run
+# made before the field existed must keep its JSON.
+OMITTED_AT_DEFAULT = {"trust_model_code": False}
 
 
 @dataclass(frozen=True)
@@ -26,6 +30,9 @@ class RunSettings:
 
     sampler_options: the sampler's options with its defaults filled in.
     max_blankets_per_batch: the most blankets per denoiser call (memory), None for all.
+    trust_model_code: consent to import a backbone that the model's config.yaml names by
+        import path: true, or a tuple of module prefixes (config key `trust_model_code`).
+        It never changes a member's values, so it is no part of the provenance.
     """
 
     model_path: str
@@ -38,10 +45,19 @@ class RunSettings:
     stitch: str
     seed: int
     max_blankets_per_batch: int | None = None
+    trust_model_code: bool | tuple[str, ...] = field(default=False, hash=False)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.trust_model_code, list):  # from JSON
+            object.__setattr__(self, "trust_model_code", tuple(self.trust_model_code))
 
     def to_json(self) -> str:
         """Canonical JSON (sorted keys): the same settings always give the same text."""
-        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+        values = dataclasses.asdict(self)
+        for name, default in OMITTED_AT_DEFAULT.items():
+            if values[name] == default:
+                del values[name]
+        return json.dumps(values, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> "RunSettings":

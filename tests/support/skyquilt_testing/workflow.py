@@ -53,10 +53,20 @@ def example_config(model_path: Path) -> dict:
     return config
 
 
+# The consent the tiny configs give: the plug-in backbones of the fault tests
+# (skyquilt_testing.backbones) may be imported; no other model code.
+TRUSTED_TEST_CODE = ["skyquilt_testing"]
+
+
 def tiny_config(model_path: Path, **overrides) -> dict:
-    """A config that runs in seconds on 2 cores: T = 12, 3 steps, 2 dates x 2 members."""
+    """A config that runs in seconds on 2 cores: T = 12, 3 steps, 2 dates x 2 members.
+
+    It trusts the code of skyquilt_testing (TRUSTED_TEST_CODE), so that a model may name
+    a plug-in backbone of skyquilt_testing.backbones.
+    """
     config = example_config(model_path)
     config.update(
+        trust_model_code=list(TRUSTED_TEST_CODE),
         trajectory_sizes="12",
         diffusion={"num_steps": 3, "sampler": {"type": "lms", "config": {}}},
         precision="float32",

@@ -224,7 +224,7 @@ def test_unknown_option_names_the_allowed_ones(name, options, allowed):
     ("name", "options"),
     [
         ("lms", {"order": 0}),
-        ("lms", {"order": 2.0}),
+        ("lms", {"order": 2.5}),
         ("ddim", {"eta": -1.0}),
         ("pc", {"delta": 0.0}),
         ("pc", {"corrections": -1}),

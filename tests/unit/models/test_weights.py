@@ -45,8 +45,13 @@ def test_preconditioning_returns_the_input_at_tiny_noise():
 
 
 def test_user_architecture_by_import_path():
-    factory = resolve_factory("skyquilt.models.blanket_net:BlanketNet")
+    factory = resolve_factory("skyquilt.models.blanket_net:BlanketNet", trust=["skyquilt.models"])
     assert factory(latent_shape=(2, 4, 8), blanket_size=8) is not None
+
+
+def test_architecture_by_import_path_needs_consent():
+    with pytest.raises(ModelError, match="trust_model_code: false.*'skyquilt.models.blanket_net'"):
+        resolve_factory("skyquilt.models.blanket_net:BlanketNet")
 
 
 def test_unknown_architecture_names_the_registry():

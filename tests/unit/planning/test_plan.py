@@ -1,11 +1,20 @@
 """The run's plan: config meaning, resources from `hardware`, launch commands."""
 
-import pytest
-from skyquilt_testing.workflow import example_config
+import re
 
-from skyquilt.planning.config import ConfigError
+import pytest
+from skyquilt_testing.workflow import REPO, example_config
+
+from skyquilt.planning.config import ConfigError, normalise_integers
 from skyquilt.planning.plan import make_plan
-from skyquilt.planning.resources import hardware_resources, launcher_command
+from skyquilt.planning.resources import (
+    check_backend,
+    check_executor,
+    generation_processes,
+    hardware_resources,
+    launcher_command,
+    visible_gpu_count,
+)
 
 
 def test_the_original_example_config_is_accepted(tiny_model):
@@ -85,3 +94,96 @@ def test_multi_gpu_job_asks_for_enough_nodes():
     resources = hardware_resources(hardware, "gen")
     assert (resources["gpu"], resources["nodes"], resources["gpus_per_node"]) == (8, 2, 4)
     assert resources["gpu_model"] == "a100"
+
+
+def test_integers_given_as_floats_are_the_integers_everywhere(tiny_model):
+    config = example_config(tiny_model)
+    config.update(num_samples_per_date=2.0, blanket_overlap=4.0, seed=1.0, trajectory_sizes=72.0)
+    config["diffusion"] = {"num_steps": 8.0, "sampler": {"type": "lms", "config": {"order": 2.0}}}
+    config["generation"] = {"max_blankets_per_batch": 16.0, "processes": 1.0}
+    config["hardware"]["gen"] |= {"cpus": 2.0, "gpus": 1.0}
+    normalise_integers(config, str(REPO / "config/schema.yaml"))
+    plan = make_plan(config)
+    settings = plan.settings
+    assert (plan.sizes, plan.members, plan.processes) == ([72], [0, 1], 1)
+    values = (settings.steps, settings.overlap, settings.seed, settings.max_blankets_per_batch)
+    assert values == (8, 4, 1, 16) and all(type(value) is int for value in values)
+    assert (
+        settings.sampler_options == {"order": 2} and type(settings.sampler_options["order"]) is int
+    )
+    assert plan.resources["generate"]["cpus"] == 2 and plan.resources["generate"]["gpu"] == 1
+    assert '"order": 2}' in settings.to_json() and "2.0" not in settings.to_json()
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"order": 2.5}, "order must be an integer in [1, 10], got 2.5"),
+        ({"order": 1000}, "order must be an integer in [1, 10]"),
+    ],
+)
+def test_bad_integer_sampler_options_are_refused(tiny_model, options, message):
+    config = example_config(tiny_model)
+    config["diffusion"]["sampler"]["config"] = options
+    with pytest.raises(
+        ConfigError, match=re.escape(f"diffusion.sampler.config: sampler option {message}")
+    ):
+        make_plan(config)
+
+
+def test_local_backend_never_plans_several_nodes_or_srun():
+    hardware = {"backend": "local", "gpus_per_node": 2, "gen": {"gpus": 4}}
+    resources = hardware_resources(hardware, "gen")
+    assert resources["nodes"] == 1 and "slurm_partition" not in resources
+    processes, warnings = generation_processes(hardware, resources, 1, visible=4)
+    assert processes == 4
+    assert warnings == [
+        "hardware.gen.gpus: 4 GPUs are more than gpus_per_node = 2, but backend local runs "
+        "every job on this machine, on one node: generation jobs run 4 processes here, "
+        "under one torchrun --standalone"
+    ]
+    assert not launcher_command(processes, resources["nodes"]).startswith("srun")
+
+
+def test_local_gpus_beyond_those_of_the_machine_are_lowered_with_a_warning():
+    hardware = {"backend": "local", "gen": {"gpus": 4}}
+    resources = hardware_resources(hardware, "gen")
+    processes, warnings = generation_processes(hardware, resources, 1, visible=2)
+    assert (processes, resources["gpu"]) == (2, 2)
+    assert warnings == [
+        "hardware.gen.gpus: 4, but this machine shows 2 GPU(s) (backend local): generation "
+        "jobs ask for 2 GPU(s) and run 2 process(es)"
+    ]
+    resources = hardware_resources(hardware, "gen")
+    processes, warnings = generation_processes(hardware, resources, 1, visible=0)
+    assert processes == 4 and "no NVIDIA GPU is visible" in warnings[0]
+    slurm = {"backend": "slurm", "gpus_per_node": 2, "gen": {"gpus": 4}}
+    resources = hardware_resources(slurm, "gen")
+    assert generation_processes(slurm, resources, 1, visible=0) == (4, [])
+    assert resources["nodes"] == 2
+
+
+def test_visible_gpus_follow_cuda_visible_devices(monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert visible_gpu_count() == 0
+
+
+def test_local_backend_refuses_an_executor_that_submits_jobs():
+    check_executor({"backend": "local"}, "local")
+    check_executor({"backend": "local"}, "dryrun")
+    check_executor({"backend": "slurm"}, "slurm")
+    with pytest.raises(ConfigError, match="^hardware.backend: 'local', but .* 'slurm' executor"):
+        check_executor({"backend": "local"}, "slurm")
+
+
+def test_unknown_backend_names_the_allowed_ones():
+    with pytest.raises(
+        ConfigError, match="^hardware.backend: 'slrum' is unknown; allowed: local, slurm$"
+    ):
+        check_backend({"backend": "slrum"})
+
+
+def test_cpu_processes_with_one_gpu_are_refused():
+    resources = hardware_resources({"gen": {"gpus": 1}}, "gen")
+    with pytest.raises(ConfigError, match="^generation.processes: 2 CPU processes"):
+        generation_processes({"backend": "slurm"}, resources, 2)

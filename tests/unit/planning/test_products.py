@@ -1,7 +1,13 @@
 """Settings, paths and request checks of the on-request outputs (decode, render, evaluate)."""
 
+import dataclasses
+import re
+
 import numpy as np
 import pytest
+import xarray as xr
+import yaml
+from skyquilt_testing.decoding import VARIABLES, synthetic_dataset, write_synthetic_dataset
 from skyquilt_testing.workflow import tiny_config
 
 from skyquilt.planning import products as products_module
@@ -138,11 +144,66 @@ def test_statistics_quantiles_are_sorted_and_checked(tiny_model):
             make_products(config, make_plan(config))
 
 
-def test_statistics_need_the_dataset_but_not_its_ground_truth(tiny_model):
+def test_statistics_need_the_dataset_but_not_its_ground_truth(tiny_model, tmp_path):
     config = tiny_config(tiny_model) | DEFAULTS
     products = make_products(config, make_plan(config))
     with pytest.raises(ConfigError, match="dataset: decoding needs the dataset"):
         products_module.check_request(products, {"statistics"}, built=[str(tiny_model)])
-    config["dataset"] = "/nowhere/era5.zarr"  # never opened: statistics need no truth
+    config["dataset"] = str(tmp_path / "nowhere.zarr")  # decoding takes the dataset's grid
+    products = make_products(config, make_plan(config))
+    with pytest.raises(ConfigError, match="^dataset: .*nowhere.zarr does not exist"):
+        products_module.check_request(products, {"statistics"}, built=[str(tiny_model)])
+    # A dataset long before the start dates: statistics need no truth.
+    config["dataset"] = str(write_synthetic_dataset(tmp_path / "era5.zarr", "1999-01-01", 6))
     products = make_products(config, make_plan(config))
     products_module.check_request(products, {"statistics"}, built=[str(tiny_model)])
+
+
+def decodable(tmp_path, dataset) -> str:
+    """A decoder config in tmp_path/latents/ae for the variables and grid of `dataset`."""
+    model_path = tmp_path / "latents/denoisers/denoiser/0"
+    (tmp_path / "latents/ae").mkdir(parents=True)
+    architecture = {"variables": list(VARIABLES), "grid": [dataset.sizes["latitude"], 32]}
+    (tmp_path / "latents/ae/config.yaml").write_text(yaml.safe_dump({"architecture": architecture}))
+    return str(model_path)
+
+
+@pytest.mark.parametrize(
+    ("damage", "asked", "message"),
+    [
+        (
+            lambda data: data.drop_vars("geopotential"),
+            "statistics",
+            "lacks variable 'geopotential'",
+        ),
+        (lambda data: data.drop_vars("latitude"), "decoded", "no coordinate latitude"),
+        (lambda data: data.drop_vars("time"), "evaluation", "no coordinate time"),
+        (lambda data: data.drop_vars("level"), "decoded", "no coordinate level"),
+        (
+            lambda data: xr.concat([data, data.assign_coords(level=[850])], "level"),
+            "decoded",
+            "at levels [500, 850]",
+        ),
+        (lambda data: data.isel(longitude=slice(0, 16)), "statistics", "16 (latitude x longitude)"),
+    ],
+)
+def test_a_dataset_lacking_what_the_decoder_or_evaluation_needs_is_refused(
+    tiny_model, tmp_path, damage, asked, message
+):
+    dataset = synthetic_dataset("2000-04-01", 24 * 25, (16, 32))
+    model_path = decodable(tmp_path, dataset)
+    config = tiny_config(tiny_model, dataset=str(tmp_path / "era5.zarr")) | DEFAULTS
+    products = make_products(config, make_plan(config))
+    products = dataclasses.replace(
+        products,
+        plan=dataclasses.replace(
+            products.plan,
+            settings=dataclasses.replace(products.plan.settings, model_path=model_path),
+        ),
+    )
+    dataset.to_zarr(tmp_path / "era5.zarr", zarr_format=2)
+    products_module.check_request(products, {asked}, built=[model_path])  # the intact one
+    damage(dataset).to_zarr(tmp_path / "damaged.zarr", zarr_format=2)
+    products = dataclasses.replace(products, dataset=str(tmp_path / "damaged.zarr"))
+    with pytest.raises(ConfigError, match=f"^dataset: .*{re.escape(message)}"):
+        products_module.check_request(products, {asked}, built=[model_path])
