@@ -44,3 +44,10 @@ rule statistics:
     """Ensemble mean, std, min, max and quantiles of every size and start date (on request)."""
     input:
         get_statistics_targets,
+
+
+rule latent_statistics:
+    """Latent mean, std and member checksums of every trajectory size (on request, no
+    decoding)."""
+    input:
+        [PRODUCTS.latent_statistics_path(size) for size in PLAN.sizes],

@@ -1,6 +1,7 @@
 rule evaluation:
-    """Scores of the ensemble of one trajectory size against the truth, persistence and
-    climatology; zonal spectra; blanket-seam continuity."""
+    """Scores of the ensemble of one trajectory size against the truth, persistence,
+    climatology and a climatology ensemble; rank histograms; zonal spectra; blanket-seam
+    continuity."""
     input:
         unpack(get_evaluation_inputs),
     output:
@@ -35,6 +36,13 @@ rule evaluation:
             subcategory="{size}h trajectories",
             labels={"figure": "blanket-seam continuity"},
         ),
+        rank_histogram_png=report(
+            PRODUCTS.evaluation_path("{size}", "rank_histogram.png"),
+            caption="../report/rank_histogram.rst",
+            category="Evaluation",
+            subcategory="{size}h trajectories",
+            labels={"figure": "rank histograms"},
+        ),
     log:
         PLAN.log_path("evaluate/{size}h"),
     conda:
@@ -47,5 +55,6 @@ rule evaluation:
         climatology_period=PRODUCTS.climatology_period,
         blanket_size=PLAN.model.blanket_size,
         overlap=PLAN.settings.overlap,
+        seed=PLAN.settings.seed,
     script:
         "../scripts/evaluate.py"

@@ -18,3 +18,21 @@ rule ensemble_statistics:
         block_mb=PRODUCTS.statistics_block_mb,
     script:
         "../scripts/statistics.py"
+
+
+rule latent_ensemble_statistics:
+    """Latent mean, std and member checksums of one trajectory size, read from the aggregate
+    one member at a time, without decoding."""
+    input:
+        trajectories=PLAN.trajectories_path("{size}"),
+    output:
+        directory(PRODUCTS.latent_statistics_path("{size}")),
+    log:
+        PLAN.log_path("latent_statistics/{size}h"),
+    conda:
+        "../envs/skyquilt.yaml"
+    threads: get_threads("statistics")
+    resources:
+        **get_resources("statistics"),
+    script:
+        "../scripts/latent_statistics.py"

@@ -16,4 +16,5 @@ with job_log(snakemake.log[0]):  # noqa: F821
         climatology_period=tuple(period) if period else None,
         blanket_size=snakemake.params.blanket_size,  # noqa: F821
         overlap=snakemake.params.overlap,  # noqa: F821
+        seed=snakemake.params.seed,  # noqa: F821
     )

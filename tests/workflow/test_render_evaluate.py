@@ -59,7 +59,7 @@ def expected_files() -> set[str]:
         for suffix in suffixes
     }
     names = ("metrics.csv", "metrics.zarr", "spectra.csv", "steps.csv")
-    names += ("scores.png", "spectra.png", "seams.png")
+    names += ("scores.png", "spectra.png", "seams.png", "rank_histogram.png")
     evaluation = {f"{SIZE_DIR}/evaluation/{name}" for name in names}
     return decoded | gallery | animations | evaluation
 
@@ -134,7 +134,7 @@ def test_an_animation_rendered_in_one_job_equals_the_split_one(rendered, tmp_pat
 
 
 def test_score_plots_are_real_images(rendered):
-    for name in ("scores.png", "spectra.png", "seams.png"):
+    for name in ("scores.png", "spectra.png", "seams.png", "rank_histogram.png"):
         image = iio.imread(rendered / SIZE_DIR / "evaluation" / name)
         assert image.shape[0] > 200 and image.shape[1] > 400
         assert_real_image(image, image.shape[:2])
@@ -147,11 +147,17 @@ def test_metrics_table_scores_model_and_baselines_for_every_variable(rendered):
     leads = scores[scores["metric"] != "seam_ratio"]
     assert set(leads["lead_hours"]) == set(range(STATES))
     by_source = leads.groupby("source")["metric"].unique().map(set).to_dict()
+    ensemble = {"rmse", "spread", "spread_skill_ratio", "crps", "energy_score"}
+    ensemble |= {"rank_histogram_flatness", *(f"rank_histogram_bin_{k}" for k in range(3))}
     assert by_source == {
-        "model": {"rmse", "spread", "spread_skill_ratio", "crps"},
-        "persistence": {"rmse", "crps"},
-        "climatology": {"rmse", "crps"},
+        "model": ensemble,
+        "persistence": {"rmse", "crps", "energy_score"},
+        "climatology": {"rmse", "crps", "energy_score"},
+        "climatology_ensemble": ensemble,  # as many members (2), scored alike
     }
+    bins = leads[leads["metric"].str.startswith("rank_histogram_bin_")]
+    totals = bins.groupby(["source", "variable", "lead_hours"])["value"].sum()
+    np.testing.assert_allclose(totals, 1.0)
     assert np.isfinite(scores["value"]).all()
     persistence = leads[(leads["source"] == "persistence") & (leads["metric"] == "rmse")]
     assert (persistence[persistence["lead_hours"] == 0]["value"] == 0).all()
@@ -165,7 +171,8 @@ def test_metrics_table_scores_model_and_baselines_for_every_variable(rendered):
 
 def test_report_holds_the_gallery_score_plots_and_metrics_table(rendered):
     html = (rendered / "report.html").read_text()
-    for name in (f"{FIELD}.png", "metrics.csv", "scores.png", "spectra.png", "seams.png"):
+    names = ("metrics.csv", "scores.png", "spectra.png", "seams.png", "rank_histogram.png")
+    for name in (f"{FIELD}.png", *names):
         assert name in html
 
 

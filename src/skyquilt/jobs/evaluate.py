@@ -1,6 +1,7 @@
 """The work of the evaluation job: scores, spectra and seam continuity of one trajectory size.
 
-The samples are compared with the dataset's truth, persistence and climatology, and the
+The samples are compared with the dataset's truth, persistence, climatology and a climatology
+ensemble of the same size (drawn with the run's seed), and the
 results written as tables and plots.
 
 The decoded members are opened lazily as one ensemble; skyquilt.scoring.metrics loads lead times in
@@ -20,6 +21,7 @@ from skyquilt.io.shards import ZARR_FORMAT
 from skyquilt.jobs.render import open_ensemble, open_truth
 from skyquilt.planning.products import Field
 from skyquilt.plotting import scores as score_plots
+from skyquilt.scoring.baselines import CLIMATOLOGY_WINDOW_DAYS
 from skyquilt.scoring.metrics import Evaluation, evaluate, table_to_dataset
 
 log = logging.getLogger("skyquilt")
@@ -73,11 +75,13 @@ def run_evaluation(
     climatology_period: tuple[str, str] | None,
     blanket_size: int,
     overlap: int,
+    seed: int = 0,
 ) -> Evaluation:
     """Score every decoded member of one trajectory size and write the tables and plots.
 
     outputs: paths of metrics_csv, metrics_zarr, spectra_csv, steps_csv, scores_png,
-    spectra_png, seams_png. Fields are scored one at a time (less memory, and each variable
+    spectra_png, seams_png, rank_histogram_png. `seed` (the run's) draws the climatology
+    ensemble and breaks rank ties. Fields are scored one at a time (less memory, and each variable
     keeps only its own levels).
     """
     forecast, truth = open_ensemble(decoded), open_truth(dataset)
@@ -87,7 +91,7 @@ def run_evaluation(
     for field in evaluate_fields(forecast, fields):
         log.info("evaluating %s", field.label)
         evaluations.append(
-            evaluate(_field_forecast(forecast, field), truth, period, blanket_size, overlap)
+            evaluate(_field_forecast(forecast, field), truth, period, blanket_size, overlap, seed)
         )
     result = Evaluation(
         scores=pd.concat([item.scores for item in evaluations], ignore_index=True),
@@ -102,6 +106,8 @@ def run_evaluation(
         climatology_period=list(period),
         blanket_size=blanket_size,
         overlap=overlap,
+        seed=seed,
+        climatology_window_days=CLIMATOLOGY_WINDOW_DAYS,
         seams=result.seams.tolist(),
         members=forecast.sizes["member"],
         start_dates=[str(np.datetime64(time, "h")) for time in forecast.time.values],
@@ -113,4 +119,5 @@ def run_evaluation(
     score_plots.plot_spectra(result.spectra, outputs["spectra_png"], units)
     ratios = result.scores[result.scores["metric"] == "seam_ratio"]
     score_plots.plot_seams(result.steps, result.seams, ratios, outputs["seams_png"])
+    score_plots.plot_rank_histograms(result.scores, outputs["rank_histogram_png"])
     return result

@@ -40,6 +40,7 @@ from skyquilt.io.atomic import atomic_directory
 from skyquilt.io.shards import ZARR_FORMAT
 from skyquilt.jobs.logs import configure_logging, reporting_full_disk
 from skyquilt.jobs.memory import release_large_buffers
+from skyquilt.scoring.latent import latent_statistics
 from skyquilt.scoring.statistics import (
     QUANTILE_METHOD,
     RunningMoments,
@@ -261,3 +262,15 @@ def run_statistics(
     log.info(
         "wrote %s in %.2f s (%.1f members/s)", output, elapsed, len(decoded) / max(elapsed, 1e-9)
     )
+
+
+def run_latent_statistics(trajectories: str | Path, output: str | Path) -> None:
+    """Write the latent mean, std and member checksums of one aggregate to `output` (a zarr),
+    without decoding (skyquilt.scoring.latent), atomically."""
+    configure_logging()
+    aggregate = xr.open_zarr(trajectories)
+    log.info("latent statistics of %s (%d members)", trajectories, aggregate.sizes["member"])
+    result = latent_statistics(aggregate).assign_attrs(skyquilt_version=__version__)
+    with reporting_full_disk(str(output)), atomic_directory(Path(output)) as temporary:
+        result.to_zarr(temporary, mode="w-", consolidated=True, zarr_format=ZARR_FORMAT)
+    log.info("wrote %s", output)

@@ -9,8 +9,9 @@ that needs them, so that a bad request fails before any job with one line naming
     <prior>/<T>h/decoded/<date>/<member>.zarr
     <prior>/<T>h/render/gallery/<date>/<field>.png
     <prior>/<T>h/render/animation/<date>/<member>/<field>.gif (+ .mp4)
-    <prior>/<T>h/evaluation/{metrics.csv, metrics.zarr, scores.png, spectra.png, seams.png, ...}
+    <prior>/<T>h/evaluation/{metrics.csv, metrics.zarr, scores.png, rank_histogram.png, ...}
     <prior>/<T>h/statistics/<date>.zarr   (`snakemake statistics`: ensemble mean, std, ...)
+    <prior>/<T>h/latent_statistics.zarr   (`snakemake latent_statistics`: from the aggregate)
 """
 
 import os
@@ -30,7 +31,7 @@ from skyquilt.planning.plan import Plan
 
 # Wildcard of a field label: "<variable>" or "<variable>-<level>", e.g. "geopotential-500".
 FIELD_WILDCARD = r"[A-Za-z0-9_]+(-[0-9.]+)?"
-EVALUATION_FILES = ("metrics.csv", "scores.png", "spectra.png", "seams.png")
+EVALUATION_FILES = ("metrics.csv", "scores.png", "spectra.png", "seams.png", "rank_histogram.png")
 EVALUATION_TABLES = ("spectra.csv", "steps.csv")
 # Defaults of the `statistics` section (config/schema.report.yaml has the same).
 STATISTICS_QUANTILES = (0.05, 0.5, 0.95)
@@ -111,6 +112,10 @@ class Products:
     def statistics_path(self, size: int | str, label: str) -> str:
         """The ensemble statistics of one start date (a zarr, one group per statistic)."""
         return f"{self.size_dir(size)}/statistics/{label}.zarr"
+
+    def latent_statistics_path(self, size: int | str) -> str:
+        """Latent mean, std and member checksums of one trajectory size (a zarr, no decoding)."""
+        return f"{self.size_dir(size)}/latent_statistics.zarr"
 
     @property
     def animation_suffixes(self) -> list[str]:

@@ -1,4 +1,5 @@
-"""Plots of scores: metrics against lead time, zonal power spectra, blanket-seam continuity."""
+"""Plots of scores: metrics against lead time, zonal power spectra, blanket-seam continuity,
+rank histograms."""
 
 import os
 from collections.abc import Mapping, Sequence
@@ -12,6 +13,7 @@ SOURCE_STYLES = {
     "model": {"color": "tab:blue", "marker": "o"},
     "persistence": {"color": "tab:orange", "marker": "s"},
     "climatology": {"color": "tab:green", "marker": "^"},
+    "climatology_ensemble": {"color": "tab:olive", "marker": "v"},
     "truth": {"color": "black", "marker": None},
 }
 METRIC_LABELS = {
@@ -19,7 +21,11 @@ METRIC_LABELS = {
     "spread": "spread",
     "spread_skill_ratio": "spread-skill ratio",
     "crps": "fair CRPS",
+    "energy_score": "energy score",
+    "rank_histogram_flatness": "rank-histogram flatness",
 }
+UNITLESS = ("spread_skill_ratio", "rank_histogram_flatness")
+RANK_BIN = "rank_histogram_bin_"
 
 
 def _panels(table: pd.DataFrame) -> list[tuple[str, object]]:
@@ -68,9 +74,7 @@ def plot_scores(
             if metric == "spread_skill_ratio":
                 ax.axhline(1.0, color="grey", linestyle=":", linewidth=1)
             label = METRIC_LABELS[metric]
-            ax.set_ylabel(
-                label if metric == "spread_skill_ratio" or not unit else f"{label} [{unit}]"
-            )
+            ax.set_ylabel(label if metric in UNITLESS or not unit else f"{label} [{unit}]")
             ax.set_title(f"{_panel_title(variable, level)}: {label}", fontsize=9)
             ax.grid(alpha=0.3)
             if row == len(panels) - 1:
@@ -142,4 +146,46 @@ def plot_seams(
     for ax in axes.flat[len(panels) :]:
         ax.set_visible(False)
     figure.suptitle("Blanket-seam continuity (dotted: seams; ratio 1.0 = no visible seam)")
+    return save_figure(figure, path)
+
+
+def plot_rank_histograms(scores: pd.DataFrame, path: str | os.PathLike) -> Path:
+    """Rank histograms averaged over lead times, one panel per (variable, level).
+
+    Bars per ensemble source (model, climatology_ensemble) side by side; the dotted line is the
+    flat histogram 1 / (M + 1) and each source's flatness (averaged over leads) is in the title.
+    `scores` has metrics.SCORE_COLUMNS with rank_histogram_bin_<k> rows.
+    """
+    bins = scores[scores["metric"].str.startswith(RANK_BIN)].copy()
+    bins["rank"] = bins["metric"].str.removeprefix(RANK_BIN).astype(int)
+    flat = scores[scores["metric"] == "rank_histogram_flatness"]
+    panels = _panels(bins)
+    columns = max(1, min(len(panels), 3))
+    grid_rows = max(1, -(-len(panels) // columns))
+    figure, axes = new_figure(grid_rows, columns, figsize=(4.4 * columns, 3.0 * grid_rows + 0.5))
+    for ax, (variable, level) in zip(axes.flat, panels, strict=False):
+        rows = _rows_of(bins, variable, level)
+        sources = list(dict.fromkeys(rows["source"]))
+        width = 0.8 / max(1, len(sources))
+        for index, source in enumerate(sources):
+            mean = rows[rows["source"] == source].groupby("rank")["value"].mean()
+            style = SOURCE_STYLES.get(source, {})
+            ax.bar(
+                mean.index + (index - (len(sources) - 1) / 2) * width,
+                mean.values,
+                width,
+                label=source,
+                color=style.get("color"),
+            )
+            ax.axhline(1.0 / len(mean), color="grey", linestyle=":", linewidth=1)
+        flatness = _rows_of(flat, variable, level).groupby("source", sort=False)["value"].mean()
+        shown = ", ".join(f"{source} {value:.2f}" for source, value in flatness.items())
+        ax.set_title(f"{_panel_title(variable, level)}\nflatness: {shown}", fontsize=9)
+        ax.set_xlabel("rank of the truth among the members")
+        ax.set_ylabel("frequency (latitude-weighted)")
+        ax.grid(alpha=0.3, axis="y")
+        ax.legend(fontsize=8)
+    for ax in axes.flat[len(panels) :]:
+        ax.set_visible(False)
+    figure.suptitle("Rank histograms over all lead times (dotted: flat = reliable)")
     return save_figure(figure, path)

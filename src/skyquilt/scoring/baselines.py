@@ -117,3 +117,96 @@ def climatology(
         kind = "all_hours"
     forecast = _forecast_layout(states)
     return forecast.assign_attrs(climatology=kind, climatology_period=list(period))
+
+
+# Days either side of a valid time's day of year from which climatology members are drawn.
+CLIMATOLOGY_WINDOW_DAYS = 15
+# Mixed into the run seed so that these draws are not those of any other use of the seed.
+CLIMATOLOGY_STREAM = 0xC11A
+
+
+def _day_distance(times: np.ndarray, reference: np.datetime64) -> np.ndarray:
+    """Days between the days of year of `times` and of `reference`, cyclic over 365 days."""
+    days = xr.DataArray(np.asarray(times, dtype="datetime64[ns]")).dt.dayofyear.values
+    day = xr.DataArray(np.asarray([reference], dtype="datetime64[ns]")).dt.dayofyear.values[0]
+    distance = np.abs(days - day)
+    return np.minimum(distance, 365 - distance)
+
+
+def analogue_starts(
+    truth_times: np.ndarray,
+    init_times: np.ndarray,
+    lead_times: np.ndarray,
+    period: tuple[str, str],
+    window_days: int = CLIMATOLOGY_WINDOW_DAYS,
+) -> list[np.ndarray]:
+    """For each init, the truth times s that may start a climatology member.
+
+    s lies in `period` (inclusive) at the init's hour of day, within `window_days` of its day
+    of year (any year), and s + every lead is a truth time in the period too, so that a member
+    never reaches outside the climatology period (which excludes the evaluated trajectories).
+    Raises ValueError naming an init without any.
+    """
+    times = np.asarray(truth_times, dtype="datetime64[ns]")
+    first, last = (np.datetime64(bound, "ns") for bound in period)
+    if len(period[1]) == 10:  # a date: the whole day
+        last = last + np.timedelta64(1, "D") - np.timedelta64(1, "ns")
+    inside = times[(times >= first) & (times <= last)]
+    lead = np.asarray(lead_times, dtype="timedelta64[ns]")
+    reach = inside[np.isin(inside + lead.max(), inside)]
+    whole = reach[np.all(np.isin(reach[:, None] + lead[None, :], inside), axis=1)]
+    starts = []
+    for init in np.asarray(init_times, dtype="datetime64[ns]"):
+        same_hour = whole[whole.astype("datetime64[h]").astype(np.int64) % 24 == _hour(init)]
+        chosen = same_hour[_day_distance(same_hour, init) <= window_days]
+        if chosen.size == 0:
+            raise ValueError(
+                f"climatology ensemble: no trajectory of the climatology period {period[0]} to "
+                f"{period[1]} starts at hour {_hour(init)} within {window_days} days of the day "
+                f"of year of {np.datetime_as_string(init, unit='h')}"
+            )
+        starts.append(chosen)
+    return starts
+
+
+def _hour(time: np.datetime64) -> int:
+    return int(np.asarray(time, dtype="datetime64[h]").astype(np.int64) % 24)
+
+
+def climatology_ensemble(
+    truth: xr.Dataset,
+    init_times: np.ndarray,
+    lead_times: np.ndarray,
+    period: tuple[str, str],
+    members: int,
+    seed: int,
+    window_days: int = CLIMATOLOGY_WINDOW_DAYS,
+) -> xr.Dataset:
+    """A probabilistic climatology: `members` trajectories of the truth from the period.
+
+    For each init and member, a start s is drawn uniformly, with replacement, from
+    `analogue_starts` (same hour of day, within `window_days` of the day of year, any year of
+    the period) by numpy's Generator seeded with (seed, CLIMATOLOGY_STREAM), inits in order;
+    the member's state at lead l is the truth at s + l. Deterministic given the seed.
+
+    truth: (time, ...) -> (time [I], member [members], prediction_timedelta [L], ...), lazily
+    when the truth is, with the drawn starts as coordinate `analogue_start` (time, member).
+    """
+    init = np.asarray(init_times, dtype="datetime64[ns]")
+    lead = np.asarray(lead_times, dtype="timedelta64[ns]")
+    generator = np.random.default_rng([int(seed), CLIMATOLOGY_STREAM])
+    candidates = analogue_starts(truth.time.values, init, lead, period, window_days)
+    starts = np.stack(
+        [choices[generator.integers(choices.size, size=members)] for choices in candidates]
+    )
+    positions = truth.get_index("time").get_indexer((starts[:, :, None] + lead).ravel())
+    index = xr.DataArray(
+        positions.reshape(*starts.shape, lead.size),
+        dims=FORECAST_DIMS,
+        coords={"time": init, "member": np.arange(members), "prediction_timedelta": lead},
+    )
+    states = truth.drop_vars("time").isel(time=index)
+    states = states.assign_coords(analogue_start=(("time", "member"), starts))
+    return states.transpose(*FORECAST_DIMS, ...).assign_attrs(
+        climatology_period=list(period), climatology_window_days=window_days
+    )

@@ -4,7 +4,9 @@ Forecasts follow WeatherBench2: dims (time [init], member, prediction_timedelta,
 latitude, longitude). Global means are latitude-weighted with w = cos(phi) normalised to mean 1.
 
 - scores per variable / level / lead time: ensemble-mean RMSE (skill), spread, spread-skill
-  ratio sqrt((M+1)/M) * spread / skill and the fair CRPS (scoringrules);
+  ratio sqrt((M+1)/M) * spread / skill, the fair CRPS (scoringrules), the fair energy score over
+  the field and, for two members or more, the rank histogram (`rank_histogram_bin_<k>`) and
+  its flatness (`rank_histogram_flatness`), defined in skyquilt.scoring.probabilistic;
 - zonal power spectra of samples and truth;
 - blanket-seam continuity: mean |x_{t+1} - x_t| across blanket seams over the same inside blankets.
 
@@ -22,21 +24,27 @@ import torch
 import xarray as xr
 
 from skyquilt.sampling.blankets import blanket_count, fold
-from skyquilt.scoring.baselines import align_truth, climatology, persistence
+from skyquilt.scoring.baselines import (
+    align_truth,
+    climatology,
+    climatology_ensemble,
+    persistence,
+)
+from skyquilt.scoring.probabilistic import (
+    energy_score,
+    flatness,
+    latitude_weights,
+    rank_histogram,
+)
 
-SCORES = ("rmse", "spread", "spread_skill_ratio", "crps")
+SCORES = ("rmse", "spread", "spread_skill_ratio", "crps", "energy_score")
+RANK_HISTOGRAM = "rank_histogram"
 SCORE_COLUMNS = ["variable", "level", "lead_hours", "metric", "source", "value"]
 SPECTRUM_COLUMNS = ["variable", "level", "wavenumber", "source", "value"]
 STEP_COLUMNS = ["variable", "level", "step", "source", "value"]
 SPATIAL_DIMS = ("latitude", "longitude")
 # Bytes of one dataset loaded at once; lead times are processed in blocks within it.
 MEMORY_BUDGET = 2**30
-
-
-def latitude_weights(latitude: xr.DataArray) -> xr.DataArray:
-    """cos(latitude) normalised to mean 1 over the latitude axis: (lat,) -> (lat,)."""
-    weights = np.cos(np.deg2rad(latitude))
-    return weights / weights.mean()
 
 
 def spatial_mean(field: xr.Dataset) -> xr.Dataset:
@@ -79,15 +87,17 @@ def _fair_crps(forecast: xr.Dataset, truth: xr.Dataset) -> xr.Dataset:
     )
 
 
-def lead_scores(forecast: xr.Dataset, truth: xr.Dataset) -> dict[str, xr.Dataset]:
+def lead_scores(forecast: xr.Dataset, truth: xr.Dataset, seed: int = 0) -> dict[str, xr.Dataset]:
     """Scores per lead time, averaged over inits.
 
     forecast (time, member, [prediction_timedelta,] [level,] lat, lon), truth (time,
     [prediction_timedelta,] [level,] lat, lon) -> {metric: ([prediction_timedelta,] [level])}.
 
     rmse = sqrt(<(mean_m x - y)^2>), spread = sqrt(<var_m x>) with ddof=1, where <.> is the
-    latitude-weighted mean over space and inits; crps = <fair CRPS>. Spread and the ratio need
-    two or more members and are left out for a single member.
+    latitude-weighted mean over space and inits; crps = <fair CRPS>; energy_score over the field
+    (probabilistic.energy_score). Spread, the ratio and the rank histogram (bins
+    rank_histogram_bin_<k>, k = 0..M, and rank_histogram_flatness; ties broken with `seed`)
+    need two or more members and are left out for a single member.
     """
     members = forecast.sizes["member"]
     error = forecast.mean("member") - truth
@@ -97,6 +107,12 @@ def lead_scores(forecast: xr.Dataset, truth: xr.Dataset) -> dict[str, xr.Dataset
         spread = np.sqrt(spatial_mean(forecast.var("member", ddof=1)).mean("time"))
         scores["spread"] = spread
         scores["spread_skill_ratio"] = np.sqrt((members + 1) / members) * spread / skill
+    scores["energy_score"] = energy_score(forecast, truth)
+    if members > 1:
+        histogram = rank_histogram(forecast, truth, seed)
+        scores[f"{RANK_HISTOGRAM}_flatness"] = flatness(histogram)
+        for rank in histogram.bin.values:
+            scores[f"{RANK_HISTOGRAM}_bin_{rank}"] = histogram.sel(bin=rank, drop=True)
     return scores
 
 
@@ -114,14 +130,16 @@ def _blocks(*datasets: xr.Dataset) -> Iterator[list[xr.Dataset]]:
         yield [dataset.isel(prediction_timedelta=block).load() for dataset in datasets]
 
 
-def score_table(forecast: xr.Dataset, truth: xr.Dataset, source: str = "model") -> pd.DataFrame:
+def score_table(
+    forecast: xr.Dataset, truth: xr.Dataset, source: str = "model", seed: int = 0
+) -> pd.DataFrame:
     """Tidy scores of `forecast` against the hourly `truth`, block of leads by block.
 
     forecast: (time, member, prediction_timedelta, [level,] lat, lon); truth: (time, [level,]
-    lat, lon) -> DataFrame with SCORE_COLUMNS.
+    lat, lon) -> DataFrame with SCORE_COLUMNS. `seed` breaks rank ties.
     """
     blocks = [
-        lead_scores(states, truths)
+        lead_scores(states, truths, seed)
         for states, truths in _blocks(forecast, align_truth(truth, forecast))
     ]
     hours = _lead_hours(forecast)
@@ -268,19 +286,30 @@ def evaluate(
     climatology_period: tuple[str, str],
     blanket_size: int,
     overlap: int,
+    seed: int = 0,
 ) -> Evaluation:
-    """Score the ensemble, persistence and climatology; spectra and seam continuity.
+    """Score the ensemble, persistence, climatology and the climatology ensemble; spectra and
+    seam continuity.
 
     forecast: a decoded ensemble of whole trajectories (prediction_timedelta holds states
-    0 .. T-1 in order); truth: the hourly dataset, also the source of both baselines.
+    0 .. T-1 in order); truth: the hourly dataset, also the source of the baselines. `seed`
+    (the run's) draws the climatology ensemble, of as many members as the forecast, and breaks
+    rank ties.
     """
     init, lead = forecast.time.values, forecast.prediction_timedelta.values
+    members = forecast.sizes["member"]
+    fields = truth[list(forecast.data_vars)]
+    if "level" in forecast.coords:  # the forecast's levels only
+        fields = fields.sel(level=forecast.level)
     references = {
-        "persistence": persistence(truth, init, lead),
-        "climatology": climatology(truth, init, lead, climatology_period),
+        "persistence": persistence(fields, init, lead),
+        "climatology": climatology(fields, init, lead, climatology_period),
+        "climatology_ensemble": climatology_ensemble(
+            fields, init, lead, climatology_period, members, seed
+        ),
     }
-    scores = [score_table(forecast, truth, "model")]
-    scores += [score_table(reference, truth, name) for name, reference in references.items()]
+    scores = [score_table(forecast, truth, "model", seed)]
+    scores += [score_table(reference, truth, name, seed) for name, reference in references.items()]
     seams = seam_pairs(forecast.sizes["prediction_timedelta"], blanket_size, overlap)
     steps = step_table(forecast, truth)
     scores.append(seam_table(steps, seams))

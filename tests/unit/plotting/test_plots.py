@@ -192,6 +192,7 @@ def test_score_spectra_and_seam_plots_are_real_images(case, tmp_path):
         score_plots.plot_scores(scores, tmp_path / "scores.png", units),
         score_plots.plot_spectra(spectrum_table(forecast, truth), tmp_path / "spectra.png", units),
         score_plots.plot_seams(steps, seams, ratios, tmp_path / "seams.png"),
+        score_plots.plot_rank_histograms(scores, tmp_path / "rank_histogram.png"),
     ):
         assert_real_image(iio.imread(path))
 

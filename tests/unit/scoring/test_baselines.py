@@ -4,7 +4,14 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from skyquilt.scoring.baselines import align_truth, climatology, persistence, valid_times
+from skyquilt.scoring.baselines import (
+    align_truth,
+    analogue_starts,
+    climatology,
+    climatology_ensemble,
+    persistence,
+    valid_times,
+)
 
 START = np.datetime64("2000-01-01T00", "ns")
 HOUR = np.timedelta64(1, "h")
@@ -129,3 +136,61 @@ def test_climatology_falls_back_to_the_plain_mean_without_the_needed_hours():
 def test_climatology_rejects_a_period_without_truth():
     with pytest.raises(ValueError, match="1990-01-01 to 1990-12-31"):
         climatology(hourly_truth(), START, np.array([0]) * HOUR, ("1990-01-01", "1990-12-31"))
+
+
+def long_truth() -> xr.Dataset:
+    """Hourly values naming their time, over 2000 and 2001 (one level, a 1 x 2 grid)."""
+    times = np.arange("2000-01-01T00", "2002-01-01T00", dtype="datetime64[h]")
+    values = np.arange(times.size, dtype=np.float64)[:, None, None]
+    return xr.Dataset(
+        {"z": (("time", "latitude", "longitude"), np.repeat(values, 2, axis=2))},
+        coords={
+            "time": times.astype("datetime64[ns]"),
+            "latitude": [0.0],
+            "longitude": [0.0, 180.0],
+        },
+    )
+
+
+def test_climatology_ensemble_draws_trajectories_at_the_hour_and_season_of_each_init():
+    truth = long_truth()
+    inits = np.array(["2001-06-15T06", "2001-12-30T18"], dtype="datetime64[ns]")
+    leads = np.arange(0, 12, 3) * HOUR
+    period = ("2000-01-01", "2000-12-31")
+    ensemble = climatology_ensemble(truth, inits, leads, period, members=20, seed=7)
+    assert ensemble.z.dims == ("time", "member", "prediction_timedelta", "latitude", "longitude")
+    assert ensemble.sizes["member"] == 20
+    starts = ensemble.analogue_start.values.astype("datetime64[h]")
+    hours = starts.astype(np.int64) % 24
+    assert (hours[0] == 6).all() and (hours[1] == 18).all()
+    # Every start lies in 2000 within 15 days of year of June 15 / Dec 30 (wrapping round).
+    assert (starts[0] >= np.datetime64("2000-05-31T00")).all()
+    assert (starts[0] <= np.datetime64("2000-06-30T23")).all()
+    early = starts[1] <= np.datetime64("2000-01-14T23")
+    late = starts[1] >= np.datetime64("2000-12-14T00")  # 2000 is a leap year
+    assert (early | late).all() and early.any()
+    # The whole member stays in the period: nothing after 2000-12-31T23.
+    assert (starts[1] + np.timedelta64(9, "h") <= np.datetime64("2000-12-31T23")).all()
+    # Each member is the truth from its start: values name their hour.
+    first_hour = truth.time.values[0].astype("datetime64[h]")
+    expected = (starts[:, :, None] - first_hour).astype(np.int64) + np.arange(0, 12, 3)
+    np.testing.assert_array_equal(ensemble.z.values[..., 0, 1], expected)
+    # Reproducible from the seed, different for another.
+    again = climatology_ensemble(truth, inits, leads, period, members=20, seed=7)
+    np.testing.assert_array_equal(again.analogue_start, ensemble.analogue_start)
+    other = climatology_ensemble(truth, inits, leads, period, members=20, seed=8)
+    assert not np.array_equal(other.analogue_start, ensemble.analogue_start)
+
+
+def test_analogue_starts_keep_every_lead_inside_the_period():
+    truth = hourly_truth(days=4)
+    init = np.array([START + 72 * HOUR])
+    starts = analogue_starts(
+        truth.time.values, init, np.arange(8) * HOUR, ("2000-01-01", "2000-01-03")
+    )
+    assert starts[0].astype("datetime64[h]").tolist() == [
+        np.datetime64(day, "h").astype(object)
+        for day in ("2000-01-01T00", "2000-01-02T00", "2000-01-03T00")
+    ]
+    with pytest.raises(ValueError, match="no trajectory of the climatology period"):
+        analogue_starts(truth.time.values, init, np.arange(30) * HOUR, ("2000-01-01", "2000-01-01"))

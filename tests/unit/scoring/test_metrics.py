@@ -151,7 +151,11 @@ def test_a_single_member_scores_crps_as_mean_absolute_error_and_no_spread():
     target = truth_at_valid_times(truth)
     mae = weighted_mean(np.abs(forecast.geopotential.values[:, 0] - target))
     np.testing.assert_allclose(select(table, "crps", "persistence"), mae)
-    assert set(table.metric) == {"rmse", "crps"}
+    # The energy score of one member is the field's latitude-weighted RMS error, per init.
+    error = forecast.geopotential.values[:, 0] - target
+    rms = np.sqrt((error**2 * numpy_weights()).mean(axis=(3, 4))).mean(axis=0)
+    np.testing.assert_allclose(select(table, "energy_score", "persistence"), rms)
+    assert set(table.metric) == {"rmse", "crps", "energy_score"}
 
 
 def test_spread_skill_ratio_is_one_for_an_exchangeable_ensemble():
@@ -189,10 +193,11 @@ def test_score_table_is_tidy():
     forecast, truth = random_case()
     table = score_table(forecast, truth)
     assert list(table.columns) == SCORE_COLUMNS
-    assert set(table.metric) == {"rmse", "spread", "spread_skill_ratio", "crps"}
+    ranks = {f"rank_histogram_bin_{rank}" for rank in range(4)}  # 3 members: ranks 0..3
+    assert set(table.metric) == {*metrics.SCORES, "rank_histogram_flatness", *ranks}
     assert sorted(table.lead_hours.unique()) == [0.0, 1.0, 2.0, 3.0]
     assert sorted(table.level.unique()) == [500, 850]
-    assert len(table) == 4 * 4 * 2
+    assert len(table) == 4 * 10 * 2
 
 
 def test_scores_do_not_depend_on_how_leads_are_blocked(monkeypatch):
@@ -208,7 +213,7 @@ def test_a_variable_without_levels_gets_level_na():
     truth = truth.isel(level=0, drop=True)
     table = score_table(forecast, truth)
     assert table.level.isna().all()
-    assert len(table) == 4 * 4
+    assert len(table) == 4 * 10
 
 
 def test_a_forecast_that_lost_its_level_is_not_broadcast_against_the_truth_levels():
@@ -312,15 +317,21 @@ def test_seam_ratio_is_nan_without_seams():
     assert table.value.isna().all()
 
 
-def test_evaluate_scores_model_and_both_baselines():
+def test_evaluate_scores_model_and_the_baselines():
     rng = np.random.default_rng(3)
     truth = truth_from(rng.normal(size=(48, 2, 5, 8)))
     forecast = forecast_from(rng.normal(size=(1, 2, 12, 2, 5, 8)), inits=[30])
     result = evaluate(forecast, truth, ("2000-01-01", "2000-01-01"), blanket_size=4, overlap=2)
     scores = result.scores
-    assert set(scores.source) == {"model", "persistence", "climatology", "truth"}
-    for source in ("model", "persistence", "climatology"):
-        assert set(scores[scores.source == source].metric) >= {"rmse", "crps"}
+    sources = {"model", "persistence", "climatology", "climatology_ensemble", "truth"}
+    assert set(scores.source) == sources
+    for source in ("model", "persistence", "climatology", "climatology_ensemble"):
+        assert set(scores[scores.source == source].metric) >= {"rmse", "crps", "energy_score"}
+    for source in ("model", "climatology_ensemble"):  # the same metrics, two members each
+        names = set(scores[scores.source == source].metric) - {"seam_ratio"}
+        assert names == {*metrics.SCORES, "rank_histogram_flatness"} | {
+            f"rank_histogram_bin_{rank}" for rank in range(3)
+        }
     persistence_rmse = select(scores, "rmse", "persistence")
     np.testing.assert_allclose(persistence_rmse[0], 0.0)  # lead 0 is the initial state
     assert result.seams.tolist() == [2, 4, 6, 8]
@@ -341,4 +352,4 @@ def test_a_score_table_survives_a_zarr_round_trip(tmp_path):
     stored = xr.open_zarr(tmp_path / "metrics.zarr", consolidated=False)
     back = table_from_dataset(stored, SCORE_COLUMNS)
     pd.testing.assert_frame_equal(back, table, check_dtype=False)
-    assert back.level.isna().sum() == 16
+    assert back.level.isna().sum() == len(table) // 3  # one of three levels has none
