@@ -23,6 +23,7 @@ SCRIPTS = (
     "workflow_scale",
     "step_speed",
     "statistics_memory",
+    "checkpoint_cost",
 )
 
 

@@ -16,6 +16,14 @@ coordinates of the schedule (at t = 0, alpha_0 = 1, so x0 is a VE sample at sigm
 Their noise comes from torch's global RNG (torch.randn_like), so `torch.manual_seed(s)`
 before `init_noise` and the call reproduces a sample bit for bit. The state stays in
 float32 whatever precision the denoiser runs in.
+
+Every sampler also runs step by step, so that generation can checkpoint between steps:
+`begin(x1)` gives the state (a dict of plain tensors and ints: "x", "step" and the sampler's
+own history), `advance(state)` makes one step, `finish(state)` gives x0, and
+`run(state, after_step)` loops from `state["step"]` to `steps`. `__call__` is
+`finish(run(begin(x)))`, with the arithmetic of azula's loops (and ours) unchanged, so a run
+that is stopped after any step and resumed from its state (and torch's RNG state at that
+point) gives bit-identical results.
 """
 
 from collections import deque
@@ -30,7 +38,18 @@ from torch import Tensor
 from .options import SAMPLERS, check_integer, resolve_options
 from .schedules import DiffusionSchedule, VEDenoise, VEDenoiser
 
-__all__ = ["SAMPLERS", "Sampler", "build_sampler", "init_noise", "resolve_options"]
+__all__ = [
+    "SAMPLERS",
+    "Sampler",
+    "SamplerState",
+    "build_sampler",
+    "init_noise",
+    "resolve_options",
+]
+
+# A sampler's state between two steps: "x" (the current tensor), "step" (steps made) and the
+# sampler's own entries, all plain tensors, ints and lists (torch.load(weights_only=True)).
+SamplerState = dict[str, Any]
 
 
 class Sampler(Protocol):
@@ -53,12 +72,29 @@ class Sampler(Protocol):
             x0: (B, *shape) float32, in the coordinates of the schedule.
         """
 
+    def begin(self, x: Tensor) -> SamplerState:
+        """The state before the first step, from x1: (B, *shape) float32."""
 
-class _StepHook:
-    """Calls `on_step()` after each step of an azula sampler's loop.
+    def advance(self, state: SamplerState) -> SamplerState:
+        """Make step `state["step"]`: the state after it (step + 1).
 
-    azula iterates every sampler loop through `progress_bar`, so wrapping it sees each step
-    end (the loop asks for the next item only once the step is done).
+        It may reuse the tensors of `state` (LMS updates x in place): copy a state to keep it.
+        """
+
+    def finish(self, state: SamplerState) -> Tensor:
+        """x0: (B, *shape) from the state after the last step."""
+
+    def run(
+        self, state: SamplerState, after_step: Callable[[SamplerState], None] | None = None
+    ) -> SamplerState:
+        """Steps from `state["step"]` to `steps`; `after_step(state)` after each of them."""
+
+
+class _StepLoop:
+    """The step loop every sampler shares: `run` over `advance`, calling `on_step()` after
+    each step, and `__call__` = finish(run(begin(x))).
+
+    The loop goes through azula's `progress_bar`, as azula's own loops do.
     """
 
     on_step: Callable[[], None] | None = None
@@ -69,8 +105,38 @@ class _StepHook:
             if self.on_step is not None:
                 self.on_step()
 
+    @torch.no_grad()
+    def run(
+        self, state: SamplerState, after_step: Callable[[SamplerState], None] | None = None
+    ) -> SamplerState:
+        for _ in self.progress_bar(range(state["step"], self.steps)):
+            state = self.advance(state)
+            if after_step is not None:
+                after_step(state)
+        return state
 
-class LMSSampler(_StepHook, AzulaSampler):
+    @torch.no_grad()
+    def __call__(self, x: Tensor) -> Tensor:
+        return self.finish(self.run(self.begin(x)))
+
+
+class _AzulaLoop(_StepLoop):
+    """azula's `Sampler.__call__` as steps: step i goes from timesteps[i] to timesteps[i + 1]."""
+
+    def begin(self, x: Tensor) -> SamplerState:
+        return {"x": x, "step": 0}
+
+    @torch.no_grad()
+    def advance(self, state: SamplerState) -> SamplerState:
+        x, i = state["x"], state["step"]
+        time = self.timesteps.to(device=x.device)
+        return {"x": self.step(x, time[i], time[i + 1]), "step": i + 1}
+
+    def finish(self, state: SamplerState) -> Tensor:
+        return state["x"]
+
+
+class LMSSampler(_StepLoop, AzulaSampler):
     r"""Linear multistep (Adams-Bashforth) on the noise prediction, in VE coordinates.
 
     The method of azula's zABSampler, written here so that a step costs little more than
@@ -116,42 +182,58 @@ class LMSSampler(_StepHook, AzulaSampler):
             table.extend(torch.linalg.solve(vandermonde, ends / (powers + 1)).flip(-1).tolist())
         return table
 
+    def _grid(self, like: Tensor) -> tuple[Tensor, list[list[float]], Tensor]:
+        """alpha: (steps + 1,) float64, the c_ij of every step, and the noise levels u:
+        (steps + 1,) on the device and in the dtype of `like`; computed once per sampler."""
+        cache = self.__dict__.setdefault("_grids", {})
+        key = (like.device, like.dtype)
+        if key not in cache:
+            time = torch.linspace(self.start, self.stop, self.steps + 1, dtype=torch.float64)
+            alpha, sigma = self.denoiser.schedule(time)
+            u = sigma / alpha
+            cache[key] = (alpha, self.coefficients(u), u.to(device=like.device, dtype=like.dtype))
+        return cache[key]
+
+    def begin(self, x: Tensor) -> SamplerState:
+        alpha, _, _ = self._grid(x)
+        # "history": z of the latest steps, newest first (at most `order`).
+        return {"x": x / alpha[0].item(), "step": 0, "history": []}
+
     @torch.no_grad()
-    def __call__(self, x: Tensor, **kwargs) -> Tensor:
-        time = torch.linspace(self.start, self.stop, self.steps + 1, dtype=torch.float64)
-        alpha, sigma = self.denoiser.schedule(time)
-        u = sigma / alpha
-        table = self.coefficients(u)
-        levels = u.to(device=x.device, dtype=x.dtype)
-        y = x / alpha[0].item()
-        history: deque[Tensor] = deque(maxlen=self.order)  # z of the latest steps, newest first
-        for i in self.progress_bar(range(self.steps)):
-            mean = self.denoiser.denoise(y, levels[i], **kwargs).to(x.dtype)
-            history.appendleft(torch.sub(y, mean).div_(levels[i]))
-            for c, z in zip(table[i], history, strict=True):
-                y.add_(z, alpha=c)
-        return y.mul_(alpha[-1].item())
+    def advance(self, state: SamplerState) -> SamplerState:
+        y, i = state["x"], state["step"]
+        _, table, levels = self._grid(y)
+        history: deque[Tensor] = deque(state["history"], maxlen=self.order)
+        mean = self.denoiser.denoise(y, levels[i]).to(y.dtype)
+        history.appendleft(torch.sub(y, mean).div_(levels[i]))
+        for c, z in zip(table[i], history, strict=True):
+            y.add_(z, alpha=c)
+        return {"x": y, "step": i + 1, "history": list(history)}
+
+    def finish(self, state: SamplerState) -> Tensor:
+        alpha, _, _ = self._grid(state["x"])
+        return state["x"].mul_(alpha[-1].item())
 
 
-class DDPMStepSampler(_StepHook, DDPMSampler):
+class DDPMStepSampler(_AzulaLoop, DDPMSampler):
     @property
     def denoiser_calls(self) -> int:
         return self.steps
 
 
-class DDIMStepSampler(_StepHook, DDIMSampler):
+class DDIMStepSampler(_AzulaLoop, DDIMSampler):
     @property
     def denoiser_calls(self) -> int:
         return self.steps
 
 
-class PredictorCorrectorSampler(_StepHook, PCSampler):
+class PredictorCorrectorSampler(_AzulaLoop, PCSampler):
     @property
     def denoiser_calls(self) -> int:
         return self.steps * (self.corrections + 1)
 
 
-class RewindSampler(_StepHook, DDIMSampler):
+class RewindSampler(_AzulaLoop, DDIMSampler):
     r"""Deterministic DDIM steps that periodically rewind by re-noising the state.
 
     Written by hand because azula has no rewind sampler. On the grid t_0 = 1 > ... > t_N = 0
@@ -197,17 +279,23 @@ class RewindSampler(_StepHook, DDIMSampler):
         std = torch.sqrt(torch.clip(sigma_t**2 - (scale * sigma_s) ** 2, min=0))
         return scale * x_s + std * torch.randn_like(x_s)
 
+    def begin(self, x: Tensor) -> SamplerState:
+        # "index": the position on the grid; "since_rewind": DDIM steps since the last rewind.
+        return {"x": x, "step": 0, "index": 0, "since_rewind": 0}
+
     @torch.no_grad()
-    def __call__(self, x: Tensor, **kwargs) -> Tensor:
+    def advance(self, state: SamplerState) -> SamplerState:
+        x, index, since_rewind = state["x"], state["index"], state["since_rewind"]
         time = self.timesteps.to(device=x.device)
-        index, since_rewind = 0, 0
-        for _ in self.progress_bar(range(self.steps)):
-            x = self.step(x, time[index], time[index + 1], **kwargs)
-            index, since_rewind = index + 1, since_rewind + 1
-            if self.jump > 0 and since_rewind == self.rewind_after and index < self.grid_steps:
-                x = self.renoise(x, time[index], time[index - self.jump])
-                index, since_rewind = index - self.jump, 0
-        return x
+        x = self.step(x, time[index], time[index + 1])
+        index, since_rewind = index + 1, since_rewind + 1
+        if self.jump > 0 and since_rewind == self.rewind_after and index < self.grid_steps:
+            x = self.renoise(x, time[index], time[index - self.jump])
+            index, since_rewind = index - self.jump, 0
+        return {"x": x, "step": state["step"] + 1, "index": index, "since_rewind": since_rewind}
+
+    def finish(self, state: SamplerState) -> Tensor:
+        return state["x"]
 
 
 _CLASSES = {

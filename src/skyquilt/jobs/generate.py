@@ -13,6 +13,13 @@ from skyquilt.io.shards import write_shard
 from skyquilt.jobs.logs import configure_logging, reporting_full_disk
 from skyquilt.models.config import ModelConfig
 from skyquilt.models.weights import load_denoiser
+from skyquilt.sampling.checkpoints import (
+    Checkpointer,
+    CheckpointPolicy,
+    discard_checkpoint,
+    fingerprint,
+    read_checkpoint,
+)
 from skyquilt.sampling.composition import ProcessSplit
 from skyquilt.sampling.generation import MemberResult, generate_member
 from skyquilt.sampling.request import MemberRequest
@@ -55,8 +62,38 @@ def shard_attributes(
     }
 
 
-def run_generation(request: MemberRequest, output: str, threads: int) -> None:
-    """Generate one member and write its shard (rank 0 only) atomically."""
+def find_checkpoint(
+    request: MemberRequest, checkpoint: Path, split: ProcessSplit
+) -> tuple[dict | None, str | None]:
+    """The member's checkpoint if it may be resumed, and its fingerprint (None: not computed).
+
+    Every rank reads it; then they wait for each other, and rank 0 discards one that must
+    not be resumed, so that no rank reads a file that rank 0 removes or rewrites.
+    """
+    stamp, payload, reason = None, None, None
+    if checkpoint.is_file():
+        stamp = fingerprint(request)
+        payload, reason = read_checkpoint(checkpoint, stamp)
+    if split.world_size > 1:
+        dist.barrier()
+    if reason is not None and split.rank == 0:
+        discard_checkpoint(checkpoint, reason)
+    return payload, stamp
+
+
+def run_generation(
+    request: MemberRequest,
+    output: str,
+    threads: int,
+    checkpoint: Path | None = None,
+    policy: CheckpointPolicy | None = None,
+) -> None:
+    """Generate one member and write its shard (rank 0 only) atomically.
+
+    With `checkpoint` (a file outside the shard), the sampler state is saved there by
+    `policy` (rank 0 only), a valid checkpoint found there is resumed by every rank, and it
+    is removed once the shard is written.
+    """
     configure_logging()
     split, device = start_processes()
     torch.set_num_threads(max(1, threads // split.world_size))
@@ -68,7 +105,22 @@ def run_generation(request: MemberRequest, output: str, threads: int) -> None:
     log.info(
         "member %s of %s (%s weights)", request.name, settings.model_path, settings.model_target
     )
-    result = generate_member(denoiser.to(device), model, request, device=device, split=split)
+    checkpointer, resume = None, None
+    if checkpoint is not None:
+        checkpoint = Path(checkpoint)
+        resume, stamp = find_checkpoint(request, checkpoint, split)
+        checkpointer = Checkpointer(
+            checkpoint, policy or CheckpointPolicy(), stamp, request, device, split.rank == 0
+        )
+    result = generate_member(
+        denoiser.to(device),
+        model,
+        request,
+        device=device,
+        split=split,
+        checkpointer=checkpointer,
+        resume=resume,
+    )
     if result.blanket_count < split.world_size:
         log.warning(
             "%d processes for %d blankets: %d of them stayed idle",
@@ -80,6 +132,9 @@ def run_generation(request: MemberRequest, output: str, threads: int) -> None:
         with reporting_full_disk(output):
             write_shard(Path(output), result.latent, result.times, attrs)
         log.info("wrote %s", output)
+        if checkpoint is not None and checkpoint.exists():
+            checkpoint.unlink(missing_ok=True)
+            log.info("removed checkpoint %s", checkpoint)
     if split.world_size > 1:
         dist.barrier()
         dist.destroy_process_group()

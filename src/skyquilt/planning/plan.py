@@ -5,6 +5,7 @@ and per-rule resources. It reads the model config at most once and makes no per-
 system calls, so planning stays fast for tens of thousands of members. Torch-free.
 """
 
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +34,42 @@ from skyquilt.sampling.request import MemberRequest, RunSettings
 WILDCARDS = {"size": r"[1-9]\d*", "date": r"\d{4}-\d{2}-\d{2}T\d{2}", "member": r"\d+"}
 
 
+class CheckpointArguments:
+    """The checkpoint arguments of scripts/generate.py: directory and intervals.
+
+    Deliberately not a str: Snakemake records only parameters of builtin types and reruns
+    a job when they change, and checkpoints never change a member's values, so changing
+    `generation.checkpoint` or moving them must not make finished members rerun. In the
+    rule's shell command it formats as its command-line arguments, quoted.
+    """
+
+    def __init__(self, directory: str, every_steps: int | None, every_minutes: float | None):
+        self.directory = directory
+        self.every_steps = every_steps
+        self.every_minutes = every_minutes
+
+    def __str__(self) -> str:
+        def text(value: object) -> str:
+            return "none" if value is None else str(value)
+
+        return shlex.join(
+            [
+                "--checkpoint-dir",
+                self.directory,
+                "--checkpoint-every-steps",
+                text(self.every_steps),
+                "--checkpoint-every-minutes",
+                text(self.every_minutes),
+            ]
+        )
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self), spec)
+
+    def __repr__(self) -> str:
+        return f"CheckpointArguments({str(self)!r})"
+
+
 @dataclass(frozen=True)
 class Plan:
     """What to generate, where, and with which settings.
@@ -52,6 +89,8 @@ class Plan:
     model: ModelConfig
     resources: dict = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
+    # generation.checkpoint: (every_steps, every_minutes), None for an interval turned off.
+    checkpoint_every: tuple[int | None, float | None] = (None, 10.0)
 
     @property
     def prior_dir(self) -> str:
@@ -65,6 +104,20 @@ class Plan:
     def shard_path(self, size: int | str, label: str, member: int | str) -> str:
         """The shard of one member: <prior>/<T>h/shards/<date>/<member>.zarr."""
         return f"{self.prior_dir}/{size}h/shards/{label}/{member}.zarr"
+
+    @property
+    def checkpoint_dir(self) -> str:
+        """<output_dir>/checkpoints/<run>: the members' checkpoints, outside <prior>."""
+        return f"{self.output_dir}/checkpoints/{self.run}"
+
+    def checkpoint_path(self, size: int | str, label: str, member: int | str) -> str:
+        """A member's checkpoint: <output_dir>/checkpoints/<run>/<T>h/<date>/<member>.pt."""
+        return member_checkpoint(self.checkpoint_dir, size, label, member)
+
+    @property
+    def checkpoint_arguments(self) -> CheckpointArguments:
+        """The checkpoint arguments of every generation job (a parameter of rule generate)."""
+        return CheckpointArguments(self.checkpoint_dir, *self.checkpoint_every)
 
     def trajectories_path(self, size: int | str) -> str:
         """The aggregate of one trajectory size: <prior>/<T>h/trajectories.zarr."""
@@ -80,6 +133,11 @@ class Plan:
     def request(self, size: int | str, label: str, member: int | str) -> MemberRequest:
         """The request of one member of the run."""
         return self.settings.member(size, label, member)
+
+
+def member_checkpoint(directory: str, size: int | str, label: str, member: int | str) -> str:
+    """The checkpoint of one member under `directory`: <directory>/<T>h/<date>/<member>.pt."""
+    return f"{directory}/{size}h/{label}/{member}.pt"
 
 
 def _section(config: dict, key: str) -> dict:
@@ -169,4 +227,13 @@ def make_plan(config: dict, built_by_workflow: dict[str, ModelConfig] | None = N
         model=model,
         resources=resources,
         warnings=tuple(warnings),
+        checkpoint_every=checkpoint_intervals(_section(config, "generation")),
     )
+
+
+def checkpoint_intervals(generation: dict) -> tuple[int | None, float | None]:
+    """generation.checkpoint as (every_steps, every_minutes): every 10 minutes by default."""
+    checkpoint = _section(generation, "checkpoint")
+    steps = checkpoint.get("every_steps")
+    minutes = checkpoint.get("every_minutes", 10.0)
+    return (None if steps is None else int(steps), None if minutes is None else float(minutes))

@@ -1,7 +1,9 @@
 """One ensemble member: a whole padded trajectory denoised at once, then trimmed to T.
 
 The member's noise is drawn from torch's global generator seeded with the member's own
-seed right before sampling, so regenerating a member reproduces it bit for bit.
+seed right before sampling, so regenerating a member reproduces it bit for bit. A member
+resumed from a checkpoint (`skyquilt.sampling.checkpoints`) continues from the sampler state
+and RNG state stored there, and ends bit-identical too.
 """
 
 import logging
@@ -18,6 +20,7 @@ from skyquilt.diffusion.schedules import DiffusionSchedule, build_schedule
 from skyquilt.models.calendar import time_features
 from skyquilt.models.config import ModelConfig
 from skyquilt.sampling.blankets import padded_size
+from skyquilt.sampling.checkpoints import Checkpointer, set_rng_state
 from skyquilt.sampling.composition import ComposedDenoiser, ProcessSplit
 from skyquilt.sampling.request import MemberRequest, RunSettings
 from skyquilt.sampling.timestamps import trajectory_times
@@ -89,14 +92,35 @@ def _sample(
     seed: int,
     device: torch.device,
     progress: bool,
+    checkpointer: Checkpointer | None = None,
+    resume: dict | None = None,
 ) -> torch.Tensor:
-    """Draw the noise from `seed` and run the sampler: (1, T', C, H, W) -> (T', C, H, W)."""
+    """Draw the noise from `seed` (or take the state of `resume`, a checkpoint) and run the
+    sampler, checkpointing after its steps: (1, T', C, H, W) -> (T', C, H, W)."""
     bar = tqdm(total=sampler.steps, unit="step", disable=not progress)
     sampler.on_step = bar.update
-    torch.manual_seed(seed)
-    noise = init_noise(schedule, shape).to(device)
     with torch.inference_mode():
-        sample = sampler(noise)[0].float().cpu()
+        if resume is None:
+            torch.manual_seed(seed)
+            noise = init_noise(schedule, shape).to(device)
+            state = sampler.begin(noise)
+        else:
+            state = {
+                key: value.to(device) if isinstance(value, torch.Tensor) else value
+                for key, value in resume["state"].items()
+            }
+            if "history" in state:
+                state["history"] = [z.to(device) for z in state["history"]]
+            if resume["steps"] != sampler.steps or not 0 < state["step"] <= sampler.steps:
+                raise ValueError(f"a checkpoint of {resume['steps']} steps: not this sampler's")
+            set_rng_state(resume["rng"], device)
+            bar.update(state["step"])
+            log.info("resumed from step %d of %d", state["step"], sampler.steps)
+        after_step = None
+        if checkpointer is not None:
+            checkpointer.start(state["step"], sampler.steps)
+            after_step = checkpointer.after_step
+        sample = sampler.finish(sampler.run(state, after_step))[0].float().cpu()
     bar.close()
     return sample
 
@@ -117,6 +141,8 @@ def generate_member(
     device: torch.device | None = None,
     split: ProcessSplit | None = None,
     progress: bool = True,
+    checkpointer: Checkpointer | None = None,
+    resume: dict | None = None,
 ) -> MemberResult:
     """Sample one trajectory of T = `request.trajectory_size` states with composed blankets.
 
@@ -131,6 +157,9 @@ def generate_member(
         device: where to sample; the CPU when None.
         split: this process's share of the blankets; all of them when None.
         progress: show a progress bar (on rank 0 only).
+        checkpointer: writes checkpoints between steps; none when None.
+        resume: a checkpoint to continue from (`checkpoints.read_checkpoint`), whose
+            fingerprint matches `request`; sampling starts afresh when None.
 
     Returns:
         The latent trajectory (T, C, H, W), its timestamps (T,) and timings.
@@ -153,7 +182,7 @@ def generate_member(
     sampling_began = time.perf_counter()
     shape = (1, padded, *model.latent_shape)
     show = progress and split.rank == 0
-    sample = _sample(sampler, schedule, shape, request.seed, device, show)
+    sample = _sample(sampler, schedule, shape, request.seed, device, show, checkpointer, resume)
     sampling_seconds = time.perf_counter() - sampling_began
     _check_finite(sample, settings)
     result = MemberResult(

@@ -187,3 +187,27 @@ def test_cpu_processes_with_one_gpu_are_refused():
     resources = hardware_resources({"gen": {"gpus": 1}}, "gen")
     with pytest.raises(ConfigError, match="^generation.processes: 2 CPU processes"):
         generation_processes({"backend": "slurm"}, resources, 2)
+
+
+def test_checkpoints_lie_outside_the_prior_and_default_to_every_10_minutes(tiny_model):
+    plan = make_plan(example_config(tiny_model))
+    assert plan.checkpoint_path(72, "2000-04-03T00", 1) == (
+        "results/checkpoints/default/72h/2000-04-03T00/1.pt"
+    )
+    assert plan.checkpoint_every == (None, 10.0)
+    assert str(plan.checkpoint_arguments) == (
+        "--checkpoint-dir results/checkpoints/default --checkpoint-every-steps none "
+        "--checkpoint-every-minutes 10.0"
+    )
+
+
+def test_checkpoint_arguments_are_no_recorded_snakemake_parameter(tiny_model):
+    config = example_config(tiny_model)
+    config.update(output_dir="my results", generation={"checkpoint": {"every_steps": 4}})
+    arguments = make_plan(config).checkpoint_arguments
+    # Snakemake records (and reruns on) parameters of builtin types only.
+    assert not isinstance(arguments, (str, int, float, list, tuple, dict))
+    assert f"{arguments}" == (
+        "--checkpoint-dir 'my results/checkpoints/default' --checkpoint-every-steps 4 "
+        "--checkpoint-every-minutes 10.0"
+    )
