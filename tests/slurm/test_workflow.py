@@ -2,9 +2,11 @@
 
 The end-to-end test runs the tiny demo (dataset -> autoencoder -> latents -> denoiser ->
 2 members -> aggregate); the partial-rerun and grouping tests generate 3 members of the tiny
-random-weight model. Each compares what SLURM made with a local run of the same config and
-seeds. They use the `live_slurm` fixture (tests/slurm_fixture.py): they run in CI or with
-SKYQUILT_SLURM_TESTS=1 and are skipped otherwise. The dry-run test needs no cluster.
+random-weight model (the partial rerun with the plug-in backbone of
+skyquilt_testing.backbones, which fails one member on cue). Each compares what SLURM made with
+a local run of the same config and seeds. They use the `live_slurm` fixture
+(skyquilt_testing.slurm): they run in CI or with SKYQUILT_SLURM_TESTS=1 and are skipped
+otherwise. The dry-run test needs no cluster.
 """
 
 import re
@@ -15,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xarray as xr
+from skyquilt_testing.backbones import CONSENT, FAIL_VARIABLE, FAILURE_MESSAGE, plug_in
+from skyquilt_testing.models import write_random_model
 from skyquilt_testing.workflow import (
     DEMO,
     MODEL,
@@ -119,13 +123,30 @@ def local_demo(live_slurm, tmp_path_factory) -> Path:
     return workdir
 
 
+def local_run(model_path: Path, workdir: Path, **overrides) -> Path:
+    """Three members of `model_path`, generated and aggregated locally in `workdir`."""
+    write_config(workdir, one_date_config(model_path, 3, **overrides))
+    run_snakemake(workdir, "--cores", "2")
+    return workdir
+
+
 @pytest.fixture
 def local_members(live_slurm, tiny_model, tmp_path_factory) -> Path:
     """Three members of the random-weight model, generated and aggregated locally."""
-    workdir = tmp_path_factory.mktemp("local_members")
-    write_config(workdir, one_date_config(tiny_model, 3))
-    run_snakemake(workdir, "--cores", "2")
-    return workdir
+    return local_run(tiny_model, tmp_path_factory.mktemp("local_members"))
+
+
+@pytest.fixture
+def faulty_model(tmp_path_factory) -> Path:
+    """The random-weight model with the plug-in backbone skyquilt_testing.backbones:faulty,
+    which fails the member that SKYQUILT_TESTING_FAIL names (and no other)."""
+    return plug_in(write_random_model(tmp_path_factory.mktemp("faulty_model")))
+
+
+@pytest.fixture
+def local_faulty_members(live_slurm, faulty_model, tmp_path_factory) -> Path:
+    """Three members of the faulty model, made locally without a cue: the reference."""
+    return local_run(faulty_model, tmp_path_factory.mktemp("local_faulty_members"), **CONSENT)
 
 
 def test_dry_run_with_the_profile_shows_each_jobs_resources(tiny_model, tmp_path):
@@ -238,17 +259,19 @@ def test_tiny_demo_runs_through_slurm_and_equals_a_local_run(live_slurm, local_d
 
 
 def test_failed_member_reruns_alone_and_equals_the_uninterrupted_run(
-    live_slurm, tiny_model, local_members, tmp_path
+    live_slurm, faulty_model, local_faulty_members, tmp_path
 ):
-    """Profile defaults (one SLURM job per member); SKYQUILT_FAIL_MEMBER fails one member."""
+    """Profile defaults (one SLURM job per member); the model's plug-in backbone fails one
+    member at its first denoiser call (SKYQUILT_TESTING_FAIL names the member's shard)."""
     hardware = slurm_hardware(live_slurm.partition, live_slurm.gpu_type)
-    write_config(tmp_path, one_date_config(tiny_model, 3, hardware=hardware))
-    outputs, reference = prior(tmp_path, 12), prior(local_members, 12)
+    write_config(tmp_path, one_date_config(faulty_model, 3, hardware=hardware, **CONSENT))
+    outputs, reference = prior(tmp_path, 12), prior(local_faulty_members, 12)
     members = members_of(reference)
     args = workflow_args(tmp_path)
+    failing_shard = f"results/prior/default/12h/shards/{FAILING}.zarr"
     # --retries 0: the profile's retry would only fail the member a second time.
     failing = live_slurm.snakemake(
-        tmp_path, *args, "--retries", "0", env={"SKYQUILT_FAIL_MEMBER": f"12/{FAILING}"}
+        tmp_path, *args, "--retries", "0", env={FAIL_VARIABLE: f"{failing_shard}@1"}
     )
     print(f"\nrun with one failing member: {failing.seconds:.1f} s")
     assert failing.returncode != 0
@@ -264,7 +287,7 @@ def test_failed_member_reruns_alone_and_equals_the_uninterrupted_run(
         failing.output,
     ), failing.output[-4000:]
     member_log = tmp_path / f"results/logs/default/generate/12h/{FAILING}.log"
-    assert "SKYQUILT_FAIL_MEMBER asks member" in member_log.read_text()
+    assert f"{FAILURE_MESSAGE} 1 of {failing_shard}" in member_log.read_text()
     kept = [member for member in members if member != FAILING]
     assert members_of(outputs) == kept
     for member in kept:

@@ -2,8 +2,19 @@
 concurrent runs (RELIABILITY.md lists what each test shows).
 
 The workflow tests drive the real `snakemake` on a copy of one finished tiny run (2 start
-dates x 2 members, T = 12, 3 steps). Jobs are stopped at an exact point with
-SKYQUILT_PAUSE_AT (skyquilt.faults) and then killed with SIGKILL, as a scheduler would.
+dates x 2 members, T = 12, 3 steps). skyquilt has no test hooks: faults reach the jobs only
+through public doors.
+
+- Mid-sampling, a job stops itself: the run's model names the plug-in backbone
+  `skyquilt_testing.backbones:faulty` in its config.yaml, which sends itself SIGSTOP at the
+  denoiser call that SKYQUILT_TESTING_PAUSE names for one member's shard.
+- Mid-write, the test watches the file system: the hidden temporary store `.<name>.tmp-<id>`
+  that every writer fills before renaming it into place (skyquilt.io.atomic) shows that the
+  job is writing, and the test stops the job's process (found in /proc by its command line)
+  with SIGSTOP while the store is there. The kill tests use larger latents (LARGE_SHAPE) so
+  that writing takes long enough to be caught on a loaded machine.
+
+A stopped job is then killed with SIGKILL, as a scheduler would, or resumed with SIGCONT.
 """
 
 import errno
@@ -13,7 +24,7 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from unittest import mock
@@ -23,7 +34,8 @@ import pytest
 import torch
 import xarray as xr
 import yaml
-from skyquilt.faults import PAUSE_VARIABLE, PAUSED_MESSAGE
+from skyquilt_testing.backbones import CONSENT, PAUSE_VARIABLE, PAUSED_MESSAGE, plug_in
+from skyquilt_testing.models import write_random_model
 from skyquilt_testing.workflow import (
     REPO,
     SNAKEMAKE,
@@ -45,12 +57,20 @@ LOGS = "results/logs/default"
 DATES = ["2000-04-03T00", "2000-04-20T12"]
 SLOTS = [(label, member) for label in DATES for member in (0, 1)]
 VICTIM = ("2000-04-20T12", 1)
-VICTIM_JOB = "12/2000-04-20T12/1"
-PAUSE_TIMEOUT_S = 120
+# How long a job may take to reach the point where the test stops it (a loaded machine).
+PAUSE_TIMEOUT_S = 300
+# Latents of the kill tests: a 6 MiB shard takes a few hundred ms to write, a window that
+# polling every millisecond cannot miss (the tiny model's 3 KiB shard: some 50 ms).
+LARGE_SHAPE = (16, 64, 128)
+
+
+def shard_path(label: str, member: int) -> str:
+    """A shard's path relative to the run: the generation job's --output argument."""
+    return f"{SIZE_DIR}/shards/{label}/{member}.zarr"
 
 
 def shard(run: Path, label: str, member: int) -> Path:
-    return run / SIZE_DIR / "shards" / label / f"{member}.zarr"
+    return run / shard_path(label, member)
 
 
 def latents(path: Path) -> np.ndarray:
@@ -73,21 +93,47 @@ def edit_config(run: Path, **changes) -> None:
     write_config(run, config)
 
 
+def finished(directory: Path, model_path: Path) -> Path:
+    """One uninterrupted tiny run in `directory` of a model with the faulty backbone."""
+    write_config(directory, tiny_config(model_path, **CONSENT))
+    run_snakemake(directory, "--cores", "2")
+    return directory
+
+
+def copy_run(finished_run: Path, tmp_path: Path) -> Path:
+    """A copy of a finished run (outputs, modification times and Snakemake's metadata)."""
+    copy = tmp_path / "run"
+    shutil.copytree(finished_run, copy, symlinks=True)
+    return copy
+
+
 @pytest.fixture(scope="module")
-def finished_run(tmp_path_factory, tiny_model) -> Path:
-    """One uninterrupted run; every test starts from a copy of it."""
-    run = tmp_path_factory.mktemp("finished")
-    write_config(run, tiny_config(tiny_model))
-    run_snakemake(run, "--cores", "2")
-    return run
+def faulty_model(tmp_path_factory) -> Path:
+    """The tiny model (same weights as `tiny_model`) with the plug-in faulty backbone."""
+    return plug_in(write_random_model(tmp_path_factory.mktemp("faulty_model")))
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory, faulty_model) -> Path:
+    """One uninterrupted run; most tests start from a copy of it."""
+    return finished(tmp_path_factory.mktemp("finished"), faulty_model)
 
 
 @pytest.fixture
 def run(finished_run, tmp_path) -> Path:
-    """A copy of the finished run (outputs, modification times and Snakemake's metadata)."""
-    copy = tmp_path / "run"
-    shutil.copytree(finished_run, copy, symlinks=True)
-    return copy
+    return copy_run(finished_run, tmp_path)
+
+
+@pytest.fixture(scope="module")
+def finished_large_run(tmp_path_factory) -> Path:
+    """The same run with latents of LARGE_SHAPE, for the tests that stop a job mid-write."""
+    model = write_random_model(tmp_path_factory.mktemp("large_model"), latent_shape=LARGE_SHAPE)
+    return finished(tmp_path_factory.mktemp("finished_large"), plug_in(model))
+
+
+@pytest.fixture
+def large_run(finished_large_run, tmp_path) -> Path:
+    return copy_run(finished_large_run, tmp_path)
 
 
 @pytest.fixture(scope="module")
@@ -98,23 +144,93 @@ def generated(tmp_path_factory, tiny_model) -> Path:
     write_config(root, config)
     plan = make_plan(config)
     for slot in SLOTS:
-        request = plan.request(12, *slot)
-        run_generation(str(tiny_model), request, str(shard(root, *slot)), torch.get_num_threads())
+        run_generation(plan.request(12, *slot), str(shard(root, *slot)), torch.get_num_threads())
     return root
 
 
 def process_state(pid: int) -> str | None:
-    """The state letter of a process ('T' when stopped), None if it is gone."""
+    """The state letter of a process ('T' when stopped, 'Z' when ended), None if it is gone."""
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, IndexError):
+    except (FileNotFoundError, ProcessLookupError, IndexError):
         return None
+
+
+def command_line(pid: str) -> list[str]:
+    """The arguments of a process, [] if it is gone."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")[:-1]
+    except OSError:
+        return []
+
+
+def job_processes(workdir: Path, is_job: Callable[[list[str]], bool]) -> list[int]:
+    """The processes that run in `workdir` and whose arguments `is_job` accepts."""
+    found, cwd = [], str(workdir.resolve())
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            if os.readlink(f"/proc/{entry.name}/cwd") != cwd:
+                continue
+        except OSError:
+            continue
+        if is_job(command_line(entry.name)):
+            found.append(int(entry.name))
+    return found
+
+
+def python_script(argv: list[str], suffix: str) -> bool:
+    """A Python interpreter (not a shell whose command line mentions it) running a script
+    whose name ends with `suffix`, after any interpreter flags such as -u."""
+    if len(argv) < 2 or not Path(argv[0]).name.startswith("python"):
+        return False
+    return next((arg for arg in argv[1:] if not arg.startswith("-")), "").endswith(suffix)
+
+
+def generation_job(label: str, member: int) -> Callable[[list[str]], bool]:
+    """Recognises the generation job of one member: scripts/generate.py --output <its shard>."""
+
+    def is_job(argv: list[str]) -> bool:
+        if not python_script(argv, "/generate.py") or "--output" not in argv[:-1]:
+            return False
+        return argv[argv.index("--output") + 1].endswith(shard_path(label, member))
+
+    return is_job
+
+
+def aggregate_job(argv: list[str]) -> bool:
+    """Recognises the aggregate job: Snakemake runs scripts/aggregate.py as a copy
+    .snakemake/scripts/tmp<id>.aggregate.py."""
+    return python_script(argv, ".aggregate.py")
+
+
+def temporary_store(final: Path, chunks: int = 0) -> Path | None:
+    """The hidden store `.<name>.tmp-<id>` being written next to `final`, once it holds at
+    least `chunks` chunks of latents; None before."""
+    prefix = f".{final.name}.tmp-"
+    try:
+        names = os.listdir(final.parent)
+    except FileNotFoundError:
+        return None
+    for name in names:
+        if not name.startswith(prefix):
+            continue
+        store = final.parent / name
+        try:
+            written = [key for key in os.listdir(store / "latent") if not key.startswith(".")]
+        except FileNotFoundError:
+            written = []
+        if len(written) >= chunks:
+            return store
+    return None
 
 
 class Background:
     """A snakemake run in the background whose jobs can be paused, killed or resumed."""
 
     def __init__(self, workdir: Path, arguments: tuple[str, ...], env: dict[str, str]):
+        self.workdir = workdir
         self.output = workdir / "snakemake.out"
         command = [
             str(SNAKEMAKE),
@@ -129,20 +245,50 @@ class Background:
                 env={**os.environ, **env},
             )  # fmt: skip
         self.paused: list[int] = []
+        self.deadline = time.monotonic() + PAUSE_TIMEOUT_S
+
+    def check_running(self, waiting_for: str) -> None:
+        if self.process.poll() is not None:
+            pytest.fail(f"snakemake ended before {waiting_for}:\n{self.output.read_text()}")
+        if time.monotonic() > self.deadline:
+            pytest.fail(f"not seen within {PAUSE_TIMEOUT_S} s: {waiting_for}")
 
     def paused_job(self, log: Path) -> int:
-        """Wait until the job writing `log` stops itself at its pause point; its pid."""
-        deadline = time.monotonic() + PAUSE_TIMEOUT_S
-        while time.monotonic() < deadline:
+        """Wait until the job writing `log` stops itself (the faulty backbone's cue); its pid."""
+        while True:
             text = log.read_text() if log.exists() else ""
-            match = re.search(rf"{PAUSED_MESSAGE} \S+ \(pid (\d+)\)", text)
+            match = re.search(rf"{PAUSED_MESSAGE} \d+ of \S+ \(pid (\d+)\)", text)
             if match and process_state(int(match[1])) == "T":
                 self.paused.append(int(match[1]))
                 return int(match[1])
-            if self.process.poll() is not None:
-                pytest.fail(f"snakemake ended before the job paused:\n{self.output.read_text()}")
+            self.check_running(f"the job of {log} paused")
             time.sleep(0.05)
-        pytest.fail(f"no job paused within {PAUSE_TIMEOUT_S} s ({log})")
+
+    def stopped_while_writing(
+        self, final: Path, is_job: Callable[[list[str]], bool], chunks: int = 0
+    ) -> int:
+        """Stop the job (a process of this run that `is_job` recognises) with SIGSTOP as soon
+        as its temporary store for `final` holds `chunks` chunks of latents; its pid.
+
+        Fails if the job ends first, or renamed the store into place before it stopped.
+        """
+        while not (pids := job_processes(self.workdir, is_job)):
+            self.check_running(f"a job writing {final}")
+            time.sleep(0.01)
+        [pid] = pids
+        self.paused.append(pid)
+        while (store := temporary_store(final, chunks)) is None:
+            if process_state(pid) in (None, "Z"):
+                pytest.fail(f"the job {pid} ended without a temporary store for {final} seen")
+            self.check_running(f"the temporary store of {final}")
+            time.sleep(0.001)  # some 1000 looks during the few hundred ms that writing takes
+        os.kill(pid, signal.SIGSTOP)
+        while process_state(pid) != "T":
+            self.check_running(f"job {pid} stopped")
+            time.sleep(0.001)
+        if not store.exists():
+            pytest.fail(f"missed the write of {final}: renamed before the job stopped")
+        return pid
 
     def wait(self) -> int:
         return self.process.wait(timeout=300)
@@ -158,8 +304,13 @@ class Background:
 
 
 @contextmanager
-def background(workdir: Path, *arguments: str, pause_at: str) -> Iterator[Background]:
-    snakemake = Background(workdir, arguments, {PAUSE_VARIABLE: pause_at})
+def background(
+    workdir: Path, *arguments: str, pause: dict[tuple[str, int], int] | None = None
+) -> Iterator[Background]:
+    """snakemake in the background; `pause`: (date label, member) -> the denoiser call at
+    which that member's job stops itself."""
+    cues = ",".join(f"{shard_path(*slot)}@{call}" for slot, call in (pause or {}).items())
+    snakemake = Background(workdir, arguments, {PAUSE_VARIABLE: cues})
     try:
         yield snakemake
     finally:
@@ -173,19 +324,27 @@ def generate_log(run: Path, label: str, member: int) -> Path:
 # Killed jobs -----------------------------------------------------------------------------
 
 
-def test_killed_generation_jobs_leave_no_shard_and_the_rerun_regenerates_exactly_them(run):
-    killed = {SLOTS[1]: "step:2", VICTIM: "write"}  # mid-sampling and mid-write
+def test_killed_generation_jobs_leave_no_shard_and_the_rerun_regenerates_exactly_them(
+    large_run,
+):
+    run = large_run
+    mid_sampling, mid_write = SLOTS[1], VICTIM
+    killed = [mid_sampling, mid_write]
     uninterrupted = {slot: latents(shard(run, *slot)) for slot in killed}
     untouched = [slot for slot in SLOTS if slot not in killed]
     before = stamps(run, untouched)
     for slot in killed:
         shutil.rmtree(shard(run, *slot))
 
-    pause_at = ",".join(f"12/{label}/{member}@{point}" for (label, member), point in killed.items())
-    with background(run, "--cores", "2", pause_at=pause_at) as snakemake:
-        pids = [snakemake.paused_job(generate_log(run, *slot)) for slot in killed]
+    with background(run, "--cores", "2", pause={mid_sampling: 2}) as snakemake:
+        pids = [
+            snakemake.stopped_while_writing(shard(run, *mid_write), generation_job(*mid_write)),
+            snakemake.paused_job(generate_log(run, *mid_sampling)),
+        ]
         # The job stopped mid-write has its store under a temporary name only.
-        assert [path.name.split(".tmp-")[0] for path in leftovers(run)] == [".1.zarr"]
+        assert [(path.parent.name, path.name.split(".tmp-")[0]) for path in leftovers(run)] == [
+            (mid_write[0], f".{mid_write[1]}.zarr")
+        ]
         for pid in pids:
             os.kill(pid, signal.SIGKILL)
         assert snakemake.wait() != 0
@@ -199,12 +358,14 @@ def test_killed_generation_jobs_leave_no_shard_and_the_rerun_regenerates_exactly
     assert leftovers(run) == []
 
 
-def test_killed_aggregate_keeps_the_previous_trajectories_and_the_rerun_completes(run):
+def test_killed_aggregate_keeps_the_previous_trajectories_and_the_rerun_completes(large_run):
+    run = large_run
     previous = latents(run / TRAJECTORIES)
     shutil.rmtree(shard(run, *VICTIM))  # the aggregate must run again
 
-    with background(run, "--cores", "2", pause_at="aggregate/12@member:2") as snakemake:
-        pid = snakemake.paused_job(run / LOGS / "aggregate/12h.log")
+    with background(run, "--cores", "2") as snakemake:
+        # Stopped mid-write: 2 of its 4 members are in the temporary store.
+        pid = snakemake.stopped_while_writing(run / TRAJECTORIES, aggregate_job, chunks=2)
         assert np.array_equal(latents(run / TRAJECTORIES), previous), "replaced before it was done"
         os.kill(pid, signal.SIGKILL)
         assert snakemake.wait() != 0
@@ -273,9 +434,11 @@ def test_damaged_shard_fails_the_aggregate_naming_the_file_and_problem(
         run_aggregate(
             [str(shard(run, *key)) for key in SLOTS],
             str(output),
-            plan.expected_shards(12),
+            plan.settings,
+            12,
             plan.date_labels,
             plan.members,
+            latent_shape=plan.model.latent_shape,
         )
     assert not output.exists()
 
@@ -379,7 +542,7 @@ def test_enospc_while_writing_a_shard_is_reported_and_leaves_nothing(tiny_model,
         mock.patch("zarr.storage._local._put", side_effect=full),
         pytest.raises(OSError, match=f"no space left on the device of {output}"),
     ):
-        run_generation(config["model_path"], request, str(output), torch.get_num_threads())
+        run_generation(request, str(output), torch.get_num_threads())
     assert list((tmp_path / "shards").iterdir()) == []
 
 
@@ -400,13 +563,15 @@ def test_generation_refuses_a_checkpoint_that_runs_code(tiny_model, tmp_path):
     model_root = tiny_model.parents[7]
     shutil.copytree(model_root, tmp_path / "model")
     model_path = tmp_path / "model" / tiny_model.relative_to(model_root)
+    # Planned while the weights are intact: the job must refuse them on its own (the dry run
+    # refuses them too, without running them: tests/unit/models/test_checkpoints.py).
+    request = make_plan(tiny_config(model_path)).request(12, *VICTIM)
     (model_path / "best.safetensors").unlink()
     marker = tmp_path / "payload-ran"
     torch.save({"weight": CodeRunningPayload(marker)}, model_path / "best.pt")
-    request = make_plan(tiny_config(model_path)).request(12, *VICTIM)
     output = tmp_path / "shards/1.zarr"
     with pytest.raises(ModelError, match=r"best\.pt cannot be loaded safely"):
-        run_generation(str(model_path), request, str(output), torch.get_num_threads())
+        run_generation(request, str(output), torch.get_num_threads())
     assert not marker.exists(), "the checkpoint ran code"
     assert not output.exists()
 
@@ -466,7 +631,7 @@ def test_a_second_snakemake_on_the_same_directory_is_refused(run):
     finished = latents(run / TRAJECTORIES)
     shutil.rmtree(shard(run, *VICTIM))
 
-    with background(run, "--cores", "2", pause_at=f"{VICTIM_JOB}@step:1") as first:
+    with background(run, "--cores", "2", pause={VICTIM: 1}) as first:
         pid = first.paused_job(generate_log(run, *VICTIM))
         second = run_snakemake(run, "--cores", "2", check=False)
         assert second.returncode != 0
