@@ -40,7 +40,7 @@ def test_odd_paths_run_every_stage_through_slurm(live_slurm, tmp_path):
     )
     write_config(workdir, config)
     args = ("--snakefile", str(REPO / "Snakefile"), "--configfile", str(workdir / "config.yaml"))
-    live_slurm.snakemake(workdir, *args, *TARGETS, timeout=540).check()
+    live_slurm.snakemake(workdir, *TARGETS, *args, timeout=540).check()
 
     size_dir = output_dir / "prior" / "default" / "12h"
     assert xr.open_zarr(size_dir / "trajectories.zarr").latent.sizes["member"] == 2
