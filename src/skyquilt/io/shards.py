@@ -54,7 +54,8 @@ def write_shard(path: Path, latent: np.ndarray, times: np.ndarray, attrs: Mappin
         )
 
 
-def _regenerate(path: Path | str) -> str:
+def regenerate_hint(path: Path | str) -> str:
+    """How to repair a damaged output: the end of every line that names one."""
     return f"regenerate it (delete it, or run snakemake --forcerun {path})"
 
 
@@ -79,7 +80,7 @@ def open_shard(
     Returns:
         The shard, its `latent` (T, C, H, W) float32 not yet loaded.
     """
-    fix = _regenerate(path)
+    fix = regenerate_hint(path)
     try:
         shard = xr.open_zarr(path, consolidated=True)
     except Exception as error:  # zarr and xarray raise many types for broken stores
@@ -109,7 +110,7 @@ def check_checksum(path: Path | str, shard: xr.Dataset, digest: str) -> None:
     if digest != shard.attrs.get("checksum"):
         raise ShardError(
             f"shard {path}: its latents do not match their checksum "
-            f"(missing or damaged chunk); {_regenerate(path)}"
+            f"(missing or damaged chunk); {regenerate_hint(path)}"
         )
 
 
@@ -131,7 +132,7 @@ def read_shard(
         shard = shard.load()
     except Exception as error:  # zarr raises many types for missing or damaged chunks
         raise ShardError(
-            f"shard {path} has an unreadable chunk ({error}); {_regenerate(path)}"
+            f"shard {path} has an unreadable chunk ({error}); {regenerate_hint(path)}"
         ) from error
     check_checksum(path, shard, checksum(shard[LATENT].values))
     return shard

@@ -29,6 +29,7 @@ from skyquilt.io.shards import (
     checksum,
     latent_shape,
     read_shard,
+    regenerate_hint,
 )
 
 AGGREGATE_DIMS = ("start_date", "member", *SHARD_DIMS)
@@ -117,6 +118,53 @@ def merge_shards(
         zarr.consolidate_metadata(temporary, zarr_format=ZARR_FORMAT)
 
 
+def _open_checked(path: Path | str, expected: Mapping, sizes: Mapping[str, int]) -> xr.Dataset:
+    """Open an aggregate and check its structure, attributes, sizes and dtype."""
+    fix = regenerate_hint(path)
+    try:
+        store = xr.open_zarr(path, consolidated=True)
+    except Exception as error:  # zarr and xarray raise many types for broken stores
+        raise TrajectoriesError(f"aggregate {path} cannot be opened ({error}); {fix}") from error
+    if LATENT not in store or store[LATENT].dims != AGGREGATE_DIMS:
+        raise TrajectoriesError(
+            f"aggregate {path} has no '{LATENT}' variable with dims {AGGREGATE_DIMS}; {fix}"
+        )
+    for key, value in expected.items():
+        if store.attrs.get(key) != value:
+            raise TrajectoriesError(
+                f"aggregate {path}: attribute '{key}' is {store.attrs.get(key)!r} but the "
+                f"config asks for {value!r}; {fix}"
+            )
+    for dim, count in sizes.items():
+        if store.sizes[dim] != count:
+            raise TrajectoriesError(
+                f"aggregate {path} has {store.sizes[dim]} along '{dim}', expected {count}; {fix}"
+            )
+    if store[LATENT].dtype != np.float32:
+        raise TrajectoriesError(
+            f"aggregate {path} has dtype {store[LATENT].dtype}, expected float32; {fix}"
+        )
+    return store
+
+
+def _check_member(path: Path | str, latent: zarr.Array, index: tuple[int, int], slot: Slot,
+                  digest: str) -> None:  # fmt: skip
+    """The latents of one member of an aggregate match `digest`."""
+    label, member = slot
+    try:
+        values = latent[index]
+    except Exception as error:  # zarr raises many types for damaged chunks
+        raise TrajectoriesError(
+            f"aggregate {path}: member {member} of {label} has an unreadable chunk "
+            f"({error}); {regenerate_hint(path)}"
+        ) from error
+    if checksum(values) != digest:
+        raise TrajectoriesError(
+            f"aggregate {path}: the latents of member {member} of {label} do not match "
+            f"their checksum (missing or damaged chunk); {regenerate_hint(path)}"
+        )
+
+
 def check_trajectories(
     path: Path | str,
     expected: Mapping,
@@ -139,40 +187,16 @@ def check_trajectories(
     Raises TrajectoriesError naming `path` and the first problem found. Reads one member at
     a time.
     """
-    fix = f"regenerate it (delete it, or run snakemake --forcerun {path})"
-    try:
-        store = xr.open_zarr(path, consolidated=True)
-    except Exception as error:  # zarr and xarray raise many types for broken stores
-        raise TrajectoriesError(f"aggregate {path} cannot be opened ({error}); {fix}") from error
-    if LATENT not in store or store[LATENT].dims != AGGREGATE_DIMS:
-        raise TrajectoriesError(
-            f"aggregate {path} has no '{LATENT}' variable with dims {AGGREGATE_DIMS}; {fix}"
-        )
-    for key, value in expected.items():
-        if store.attrs.get(key) != value:
-            raise TrajectoriesError(
-                f"aggregate {path}: attribute '{key}' is {store.attrs.get(key)!r} but the "
-                f"config asks for {value!r}; {fix}"
-            )
     sizes = {"start_date": len(start_dates), "member": len(members)}
-    size = expected.get("trajectory_size")
-    if size is not None:
-        sizes["time"] = size
+    if expected.get("trajectory_size") is not None:
+        sizes["time"] = expected["trajectory_size"]
     if shape is not None:
         sizes |= dict(zip(SHARD_DIMS[1:], shape, strict=True))
-    for dim, count in sizes.items():
-        if store.sizes[dim] != count:
-            raise TrajectoriesError(
-                f"aggregate {path} has {store.sizes[dim]} along '{dim}', expected {count}; {fix}"
-            )
+    store = _open_checked(path, expected, sizes)
     if store.attrs.get("start_dates") != json.dumps(list(start_dates)):
         raise TrajectoriesError(
             f"aggregate {path} holds the start dates {store.attrs.get('start_dates')}, "
-            f"expected {list(start_dates)}; {fix}"
-        )
-    if store[LATENT].dtype != np.float32:
-        raise TrajectoriesError(
-            f"aggregate {path} has dtype {store[LATENT].dtype}, expected float32; {fix}"
+            f"expected {list(start_dates)}; {regenerate_hint(path)}"
         )
     recorded = store.attrs.get(CHECKSUMS)
     latent = zarr.open_array(Path(path) / LATENT, mode="r")
@@ -183,17 +207,5 @@ def check_trajectories(
                 digest = recorded[date_index][member_index]
             else:
                 digest = (shard_checksums or {}).get(slot)
-            if digest is None:
-                continue
-            try:
-                values = latent[date_index, member_index]
-            except Exception as error:  # zarr raises many types for damaged chunks
-                raise TrajectoriesError(
-                    f"aggregate {path}: member {member} of {label} has an unreadable chunk "
-                    f"({error}); {fix}"
-                ) from error
-            if checksum(values) != digest:
-                raise TrajectoriesError(
-                    f"aggregate {path}: the latents of member {member} of {label} do not match "
-                    f"their checksum (missing or damaged chunk); {fix}"
-                )
+            if digest is not None:
+                _check_member(path, latent, (date_index, member_index), slot, digest)

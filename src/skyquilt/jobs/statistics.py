@@ -198,6 +198,24 @@ def _write_variable(
         store[f"{QUANTILE}/{variable}"][0, :, block] = result.astype(np.float32)
 
 
+def _create_store(temporary: Path, attrs: dict, templates: dict[str, xr.Dataset]) -> zarr.Group:
+    """The statistics store as lazy NaNs: root attributes, one group per statistic."""
+    xr.Dataset(attrs=attrs).to_zarr(
+        temporary, mode="w-", consolidated=False, zarr_format=ZARR_FORMAT
+    )
+    for group, template in templates.items():
+        template.to_zarr(
+            temporary,
+            group=group,
+            mode="w-",
+            compute=False,
+            consolidated=False,
+            zarr_format=ZARR_FORMAT,
+        )
+    zarr.consolidate_metadata(temporary, zarr_format=ZARR_FORMAT)
+    return zarr.open_group(temporary, mode="r+", zarr_format=ZARR_FORMAT)
+
+
 def run_statistics(
     decoded: Sequence[str | Path],
     output: str | Path,
@@ -233,20 +251,7 @@ def run_statistics(
         quantiles,
     )
     with reporting_full_disk(str(output)), atomic_directory(Path(output)) as temporary:
-        xr.Dataset(attrs=attrs).to_zarr(
-            temporary, mode="w-", consolidated=False, zarr_format=ZARR_FORMAT
-        )
-        for group, template in templates.items():
-            template.to_zarr(
-                temporary,
-                group=group,
-                mode="w-",
-                compute=False,
-                consolidated=False,
-                zarr_format=ZARR_FORMAT,
-            )
-        zarr.consolidate_metadata(temporary, zarr_format=ZARR_FORMAT)
-        store = zarr.open_group(temporary, mode="r+", zarr_format=ZARR_FORMAT)
+        store = _create_store(temporary, attrs, templates)
         for variable in first.data_vars:
             log.info("computing the statistics of %s", variable)
             _write_variable(

@@ -41,6 +41,40 @@ def quarantine(path: Path, prior_dir: Path, damaged_dir: Path) -> Path:
     return target
 
 
+def _check_aggregate(
+    path: str,
+    settings: RunSettings,
+    size: int,
+    start_dates: Sequence[str],
+    members: Sequence[int],
+    latent_shape: tuple[int, ...],
+    checksums: dict[tuple[int, str, int], str],
+) -> None:
+    """Check the aggregate of one size against the run and its (checked) shards' checksums."""
+    request = settings.member(size, start_dates[0], members[0]).provenance()
+    expected = {key: value for key, value in request.items() if key not in MEMBER_KEYS}
+    shard_checksums = {
+        (label, member): digest
+        for (slot_size, label, member), digest in checksums.items()
+        if slot_size == size
+    }
+    check_trajectories(path, expected, start_dates, members, latent_shape, shard_checksums)
+
+
+def _quarantine_all(damaged: dict[str, str], prior_dir: str, damaged_dir: str) -> None:
+    """Move every damaged output aside, log each, and raise DamagedOutputs naming them."""
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
+    moved_to = Path(damaged_dir) / stamp
+    for path, problem in sorted(damaged.items()):
+        log.error("damaged: %s", problem)
+        target = quarantine(Path(path), Path(prior_dir), moved_to)
+        log.error("moved %s to %s", path, target)
+    raise DamagedOutputs(
+        f"{len(damaged)} damaged output(s), moved to {moved_to}: {', '.join(sorted(damaged))}; "
+        "run snakemake again to regenerate exactly those (and their aggregates)"
+    )
+
+
 def run_verify(
     settings: RunSettings,
     sizes: Sequence[int],
@@ -89,30 +123,14 @@ def run_verify(
         if not os.path.exists(path):
             missing.append(path)
             continue
-        request = settings.member(size, start_dates[0], members[0]).provenance()
-        expected = {key: value for key, value in request.items() if key not in MEMBER_KEYS}
-        shard_checksums = {
-            (label, member): digest
-            for (slot_size, label, member), digest in checksums.items()
-            if slot_size == size
-        }
         try:
-            check_trajectories(path, expected, start_dates, members, latent_shape, shard_checksums)
+            _check_aggregate(path, settings, size, start_dates, members, latent_shape, checksums)
         except TrajectoriesError as error:
             damaged[path] = str(error)
     checked = len(shards) + len(trajectories) - len(missing)
     log.info("checked %d shards and aggregates; %d damaged", checked, len(damaged))
     for path in sorted(missing):
         log.info("not made yet (a plain run makes it): %s", path)
-    if not damaged:
-        return damaged
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
-    moved_to = Path(damaged_dir) / stamp
-    for path, problem in sorted(damaged.items()):
-        log.error("damaged: %s", problem)
-        target = quarantine(Path(path), Path(prior_dir), moved_to)
-        log.error("moved %s to %s", path, target)
-    raise DamagedOutputs(
-        f"{len(damaged)} damaged output(s), moved to {moved_to}: {', '.join(sorted(damaged))}; "
-        "run snakemake again to regenerate exactly those (and their aggregates)"
-    )
+    if damaged:
+        _quarantine_all(damaged, prior_dir, damaged_dir)
+    return damaged

@@ -134,6 +134,25 @@ def _check_finite(sample: torch.Tensor, settings: RunSettings) -> None:
         )
 
 
+def _log_setup(
+    request: MemberRequest,
+    model: ModelConfig,
+    padded: int,
+    blankets: int,
+    device: torch.device,
+    split: ProcessSplit,
+) -> None:
+    """One log line with everything that shapes the member's sampling."""
+    settings = request.settings
+    log.info(
+        "T=%d padded=%d blankets=%d (K=%d, O=%d) sampler=%s %s steps=%d precision=%s "
+        "device=%s seed=%d processes=%d",
+        request.trajectory_size, padded, blankets, model.blanket_size,
+        settings.overlap, settings.sampler, settings.sampler_options, settings.steps,
+        settings.precision, device, request.seed, split.world_size,
+    )  # fmt: skip
+
+
 def generate_member(
     denoiser: nn.Module,
     model: ModelConfig,
@@ -172,13 +191,7 @@ def generate_member(
     times = trajectory_times(request.start_time, padded, model.blanket_dt)
     schedule = build_schedule(model.noise_schedule, model.sigma_min, model.sigma_max)
     sampler, composed = member_sampler(denoiser, model, request, schedule, times, device, split)
-    log.info(
-        "T=%d padded=%d blankets=%d (K=%d, O=%d) sampler=%s %s steps=%d precision=%s "
-        "device=%s seed=%d processes=%d",
-        request.trajectory_size, padded, composed.blanket_count, model.blanket_size,
-        settings.overlap, settings.sampler, settings.sampler_options, settings.steps,
-        settings.precision, device, request.seed, split.world_size,
-    )  # fmt: skip
+    _log_setup(request, model, padded, composed.blanket_count, device, split)
     sampling_began = time.perf_counter()
     shape = (1, padded, *model.latent_shape)
     show = progress and split.rank == 0
