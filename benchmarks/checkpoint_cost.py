@@ -13,14 +13,11 @@ Target: <= 1.02. A checkpoint's time includes the sha256 of the model's files (f
 
 import time
 from dataclasses import replace
-from pathlib import Path
 
 import torch
-import yaml
-from common import OUTPUT, REPO, model_label, model_path, parser, record
+from common import OUTPUT, default_plan, model_label, model_path, parser, record
 
 from skyquilt.models.weights import load_denoiser
-from skyquilt.planning.plan import make_plan
 from skyquilt.sampling.checkpoints import Checkpointer, CheckpointPolicy
 from skyquilt.sampling.generation import generate_member
 
@@ -28,15 +25,6 @@ TARGET = 1.02
 START = "2000-04-03T00"
 EVERY_STEPS = 4
 DEFAULT_MINUTES = 10
-
-
-def default_plan(model: Path, size: int, steps: int | None):
-    """The plan of config/config.yaml pointed at `model` (T = size, `steps` if given)."""
-    config = yaml.safe_load((REPO / "config/config.yaml").read_text())
-    config.update(model_path=str(model), trajectory_sizes=size)
-    if steps is not None:
-        config["diffusion"]["num_steps"] = steps
-    return make_plan(config)
 
 
 def main() -> None:

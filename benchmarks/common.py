@@ -266,3 +266,14 @@ def record(
 
 def median(values: Sequence[float]) -> float:
     return statistics.median(values)
+
+
+def default_plan(model: Path, size: int, steps: int | None):
+    """The plan of config/config.yaml pointed at `model` (T = size, `steps` if given)."""
+    from skyquilt.planning.plan import make_plan
+
+    config = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    config.update(model_path=str(model), trajectory_sizes=size)
+    if steps is not None:
+        config["diffusion"]["num_steps"] = steps
+    return make_plan(config)

@@ -18,12 +18,12 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
-import yaml
 from common import (
     OUTPUT,
     PYTHON,
     REPO,
     best_of,
+    default_plan,
     model_label,
     model_path,
     parser,
@@ -33,20 +33,10 @@ from common import (
 
 from skyquilt.io.shards import write_shard
 from skyquilt.models.weights import load_denoiser
-from skyquilt.planning.plan import make_plan
 from skyquilt.sampling.generation import generate_member
 
 TARGET = 0.05
 START = "2000-04-03T00"
-
-
-def default_plan(model: Path, size: int, steps: int | None):
-    """The plan of config/config.yaml pointed at `model` (T = size, `steps` if given)."""
-    config = yaml.safe_load((REPO / "config/config.yaml").read_text())
-    config.update(model_path=str(model), trajectory_sizes=size)
-    if steps is not None:
-        config["diffusion"]["num_steps"] = steps
-    return make_plan(config)
 
 
 def in_process_overhead(model: Path, plan, size: int, threads: int, repeats: int) -> dict:

@@ -1,6 +1,7 @@
 """Paths with spaces and shell-special characters through `snakemake --profile profiles/slurm`
 on the live local SLURM cluster: generation, aggregate, decode, render, evaluate and
-statistics, with the model, the dataset and the outputs under such a directory.
+statistics, with the model, the dataset and the outputs under such a directory. Its name has
+every special character of the local test but the single quote (see skyquilt_testing.paths).
 
 Uses the `live_slurm` fixture (skyquilt_testing.slurm): runs in CI or with
 SKYQUILT_SLURM_TESTS=1, skipped otherwise. The same world and config as
@@ -10,7 +11,7 @@ tests/workflow/test_special_paths.py (T = 12, one start date x 2 members, 3 step
 from pathlib import Path
 
 import xarray as xr
-from skyquilt_testing.paths import ODD, odd_world
+from skyquilt_testing.paths import ODD_FOR_SLURM, odd_world
 from skyquilt_testing.workflow import REPO, tiny_config, write_config
 
 DATE = "2000-04-03T00"
@@ -18,10 +19,10 @@ TARGETS = ("all", "render", "evaluate", "statistics")
 
 
 def test_odd_paths_run_every_stage_through_slurm(live_slurm, tmp_path):
-    model_path, dataset = odd_world(tmp_path)
+    model_path, dataset = odd_world(tmp_path, ODD_FOR_SLURM)
     workdir = tmp_path / "work"
     workdir.mkdir()
-    output_dir = tmp_path / ODD / "results & more"
+    output_dir = tmp_path / ODD_FOR_SLURM / "results & more"
     job = {"cpus": 1, "ram": "1GB", "time": "10:00", "partition": live_slurm.partition}
     hardware = {"backend": "slurm", "gpus_per_node": 1}
     hardware |= {name: job for name in ("gen", "aggregate", "decode", "render", "evaluate")}
@@ -50,5 +51,5 @@ def test_odd_paths_run_every_stage_through_slurm(live_slurm, tmp_path):
     assert (size_dir / "render" / "animation" / DATE / "0" / "geopotential-500.gif").exists()
     assert (size_dir / "evaluation" / "metrics.csv").exists()
     assert (size_dir / "statistics" / f"{DATE}.zarr").is_dir()
-    written = {path.name for path in Path(tmp_path / ODD).iterdir()}
+    written = {path.name for path in Path(tmp_path / ODD_FOR_SLURM).iterdir()}
     assert written == {"models", "era 5 & data.zarr", "era 5 & data.stats.json", "results & more"}

@@ -1,6 +1,8 @@
 """Generation jobs: reproducibility, several processes, logs and failures."""
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 
@@ -8,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 import xarray as xr
+from skyquilt_testing.backbones import CONSENT, FAIL_VARIABLE, FAILURE_MESSAGE, plug_in
 from skyquilt_testing.workflow import REPO
 
 from skyquilt.models.weights import load_denoiser
@@ -28,14 +31,19 @@ SETTINGS = {
 }
 
 
-def run_job(model_path, output, processes=1, size=20, label="2000-04-03T00", member=1, **overrides):
+def run_job(
+    model_path, output, processes=1, size=20, label="2000-04-03T00", member=1, env=None, **overrides
+):
     settings = {**SETTINGS, "model_path": str(model_path), **overrides}
     command = (
         f"{launcher_command(processes)} {REPO / 'scripts/generate.py'} "
         f"--settings '{json.dumps(settings)}' --size {size} --date {label} --member {member} "
         f"--output {output} --threads 2"
     )
-    return subprocess.run(command, shell=True, capture_output=True, text=True, timeout=300)
+    environment = {**os.environ, **(env or {})}
+    return subprocess.run(
+        command, shell=True, capture_output=True, text=True, timeout=300, env=environment
+    )
 
 
 def test_two_processes_give_the_single_process_shard(tiny_model, tmp_path):
@@ -79,11 +87,20 @@ def test_non_finite_sample_fails_and_writes_no_shard(tiny_model, tmp_path):
         generate_member(denoiser, config, request, progress=False)
 
 
-def test_failing_job_leaves_no_shard(tiny_model, tmp_path):
-    output = tmp_path / "member.zarr"
-    result = run_job(tiny_model, output, sampler_options={"order": 0}, sampler="lms")
+def test_a_job_failing_at_its_last_denoiser_call_leaves_no_shard(tiny_model, tmp_path):
+    """The failure comes once every other step has run: nothing half-made may remain."""
+    model = plug_in(shutil.copytree(tiny_model, tmp_path / "model"))
+    outputs = tmp_path / "outputs"
+    steps = SETTINGS["steps"]  # ddpm: one denoiser call per step
+    failing = outputs / "failing.zarr"
+    result = run_job(model, failing, env={FAIL_VARIABLE: f"{failing}@{steps}"}, **CONSENT)
     assert result.returncode != 0
-    assert not output.exists() and list(tmp_path.iterdir()) == []
+    assert f"{FAILURE_MESSAGE} {steps} of {failing}" in result.stderr, result.stderr[-2000:]
+    assert not outputs.exists() or list(outputs.iterdir()) == []
+    # The same job without the failure writes its shard there.
+    control = run_job(model, outputs / "control.zarr", **CONSENT)
+    assert control.returncode == 0, control.stderr[-2000:]
+    assert [path.name for path in outputs.iterdir()] == ["control.zarr"]
 
 
 def test_python_launcher_is_this_interpreter():
