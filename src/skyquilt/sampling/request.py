@@ -18,10 +18,6 @@ from skyquilt.sampling.seeding import member_seed
 PROVENANCE_NAMES = {"sampler_options": "sampler_config"}
 # Fields that never change a member's values: not part of its provenance.
 NOT_PROVENANCE = ("max_blankets_per_batch", "trust_model_code")
-# Fields left out of the JSON while they have their default: the JSON is a parameter of
-# the generation rule, and Snakemake reruns every member whose parameters change, so a run
-# made before the field existed must keep its JSON.
-OMITTED_AT_DEFAULT = {"trust_model_code": False}
 
 
 @dataclass(frozen=True)
@@ -53,11 +49,7 @@ class RunSettings:
 
     def to_json(self) -> str:
         """Canonical JSON (sorted keys): the same settings always give the same text."""
-        values = dataclasses.asdict(self)
-        for name, default in OMITTED_AT_DEFAULT.items():
-            if values[name] == default:
-                del values[name]
-        return json.dumps(values, sort_keys=True)
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> "RunSettings":
