@@ -10,6 +10,12 @@ from skyquilt.planning.config import checked, check_no_yaml_dates, normalise_int
 from skyquilt.planning.products import FIELD_WILDCARD, check_request, make_products
 from skyquilt.planning.plan import WILDCARDS, make_plan
 from skyquilt.planning.resources import check_executor, launcher_command
+from skyquilt.planning.slurm_run import (
+    check_cluster,
+    constant_resources,
+    start_queue_summaries,
+    status_polling,
+)
 
 # The post-deploy script of envs/skyquilt.yaml installs skyquilt from here into rule
 # environments (`--use-conda`); Snakemake creates them from this process.
@@ -31,14 +37,28 @@ if workflow.is_main_process:
 
 @functools.cache
 def check_where_jobs_run():
-    """Fail with one line when backend local meets an executor that submits jobs (SLURM).
+    """Fail with one line when backend local meets an executor that submits jobs (SLURM),
+    or when the SLURM cluster would make the run hang or fail late (the preflight, also on
+    `-n` with the SLURM profile); then, on a SLURM run, log the run's jobs by state every
+    hardware.queue_summary_every seconds.
 
     The executor is known only once the DAG is built (a dry run stands in for it), so the
     aggregate's and the on-request rules' input functions call this, once.
     """
     plugin = workflow.executor_plugin
-    if workflow.is_main_process and plugin is not None:
-        checked(check_executor, config["hardware"], plugin.name)
+    if not workflow.is_main_process or plugin is None:
+        return
+    checked(check_executor, config["hardware"], plugin.name)
+    hardware = config["hardware"]
+    polling = status_polling(workflow)
+    if polling is None or not hardware["preflight"]:
+        return  # jobs run here (no SLURM command is called), or the user skips the checks
+    resources = constant_resources(workflow)
+    logger.info(
+        f"skyquilt: {checked(check_cluster, polling, hardware, PLAN.resources, resources)}"
+    )
+    if plugin.name == "slurm":
+        start_queue_summaries(logger, hardware["queue_summary_every"])
 
 
 wildcard_constraints:

@@ -17,6 +17,12 @@
 #   SKYQUILT_SLURM_MIN_JOB_AGE  seconds finished jobs stay in squeue (default 900, must be >= 600)
 #   SKYQUILT_SLURM_START_TIMEOUT  seconds to wait for an idle node   (default 60)
 #   SKYQUILT_SLURM_KEEP_LOGS=1  `stop` keeps the state dir (daemon logs) instead of removing it
+#   SKYQUILT_SLURM_ACCOUNTING=1 with accounting storage: also installs Debian's mariadb-server and
+#                             slurmdbd, runs a private MariaDB (data in the state dir) and slurmdbd,
+#                             AccountingStorageEnforce=associations (default 0: no accounting)
+#   SKYQUILT_SLURM_ACCOUNTS   with accounting: accounts the user running `start` may charge
+#                             (comma-separated; default skyquilt-test)
+#   SKYQUILT_SLURM_DB_PORT / SKYQUILT_SLURM_DBD_PORT          (default 3307 / 6819)
 # `start` prints KEY=VALUE lines on stdout (PARTITION, PARTITIONS, NODE, CPUS, REAL_MEMORY, GPUS,
 # GPU_TYPE, STATE_DIR);
 # everything else goes to stderr.
@@ -31,6 +37,10 @@ CTLD_PORT=${SKYQUILT_SLURM_CTLD_PORT:-6817}
 SLURMD_PORT=${SKYQUILT_SLURM_SLURMD_PORT:-6818}
 MIN_JOB_AGE=${SKYQUILT_SLURM_MIN_JOB_AGE:-900}
 START_TIMEOUT=${SKYQUILT_SLURM_START_TIMEOUT:-60}
+ACCOUNTING=${SKYQUILT_SLURM_ACCOUNTING:-0}
+ACCOUNTS=${SKYQUILT_SLURM_ACCOUNTS:-skyquilt-test}
+DB_PORT=${SKYQUILT_SLURM_DB_PORT:-3307}
+DBD_PORT=${SKYQUILT_SLURM_DBD_PORT:-6819}
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ETC=/etc/slurm
 MARKER="# skyquilt-test-cluster"
@@ -68,7 +78,9 @@ fill() { # fill TEMPLATE OUT
 
 install_packages() {
     local missing=() p
-    for p in slurmctld slurmd slurm-client munge; do
+    local wanted=(slurmctld slurmd slurm-client munge)
+    ((ACCOUNTING)) && wanted+=(slurmdbd mariadb-server)
+    for p in "${wanted[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
     done
     ((${#missing[@]})) || return 0
@@ -136,6 +148,74 @@ install_config() { # install_config NAME: back up a foreign file once, then writ
     chmod 0644 "$ETC/$name"
 }
 
+start_database() { # a private MariaDB in the state dir, on 127.0.0.1:$DB_PORT, for slurmdbd
+    local db=$STATE_DIR/mysql socket=$STATE_DIR/mysqld.sock i
+    mariadb-install-db --user=root --datadir="$db" --auth-root-authentication-method=socket \
+        --skip-test-db >"$STATE_DIR/mariadb-install.log" 2>&1
+    setsid mariadbd --user=root --datadir="$db" --socket="$socket" --port="$DB_PORT" \
+        --bind-address=127.0.0.1 --pid-file="$STATE_DIR/mariadbd.pid" \
+        --log-error="$STATE_DIR/mariadbd.log" </dev/null >/dev/null 2>&1 &
+    for i in $(seq 1 100); do
+        mariadb-admin --socket="$socket" ping >/dev/null 2>&1 && break
+        sleep 0.2
+    done
+    wait_pidfile "$STATE_DIR/mariadbd.pid" mariadbd MARIADBD_PID
+    local host
+    for host in localhost 127.0.0.1; do
+        mariadb --socket="$socket" -e "CREATE USER 'slurm'@'$host' IDENTIFIED BY 'skyquilt';
+            GRANT ALL ON skyquilt_slurm_acct_db.* TO 'slurm'@'$host';"
+    done
+}
+
+start_slurmdbd() { # slurmdbd on 127.0.0.1:$DBD_PORT, the cluster registered in it
+    {
+        echo "$MARKER: written by tests/slurm/cluster.sh; removed again by \`cluster.sh stop\`."
+        echo "AuthType=auth/munge"
+        echo "DbdHost=$NODE"
+        echo "DbdAddr=127.0.0.1"
+        echo "DbdPort=$DBD_PORT"
+        echo "SlurmUser=root"
+        echo "PidFile=$STATE_DIR/slurmdbd.pid"
+        echo "LogFile=$STATE_DIR/slurmdbd.log"
+        echo "StorageType=accounting_storage/mysql"
+        echo "StorageHost=127.0.0.1"
+        echo "StoragePort=$DB_PORT"
+        echo "StorageUser=slurm"
+        echo "StoragePass=skyquilt"
+        echo "StorageLoc=skyquilt_slurm_acct_db"
+    } >"$STATE_DIR/slurmdbd.conf"
+    install_config slurmdbd.conf
+    chmod 0600 "$ETC/slurmdbd.conf" # slurmdbd refuses a config that others can read
+    slurmdbd
+    wait_pidfile "$STATE_DIR/slurmdbd.pid" slurmdbd SLURMDBD_PID
+    local i
+    for i in $(seq 1 50); do
+        timeout 10 sacctmgr -i add cluster skyquilt-test >/dev/null 2>&1 && break
+        sleep 0.2
+    done
+    timeout 10 sacctmgr -n -P list cluster format=cluster | grep -qx skyquilt-test ||
+        die "slurmdbd did not register the cluster"
+}
+
+add_accounts() { # the accounts of SKYQUILT_SLURM_ACCOUNTS, for the user running `start`
+    local account user
+    user=$(id -un)
+    for account in ${ACCOUNTS//,/ }; do
+        timeout 10 sacctmgr -i add account "$account" cluster=skyquilt-test >&2
+        timeout 10 sacctmgr -i add user "$user" account="$account" cluster=skyquilt-test >&2
+    done
+}
+
+enable_accounting() { # in the filled slurm.conf: store job records through slurmdbd
+    sed -i -e "s|^AccountingStorageType=.*|AccountingStorageType=accounting_storage/slurmdbd|" \
+        "$STATE_DIR/slurm.conf"
+    {
+        echo "AccountingStorageHost=127.0.0.1"
+        echo "AccountingStoragePort=$DBD_PORT"
+        echo "AccountingStorageEnforce=associations"
+    } >>"$STATE_DIR/slurm.conf"
+}
+
 dump_logs() {
     local f
     for f in "$STATE_DIR"/slurmctld.log "$STATE_DIR"/slurmd.log; do
@@ -192,6 +272,7 @@ cmd_start() {
         echo "PartitionName=$p Nodes=$NODE Default=$default MaxTime=INFINITE State=UP" >>"$STATE_DIR/slurm.conf"
         default=NO
     done
+    ((ACCOUNTING)) && enable_accounting
     fill "$HERE/gres.conf.in" "$STATE_DIR/gres.conf"
     local devs=(/dev/null /dev/zero /dev/full /dev/random /dev/urandom) g
     for ((g = 0; g < GPUS; g++)); do
@@ -206,6 +287,11 @@ cmd_start() {
     echo "INSTALLED_CONFIG=1" >>"$STATE_FILE"
 
     start_munge
+    if ((ACCOUNTING)); then
+        start_database
+        start_slurmdbd
+        add_accounts
+    fi
 
     slurmctld -i # -i: ignore state left by an older run (the state dir is fresh anyway)
     wait_pidfile "$STATE_DIR/slurmctld.pid" slurmctld SLURMCTLD_PID
@@ -228,7 +314,7 @@ cmd_start() {
         die "node $NODE did not become idle within ${START_TIMEOUT}s (state: '${state:-none}')"
     fi
     trap - EXIT
-    log "cluster up: node $NODE ($CPUS CPUs, ${REAL_MEMORY} MB, gpu:$GPU_TYPE:$GPUS), partitions $PARTITIONS"
+    log "cluster up: node $NODE ($CPUS CPUs, ${REAL_MEMORY} MB, gpu:$GPU_TYPE:$GPUS), partitions $PARTITIONS, accounting $ACCOUNTING"
     echo "PARTITION=$PARTITION"
     echo "PARTITIONS=$PARTITIONS"
     echo "NODE=$NODE"
@@ -237,6 +323,8 @@ cmd_start() {
     echo "GPUS=$GPUS"
     echo "GPU_TYPE=$GPU_TYPE"
     echo "STATE_DIR=$STATE_DIR"
+    echo "ACCOUNTING=$ACCOUNTING"
+    echo "ACCOUNTS=$( ((ACCOUNTING)) && echo "$ACCOUNTS")"
 }
 
 wait_pidfile() { # wait_pidfile FILE COMM VAR
@@ -259,7 +347,7 @@ cmd_stop() {
     if [[ ! -f $STATE_FILE ]]; then
         # No state: only clean up a config of ours that a crashed run left behind.
         local name
-        for name in slurm.conf gres.conf; do
+        for name in slurm.conf gres.conf slurmdbd.conf; do
             if ours "$ETC/$name"; then
                 rm -f "$ETC/$name"
                 log "removed a leftover $ETC/$name"
@@ -270,6 +358,7 @@ cmd_stop() {
     fi
     local SLURMCTLD_PID="" SLURMD_PID="" MUNGED_PID="" CREATED_MUNGE_KEY="" CREATED_RUN_MUNGE=""
     local CREATED_ETC="" INSTALLED_CONFIG="" BACKUP_SLURM_CONF="" BACKUP_GRES_CONF=""
+    local SLURMDBD_PID="" MARIADBD_PID="" BACKUP_SLURMDBD_CONF=""
     # shellcheck disable=SC1090
     source "$STATE_FILE"
 
@@ -290,11 +379,13 @@ cmd_stop() {
     fi
     kill_pid "$SLURMD_PID" slurmd
     kill_pid "$SLURMCTLD_PID" slurmctld
+    kill_pid "$SLURMDBD_PID" slurmdbd
+    kill_pid "$MARIADBD_PID" mariadbd
     kill_pid "$MUNGED_PID" munged
 
     local name var
     if [[ -n $INSTALLED_CONFIG ]]; then
-        for name in slurm.conf gres.conf; do
+        for name in slurm.conf gres.conf slurmdbd.conf; do
             var=BACKUP_$(echo "$name" | tr '.a-z' '_A-Z')
             if ours "$ETC/$name"; then rm -f "$ETC/$name"; fi
             if [[ -n ${!var} && -e $STATE_DIR/backup.$name ]]; then

@@ -151,8 +151,9 @@ def local_faulty_members(live_slurm, faulty_model, tmp_path_factory) -> Path:
 
 def test_dry_run_with_the_profile_shows_each_jobs_resources(tiny_model, tmp_path):
     """`snakemake --profile profiles/slurm -n` lists every job with the resources it will ask
-    for, mapped from the example's `hardware` (no cluster needed)."""
-    hardware = slurm_hardware("a5000", "a100")
+    for, mapped from the example's `hardware`; off the cluster with hardware.preflight: false
+    (no SLURM call: the a5000 partition need not exist)."""
+    hardware = slurm_hardware("a5000", "a100") | {"preflight": False}
     hardware["gen"] = {**hardware["gen"], "cpus": 8, "ram": "60GB", "time": "6:00:00"}
     hardware["aggregate"] = {**hardware["aggregate"], "cpus": 8, "ram": "32GB", "time": "4:00:00"}
     write_config(tmp_path, one_date_config(tiny_model, 3, hardware=hardware))
