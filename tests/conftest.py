@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 from skyquilt_testing.models import write_random_model
-from skyquilt_testing.slurm import live_slurm  # noqa: F401
+from skyquilt_testing.slurm import live_slurm, live_slurm_accounting  # noqa: F401
 
 # The in-process tests use tiny models: one thread is faster than two, and much faster when
 # the other core is busy with a snakemake run of another test.

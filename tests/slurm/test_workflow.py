@@ -19,6 +19,7 @@ import pytest
 import xarray as xr
 from skyquilt_testing.backbones import CONSENT, FAIL_VARIABLE, FAILURE_MESSAGE, plug_in
 from skyquilt_testing.models import write_random_model
+from skyquilt_testing.slurm import ACCOUNT, slurm_hardware
 from skyquilt_testing.workflow import (
     DEMO,
     MODEL,
@@ -33,7 +34,6 @@ from skyquilt_testing.workflow import (
 PROFILE = REPO / "profiles" / "slurm"
 DATE = "2000-04-20T12"
 FAILING = f"{DATE}/1"
-ACCOUNT = "skyquilt-test"
 DEMO_DATASET = Path(DEMO) / "era5_demo.zarr"
 DEMO_WEIGHTS = [  # autoencoder, latent statistics, denoiser
     Path(MODEL).parents[4] / "weights.safetensors",
@@ -47,18 +47,6 @@ def one_date_config(model_path: Path, members: int, **overrides) -> dict:
     return tiny_config(
         model_path, start_dates=["2000-04-20 12h"], num_samples_per_date=members, **overrides
     )
-
-
-def slurm_hardware(partition: str, gpu_model: str) -> dict:
-    """The example's `hardware` keys, sized for the one-node test cluster."""
-    job = {"cpus": 1, "ram": "1GB", "time": "10:00", "partition": partition}
-    return {
-        "backend": "slurm",
-        "account": ACCOUNT,
-        "gpus_per_node": 1,
-        "gen": {**job, "gpus": 1, "gpu_model": gpu_model},
-        "aggregate": job,
-    }
 
 
 # As many CPUs (torch threads) per job as on the test cluster, so that comparing bit for bit

@@ -26,6 +26,10 @@ import pytest
 REPO = Path(__file__).resolve().parents[3]
 CLUSTER_SCRIPT = REPO / "tests" / "slurm" / "cluster.sh"
 PROFILE = REPO / "profiles" / "slurm"
+# The account of the test configs: any name works without accounting storage; with it
+# (`live_slurm_accounting`) the cluster gives the user exactly this one (and root).
+ACCOUNT = "skyquilt-test"
+ACCOUNTING_ENV = {"SKYQUILT_SLURM_ACCOUNTING": "1", "SKYQUILT_SLURM_ACCOUNTS": ACCOUNT}
 
 HOW_TO_RUN = (
     "live SLURM tests are off; run them with SKYQUILT_SLURM_TESTS=1 (as root: the fixture "
@@ -55,6 +59,18 @@ _ARRAY_RE = re.compile(
 )
 _RUN_ID_RE = re.compile(r"SLURM run ID: (\S+)")
 _SBATCH_RE = re.compile(r"^(?:sbatch call|Submitting array job with sbatch call): (sbatch .*)$")
+
+
+def slurm_hardware(partition: str, gpu_model: str) -> dict:
+    """The example's `hardware` keys, sized for the one-node test cluster."""
+    job = {"cpus": 1, "ram": "1GB", "time": "10:00", "partition": partition}
+    return {
+        "backend": "slurm",
+        "account": ACCOUNT,
+        "gpus_per_node": 1,
+        "gen": {**job, "gpus": 1, "gpu_model": gpu_model},
+        "aggregate": job,
+    }
 
 
 def enabled() -> bool:
@@ -140,7 +156,8 @@ class SnakemakeRun:
 class LiveSlurm:
     """A running one-node cluster: node `node`, partitions `partitions` (the first, `partition`, is
     the default), `gpus` fake GPUs of GRES type `gpu_type` (`--gpus=N` and `--gpus=fake:N` both
-    work), any account name accepted (no accounting)."""
+    work). Without `accounting` storage any account name is accepted; with it (slurmdbd and
+    MariaDB, AccountingStorageEnforce=associations) only ACCOUNT and root."""
 
     partition: str
     partitions: list[str]
@@ -150,6 +167,7 @@ class LiveSlurm:
     gpus: int
     gpu_type: str
     state_dir: Path
+    accounting: bool = False
     profile: Path = PROFILE
     overrides: tuple[str, ...] = FAST_OVERRIDES
     runs: list[SnakemakeRun] = field(default_factory=list)
@@ -173,14 +191,19 @@ class LiveSlurm:
             *(f"{key}={value}" for key, value in resources.items()),
         ]
 
-    def _command(self, args, verbose, default_resources) -> list[str]:
+    def _command(self, args, verbose, default_resources, as_shipped) -> list[str]:
+        profile = (
+            ["--profile", str(self.profile)]
+            if as_shipped
+            else self.profile_args(default_resources=default_resources)
+        )
         return [
             sys.executable,
             "-m",
             "snakemake",
             *args,
             *(["--verbose"] if verbose else []),
-            *self.profile_args(default_resources=default_resources),
+            *profile,
         ]
 
     def snakemake(
@@ -191,14 +214,16 @@ class LiveSlurm:
         verbose: bool = True,
         default_resources: dict | None = None,
         env: dict | None = None,
+        as_shipped: bool = False,
     ) -> SnakemakeRun:
-        """Run `snakemake <args> --profile profiles/slurm <overrides>` in `workdir` (cwd).
+        """Run `snakemake <args> --profile profiles/slurm <overrides>` in `workdir` (cwd), or
+        with `as_shipped` the profile alone: no status, polling or resource overrides.
 
         `args` are targets and flags (e.g. "--snakefile", path, "--configfile", path). Never
         raises on failure: call `.check()` on the result. A run that hangs is killed (SIGKILL;
         snakemake ignores SIGTERM while it waits for jobs) and reported with returncode -9.
         """
-        command = self._command(args, verbose, default_resources)
+        command = self._command(args, verbose, default_resources, as_shipped)
         start = time.monotonic()
         try:
             proc = subprocess.run(
@@ -240,6 +265,15 @@ class LiveSlurm:
         jobs = [dict(zip(fields, line.split("|"), strict=False)) for line in out.splitlines()]
         return [j for j in jobs if run_id is None or j["name"] == run_id]
 
+    def sacct(self, run_id: str) -> list[dict]:
+        """The run's jobs as the accounting database holds them (`live_slurm_accounting` only)."""
+        fields = ("jobid", "state", "account")
+        out = _slurm_output(
+            "sacct", "-X", "--parsable2", "--noheader", "--format=JobIdRaw,State,Account",
+            "--name", run_id,
+        )  # fmt: skip
+        return [dict(zip(fields, line.split("|"), strict=False)) for line in out.splitlines()]
+
     def scontrol_job(self, jobid: str) -> dict[str, str]:
         """`scontrol show job -o <id>` as a dict (e.g. TresPerJob, NumCPUs, ArrayJobId)."""
         out = _slurm_output("scontrol", "show", "job", "-o", str(jobid))
@@ -247,13 +281,13 @@ class LiveSlurm:
         return dict(item.split("=", 1) for item in first.split() if "=" in item)
 
 
-def _start() -> tuple[dict[str, str], str]:
+def _start(env: dict | None = None) -> tuple[dict[str, str], str]:
     proc = subprocess.run(
         ["bash", str(CLUSTER_SCRIPT), "start"],
         capture_output=True,
         text=True,
         timeout=900,
-        env=_clean_env(),
+        env=_clean_env(env),
     )
     info = dict(
         line.split("=", 1) for line in proc.stdout.splitlines() if re.match(r"^[A-Z_]+=", line)
@@ -279,18 +313,13 @@ def _stop() -> str:
     return proc.stderr
 
 
-@pytest.fixture(scope="session")
-def live_slurm() -> Iterator[LiveSlurm]:
-    """A live one-node SLURM cluster for the whole session (see the module docstring)."""
-    if not enabled():
-        pytest.skip(HOW_TO_RUN)
-    if os.name != "posix" or os.geteuid() != 0:
-        pytest.fail("the live SLURM tests need root (apt-get, /etc/slurm, munged)", pytrace=False)
+def _started(env: dict | None = None) -> LiveSlurm:
+    """Start the cluster (`env`: cluster.sh options) or fail the test with its output."""
     try:
-        info, _ = _start()
+        info, _ = _start(env)
     except (RuntimeError, subprocess.TimeoutExpired, OSError) as exc:
         pytest.fail(f"could not start the local SLURM cluster:\n{exc}", pytrace=False)
-    cluster = LiveSlurm(
+    return LiveSlurm(
         partition=info["PARTITION"],
         partitions=info.get("PARTITIONS", info["PARTITION"]).split(","),
         node=info["NODE"],
@@ -299,8 +328,32 @@ def live_slurm() -> Iterator[LiveSlurm]:
         gpus=int(info["GPUS"]),
         gpu_type=info.get("GPU_TYPE", ""),
         state_dir=Path(info["STATE_DIR"]),
+        accounting=info.get("ACCOUNTING") == "1",
     )
+
+
+@pytest.fixture(scope="session")
+def live_slurm() -> Iterator[LiveSlurm]:
+    """A live one-node SLURM cluster for the whole session (see the module docstring)."""
+    if not enabled():
+        pytest.skip(HOW_TO_RUN)
+    if os.name != "posix" or os.geteuid() != 0:
+        pytest.fail("the live SLURM tests need root (apt-get, /etc/slurm, munged)", pytrace=False)
     try:
-        yield cluster
+        yield _started()
     finally:
         _stop()
+
+
+@pytest.fixture(scope="module")
+def live_slurm_accounting(live_slurm) -> Iterator[LiveSlurm]:
+    """The same cluster with accounting storage, for one test module: slurmdbd with a private
+    MariaDB (cluster.sh installs Debian's slurmdbd and mariadb-server when missing), the user
+    given ACCOUNT. Only one cluster runs at a time: the session's cluster is stopped first and
+    started again, without accounting, afterwards."""
+    _stop()
+    try:
+        yield _started(ACCOUNTING_ENV)
+    finally:
+        _stop()
+        _started()

@@ -1,0 +1,78 @@
+"""Local runs and dry runs without the SLURM profile call no SLURM command, so a machine whose
+/etc/slurm/slurm.conf names a controller that is down (or one without SLURM) runs them without
+delay. Fake SLURM clients first on the PATH log every call and fail like a dead controller;
+`snakemake --version` shows the calls Snakemake makes by itself (the SLURM executor plugin asks
+`scontrol show config` when it is loaded), which the workflow must not add to."""
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+from skyquilt_testing.workflow import REPO, run_snakemake, tiny_config, write_config
+
+CLIENTS = ("scontrol", "sinfo", "squeue", "sacct", "sacctmgr", "sbatch", "srun")
+
+
+def fake_slurm(directory: Path, log: Path) -> dict:
+    """An environment whose PATH starts with SLURM clients that log their call and fail."""
+    directory.mkdir()
+    for name in CLIENTS:
+        path = directory / name
+        path.write_text(
+            f'#!/bin/sh\necho "{name} $*" >> "{log}"\n'
+            f'echo "{name}: error: Unable to contact slurm controller (connect failure)" >&2\n'
+            "exit 1\n"
+        )
+        path.chmod(0o755)
+    return {"PATH": f"{directory}{os.pathsep}{os.environ['PATH']}"}
+
+
+def calls(log: Path) -> list[str]:
+    calls = log.read_text().splitlines() if log.exists() else []
+    log.unlink(missing_ok=True)
+    return calls
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        ("-n", "--cores", "1"),
+        ("-n",),
+        ("--cores", "1", "results/prior/default/12h/shards/2000-04-20T12/0.zarr"),
+    ],
+    ids=["dry-run-cores", "dry-run", "local-run"],
+)
+def test_runs_without_the_profile_call_no_slurm_command(tiny_model, tmp_path, arguments):
+    log = tmp_path / "slurm-calls.log"
+    env = fake_slurm(tmp_path / "bin", log)
+    write_config(tmp_path, tiny_config(tiny_model, start_dates=["2000-04-20 12h"]))
+    run_snakemake(tmp_path, "--version", env=env)
+    by_snakemake = calls(log)
+
+    started = time.monotonic()
+    result = run_snakemake(tmp_path, *arguments, env=env)
+    print(f"\nsnakemake {' '.join(arguments)}: {time.monotonic() - started:.1f} s")
+    assert calls(log) == by_snakemake, result.stderr[-3000:]
+    assert "SLURM preflight" not in result.stdout + result.stderr
+
+
+def test_a_dry_run_with_the_profile_asks_the_controller_and_says_it_does_not_answer(
+    tiny_model, tmp_path
+):
+    """The other side of the door: with the profile the preflight does call SLURM, once."""
+    log = tmp_path / "slurm-calls.log"
+    env = fake_slurm(tmp_path / "bin", log)
+    write_config(tmp_path, tiny_config(tiny_model, start_dates=["2000-04-20 12h"]))
+    run_snakemake(tmp_path, "--version", env=env)
+    by_snakemake = calls(log)
+
+    profile = ("--profile", str(REPO / "profiles" / "slurm"))
+    result = run_snakemake(tmp_path, "-n", *profile, check=False, env=env)
+    assert result.returncode == 1
+    assert calls(log) == [*by_snakemake, "scontrol show config"]
+    assert result.stderr.splitlines()[-1] == (
+        "skyquilt config error: SLURM preflight: `scontrol show config` failed (scontrol: "
+        "error: Unable to contact slurm controller (connect failure)); check `scontrol ping` "
+        "on this machine, or skip the SLURM checks with hardware.preflight: false"
+    )
