@@ -10,9 +10,11 @@ from skyquilt.planning.config import checked, check_no_yaml_dates, normalise_int
 from skyquilt.planning.products import FIELD_WILDCARD, check_request, make_products
 from skyquilt.planning.plan import WILDCARDS, make_plan
 from skyquilt.planning.resources import check_executor, launcher_command
+from skyquilt.planning.slurm_paths import check_slurm_paths
 from skyquilt.planning.slurm_run import (
     check_cluster,
     constant_resources,
+    slurm_settings,
     start_queue_summaries,
     status_polling,
 )
@@ -38,8 +40,9 @@ if workflow.is_main_process:
 @functools.cache
 def check_where_jobs_run():
     """Fail with one line when backend local meets an executor that submits jobs (SLURM),
-    or when the SLURM cluster would make the run hang or fail late (the preflight, also on
-    `-n` with the SLURM profile); then, on a SLURM run, log the run's jobs by state every
+    when a path of a SLURM run would not reach its jobs intact, or when the SLURM cluster
+    would make the run hang or fail late (the preflight; both also on `-n` with the SLURM
+    profile); then, on a SLURM run, log the run's jobs by state every
     hardware.queue_summary_every seconds.
 
     The executor is known only once the DAG is built (a dry run stands in for it), so the
@@ -49,6 +52,9 @@ def check_where_jobs_run():
     if not workflow.is_main_process or plugin is None:
         return
     checked(check_executor, config["hardware"], plugin.name)
+    slurm = slurm_settings(workflow)
+    if slurm is not None:
+        checked(check_slurm_paths, config, slurm[0].pass_command_as_script)
     hardware = config["hardware"]
     polling = status_polling(workflow)
     if polling is None or not hardware["preflight"]:
