@@ -25,6 +25,9 @@ from skyquilt.planning.preflight import StatusPolling, job_requests, preflight
 
 # The executor plugin names its jobs after the run and logs the name once it starts.
 RUN_ID_LINE = re.compile(r"SLURM run ID: (\S+)")
+# Default resources that name things, and a value that is just a name, maybe quoted.
+NAMED_RESOURCES = ("slurm_partition", "slurm_account", "gpu_model")
+PLAIN_NAME = re.compile(r"""^(['"]?)[\w.-]+\1$""")
 
 
 def command_line_arguments() -> object | None:
@@ -73,16 +76,17 @@ def status_polling(workflow: object) -> StatusPolling | None:
 
 
 def constant_resources(workflow: object) -> dict:
-    """Snakemake's default resources that do not depend on the job (mem in MB, runtime in
-    minutes, slurm_partition, ...)."""
+    """Snakemake's default resources that do not depend on the job: numbers (mem_mb, runtime
+    in minutes) and the names in NAMED_RESOURCES, which Snakemake keeps as expressions to be
+    evaluated per job even when they are a plain name such as `slurm_partition=cpu`."""
     defaults = workflow.resource_settings.default_resources
-    if defaults is None:
-        return {}
-    return {
-        name: resource.value
-        for name, resource in defaults.items()
-        if not resource.is_evaluable() and resource.value is not None
-    }
+    constants = {}
+    for name, resource in (defaults or {}).items():
+        if not resource.is_evaluable():
+            constants[name] = resource.value
+        elif name in NAMED_RESOURCES and PLAIN_NAME.match(str(resource.raw)):
+            constants[name] = str(resource.raw).strip("'\"")
+    return {name: value for name, value in constants.items() if value is not None}
 
 
 def check_cluster(polling: StatusPolling, hardware: dict, resources: dict, defaults: dict) -> str:

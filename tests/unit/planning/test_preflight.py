@@ -38,10 +38,15 @@ def cluster(accounting: bool = False, min_job_age: int = 900, **fields) -> Clust
     return Cluster(**(base | fields))
 
 
-def test_sacct_without_accounting_storage_is_refused_with_the_squeue_fix():
+def refusal(check, *args) -> str:
+    """The one line with which `check(*args)` refuses."""
     with pytest.raises(ConfigError) as error:
-        check_status_queries(cluster(), SHIPPED)
-    message = str(error.value)
+        check(*args)
+    return str(error.value)
+
+
+def test_sacct_without_accounting_storage_is_refused_with_the_squeue_fix():
+    message = refusal(check_status_queries, cluster(), SHIPPED)
     assert message.startswith("slurm-status-command: sacct: the executor would ask sacct")
     assert "AccountingStorageType=accounting_storage/none" in message
     assert "set `slurm-status-command: squeue` in the profile (profiles/slurm/config.yaml)" in (
@@ -56,10 +61,9 @@ def test_sacct_without_accounting_and_a_short_min_job_age_asks_the_administrator
 
 def test_squeue_with_a_min_job_age_below_the_polling_gaps_is_refused():
     squeue = StatusPolling(command="squeue", first_wait=30, init_wait=40, sacct_installed=False)
-    with pytest.raises(ConfigError) as error:
-        check_status_queries(cluster(min_job_age=300), squeue)
-    assert "MinJobAge is 300 s and status checks can be 180 s apart" in str(error.value)
-    assert "MinJobAge >= 360 s" in str(error.value)
+    message = refusal(check_status_queries, cluster(min_job_age=300), squeue)
+    assert "MinJobAge is 300 s and status checks can be 180 s apart" in message
+    assert "MinJobAge >= 360 s" in message
     with pytest.raises(ConfigError, match=r"set `slurm-status-command: sacct`"):
         check_status_queries(cluster(True, min_job_age=300), StatusPolling("squeue", 30, 40))
 
@@ -79,9 +83,7 @@ def test_status_queries_that_see_every_job_pass():
 
 
 def test_an_account_the_user_cannot_charge_is_refused_with_the_accounts():
-    with pytest.raises(ConfigError) as error:
-        check_account(cluster(True), "nope")
-    assert str(error.value) == (
+    assert refusal(check_account, cluster(True), "nope") == (
         "hardware.account: 'nope' is not an account that user ada can charge on this cluster "
         "(accounts: root, skyquilt-test); set hardware.account to one of them"
     )
@@ -107,9 +109,7 @@ def request(**fields) -> JobRequest:
 
 
 def test_an_unknown_partition_is_refused_with_the_cluster_s_partitions():
-    with pytest.raises(ConfigError) as error:
-        find_partition(cluster(), request(partition="a5000"))
-    assert str(error.value) == (
+    assert refusal(find_partition, cluster(), request(partition="a5000")) == (
         "hardware.gen.partition: 'a5000' is not a partition of this cluster (partitions: cpu, "
         "debug); set hardware.gen.partition to one of them"
     )
@@ -122,9 +122,7 @@ def test_no_partition_and_no_default_partition_is_refused():
 
 
 def test_a_time_above_max_time_is_refused_with_the_longest_allowed():
-    with pytest.raises(ConfigError) as error:
-        check_limits(CPU, request(partition="cpu", runtime=360))
-    assert str(error.value) == (
+    assert refusal(check_limits, CPU, request(partition="cpu", runtime=360)) == (
         "hardware.gen.time: 360 minutes is above the MaxTime of partition 'cpu' (60 minutes), "
         'so the jobs would wait forever; set hardware.gen.time to at most "1:00:00" (60 '
         "minutes) or use a partition with a longer MaxTime"
@@ -133,18 +131,14 @@ def test_a_time_above_max_time_is_refused_with_the_longest_allowed():
 
 
 def test_memory_above_every_node_is_refused():
-    with pytest.raises(ConfigError) as error:
-        check_limits(DEBUG, request(mem_mb=60000))
-    assert str(error.value) == (
+    assert refusal(check_limits, DEBUG, request(mem_mb=60000)) == (
         "hardware.gen.ram: 60000 MB is more than any node of partition 'debug' has (21300 MB), "
         "so sbatch would refuse the jobs; set hardware.gen.ram to at most 21300MB"
     )
 
 
 def test_gpus_on_a_partition_without_gpu_gres_are_refused():
-    with pytest.raises(ConfigError) as error:
-        check_gpus(CPU, request(partition="cpu", gpus_per_node=1))
-    assert str(error.value) == (
+    assert refusal(check_gpus, CPU, request(partition="cpu", gpus_per_node=1)) == (
         "hardware.gen.gpus: 1 GPU(s), but partition 'cpu' has no GPU (no gpu GRES on its "
         "nodes), so sbatch would refuse the jobs; set hardware.gen.partition to a partition "
         "with GPUs, or hardware.gen.gpus: 0"

@@ -1,9 +1,12 @@
-"""The run's SLURM jobs by state, as the queue summaries print them, and the run id they
-learn from the executor plugin's log line."""
+"""The run's SLURM jobs by state, as the queue summaries print them, the run id they learn
+from the executor plugin's log line, and the default resources the preflight checks."""
 
 import logging
+from types import SimpleNamespace
 
-from skyquilt.planning.slurm_run import RunIdListener, summarise_states
+from snakemake.resources import Resources
+
+from skyquilt.planning.slurm_run import RunIdListener, constant_resources, summarise_states
 
 
 def test_states_are_counted_with_the_reasons_jobs_pend():
@@ -27,3 +30,20 @@ def test_the_run_id_comes_from_the_plugin_s_log_line():
     assert listener.run_id is None
     logger.warning("SLURM run ID: 5f0c2b7e-1d2c-4f39-9a0f-0e6f2a1b7c3d")
     assert listener.run_id == "5f0c2b7e-1d2c-4f39-9a0f-0e6f2a1b7c3d"
+
+
+def test_default_resources_give_numbers_and_plain_names_not_expressions():
+    """As Snakemake parses the profile's default-resources (strings become expressions)."""
+    parsed = Resources.parse(
+        ["mem_mb=4000", "runtime=60", "slurm_partition=cpu", "gpu_model='a100'"]
+        + ["slurm_account=str(1 + 1)"],
+        defaults="full",
+        allow_expressions=True,
+    )
+    workflow = SimpleNamespace(resource_settings=SimpleNamespace(default_resources=parsed))
+    assert constant_resources(workflow) == {
+        "mem_mb": 4000,
+        "runtime": 60,
+        "slurm_partition": "cpu",
+        "gpu_model": "a100",
+    }
