@@ -81,7 +81,9 @@ def test_with_accounting_the_shipped_profile_runs_with_sacct(
     shipped_config(tmp_path, tiny_model, cluster.partition, cluster.gpu_type)
     run = cluster.snakemake(tmp_path, *workflow_args(tmp_path), as_shipped=True, timeout=400)
     print(f"\nshipped profile, slurmdbd + MariaDB: {run.check().seconds:.1f} s")
-    assert "job states via sacct (accounting accounting_storage/slurmdbd" in run.output
+    [preflight] = [line for line in run.output.splitlines() if "SLURM preflight passed" in line]
+    print(preflight)
+    assert "job states via sacct (accounting accounting_storage/slurmdbd" in preflight
     jobs = cluster.sacct(run.run_id)
     assert len(jobs) == 3, jobs  # two members and the aggregate
     assert {(job["state"], job["account"]) for job in jobs} == {("COMPLETED", ACCOUNT)}
