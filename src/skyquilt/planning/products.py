@@ -19,10 +19,13 @@ import re
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import xarray as xr
 import yaml
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 from skyquilt.io.video import ffmpeg_available
 from skyquilt.models.config import ModelDirectory, ModelError
@@ -234,7 +237,7 @@ def check_ground_truth(products: Products, dataset_times: np.ndarray, dataset: s
         )
 
 
-def check_fields(fields: list[Field], dataset: xr.Dataset, key: str) -> None:
+def check_fields(fields: list[Field], dataset: "xr.Dataset", key: str) -> None:
     """Each field's variable and level exist in the dataset."""
     for field in fields:
         if field.variable not in dataset.data_vars:
@@ -252,8 +255,12 @@ def check_fields(fields: list[Field], dataset: xr.Dataset, key: str) -> None:
             raise ConfigError(f"{key}: {field.variable} has no levels; leave out 'level'")
 
 
-def open_dataset(dataset: str) -> xr.Dataset:
+def open_dataset(dataset: str) -> "xr.Dataset":
     """The dataset, lazily; ConfigError if it cannot be opened."""
+    # Imported here: xarray (with pandas) costs a few tenths of a second, which every parse
+    # of the workflow would pay, though only on-request products open the dataset.
+    import xarray as xr
+
     if not os.path.exists(dataset):
         raise ConfigError(f"dataset: {dataset} does not exist; decoding needs its grid and truth")
     try:
@@ -263,7 +270,7 @@ def open_dataset(dataset: str) -> xr.Dataset:
         raise ConfigError(f"dataset: {dataset} cannot be opened as zarr ({reason})") from None
 
 
-def check_coordinates(dataset: xr.Dataset, path: str, names: Collection[str], use: str) -> None:
+def check_coordinates(dataset: "xr.Dataset", path: str, names: Collection[str], use: str) -> None:
     """The dataset has each coordinate of `names` (needed for `use`)."""
     missing = [name for name in names if name not in dataset.variables]
     if missing:
@@ -300,7 +307,7 @@ def decoder_outputs(model_path: str) -> tuple[list[str], tuple[int, int] | None]
 
 
 def check_decoder_outputs(
-    dataset: xr.Dataset,
+    dataset: "xr.Dataset",
     path: str,
     variables: list[str],
     grid: tuple[int, int] | None,
