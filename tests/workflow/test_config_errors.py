@@ -1,7 +1,10 @@
-"""Malformed configs: `snakemake -n` stops with one line naming the key and what is allowed.
+"""Malformed configs: `snakemake` stops before any job with one line naming the key and what
+is allowed, and writes nothing.
 
-Every case is a real dry run of the workflow on a broken config (or a broken model
-directory). The dry runs of all selected cases start together in a thread pool, because
+Every case is a real run of the workflow (`snakemake --cores 1`, no dry run) on a broken config
+(or a broken model directory or dataset): were a check to stop firing, the run would generate
+members and the case would fail. A few cases also run as dry runs (`snakemake -n`), which must
+refuse the same way. The runs of all selected cases start together in a thread pool, because
 each `snakemake` start costs seconds; each case is still its own test with its own message.
 """
 
@@ -39,6 +42,7 @@ class Models:
     lacks_blanket_size: Path
     truncated_config: Path
     decodable: Path
+    with_backslash: Path
     dataset: Path
     dataset_without_geopotential: Path
     dataset_without_time: Path
@@ -53,7 +57,8 @@ class Case:
     edit(config, models) changes the tiny config in place, or returns YAML text to write
     as is (for mistakes that only exist in YAML, such as an unquoted time).
     key: what the line names right after the prefix; allowed: what else it must contain.
-    targets: what the dry run asks for (the default target when empty).
+    targets: what the run asks for (the default target when empty); options: further
+    snakemake options (the SLURM executor).
     """
 
     name: str
@@ -61,6 +66,7 @@ class Case:
     key: str
     allowed: tuple[str, ...]
     targets: tuple[str, ...] = ()
+    options: tuple[str, ...] = ()
 
 
 def setting(key: str, value) -> Callable[[dict, Models], None]:
@@ -153,6 +159,22 @@ def sampler(name: str, type_: str, options, *allowed: str) -> Case:
     """A case with bad options for sampler `type_`."""
     edit = setting("diffusion.sampler", {"type": type_, "config": options})
     return Case(name, edit, "diffusion.sampler.config", allowed)
+
+
+# A real run on the SLURM executor; no cluster is needed, the paths are refused first.
+SLURM = ("--executor", "slurm", "--jobs", "1")
+SCRIPT = "--slurm-pass-command-as-script"
+
+
+def through_slurm(name: str, key: str, path: str, *allowed: str, script: bool = False) -> Case:
+    """A case that runs on the SLURM executor (backend slurm) with `key` set to `path` (or to
+    the Models attribute so named), with or without --slurm-pass-command-as-script."""
+
+    def edit(config: dict, models: Models) -> None:
+        config["hardware"]["backend"] = "slurm"
+        config[key] = str(getattr(models, path, path))
+
+    return Case(name, edit, key, allowed, options=SLURM + ((SCRIPT,) if script else ()))
 
 
 CASES = [
@@ -320,7 +342,34 @@ CASES = [
         ("1990-01-01T00", "covers 2000-03-25T00"),
         targets=("render",),
     ),
+    # paths through SLURM (2): what the job's command line cannot carry
+    through_slurm("slurm_output_dir_with_a_dollar", "output_dir", "out $5", "'$'", SCRIPT),
+    through_slurm("slurm_dataset_with_a_backquote", "dataset", "era5 `x`.zarr", "'`'", SCRIPT),
+    through_slurm(
+        "slurm_output_dir_with_a_single_quote",
+        "output_dir",
+        "out it's",
+        "any printable character but ' and \\",
+        script=True,
+    ),
+    through_slurm(
+        "slurm_model_path_with_a_backslash",
+        "model_path",
+        "with_backslash",
+        "any printable character but ' and \\",
+        script=True,
+    ),
 ]
+
+# Cases that also run as dry runs: one per stage that refuses (schema, plan, model headers,
+# a request checked while the DAG is built, a SLURM path known from the command line).
+DRY_RUN_CASES = (
+    "sizes_zero",
+    "overlap_equal_to_blanket_size",
+    "checkpoint_truncated",
+    "dataset_lacks_a_variable",
+    "slurm_output_dir_with_a_dollar",
+)
 
 
 def broken_models(root: Path, good: Path) -> Models:
@@ -368,6 +417,7 @@ def broken_models(root: Path, good: Path) -> Models:
         lacks_blanket_size=lacks_blanket_size,
         truncated_config=truncated_config,
         decodable=decodable,
+        with_backslash=copy("with\\backslash"),
         dataset=dataset,
         dataset_without_geopotential=without_geopotential,
         dataset_without_time=without_time,
@@ -376,8 +426,43 @@ def broken_models(root: Path, good: Path) -> Models:
     )
 
 
-def dry_run(case: Case, workdir: Path, models: Models) -> tuple[int, str, bool]:
-    """(exit status, stdout + stderr, whether the output directory exists) of `snakemake -n`."""
+@dataclass(frozen=True)
+class Outcome:
+    """What one run of a case did: exit status, stdout + stderr, what it left behind."""
+
+    returncode: int
+    output: str
+    written: list[str]
+
+
+def written(workdir: Path, output_dir: object) -> list[str]:
+    """What a run left: every path under `workdir` but the config and Snakemake's own
+    bookkeeping, and the first things a run makes under `output_dir` (also where that lies
+    outside the workdir).
+
+    Snakemake writes its log (.snakemake/log/<time>.snakemake.log) before it reads the
+    Snakefile, and sets up its empty bookkeeping directories before it builds the DAG, on
+    every run; a file among them (a lock, job metadata, an incomplete marker) is not its own
+    log only once it has gone further.
+    """
+    left = []
+    for path in workdir.rglob("*"):
+        parts = path.relative_to(workdir).parts
+        if parts == ("config.yaml",):
+            continue
+        if parts[0] == ".snakemake":
+            own_log = parts[1:2] == ("log",) and path.name.endswith(".snakemake.log")
+            if path.is_dir() or own_log:
+                continue
+        left.append(str(path))
+    if isinstance(output_dir, str) and output_dir.strip():
+        target = Path(os.path.normpath(workdir / output_dir))
+        left += [str(target / name) for name in ("prior", "logs") if (target / name).exists()]
+    return left
+
+
+def run_case(case: Case, workdir: Path, models: Models, dry: bool) -> Outcome:
+    """`snakemake --cores 1` (or `-n` when `dry`) on the case's config in a new `workdir`."""
     workdir.mkdir()
     config = tiny_config(models.good, output_dir=str(workdir / "out"))
     text = case.edit(config, models)
@@ -385,40 +470,63 @@ def dry_run(case: Case, workdir: Path, models: Models) -> tuple[int, str, bool]:
         write_config(workdir, config)
     else:
         (workdir / "config.yaml").write_text(text)
-    result = run_snakemake(workdir, "-n", *case.targets, check=False)
-    return result.returncode, result.stdout + result.stderr, (workdir / "out").exists()
+    mode = ("-n",) if dry else ("--cores", "1")
+    result = run_snakemake(workdir, *mode, *case.options, *case.targets, check=False)
+    output = result.stdout + result.stderr
+    return Outcome(result.returncode, output, written(workdir, config.get("output_dir")))
 
 
 @pytest.fixture(scope="module")
-def dry_runs(request, tmp_path_factory, tiny_model) -> dict[str, tuple[int, str, bool]]:
-    """The dry runs of the cases selected in this session, run in parallel."""
+def outcomes(request, tmp_path_factory, tiny_model) -> dict[tuple[str, bool], Outcome]:
+    """(case name, dry) -> the outcome of each run selected in this session, run in parallel."""
     selected = {
-        item.callspec.params["case"].name
+        (item.callspec.params["case"].name, item.originalname.endswith("dry_run_too"))
         for item in request.session.items
         if hasattr(item, "callspec") and isinstance(item.callspec.params.get("case"), Case)
     }
     root = tmp_path_factory.mktemp("config_errors")
     models = broken_models(root / "models", tiny_model)
-    cases = [case for case in CASES if case.name in selected]
+    cases = {case.name: case for case in CASES}
+    runs = sorted(selected)
+
+    def run(name_and_mode: tuple[str, bool]) -> Outcome:
+        name, dry = name_and_mode
+        workdir = root / f"{name}{'-dry' if dry else ''}"
+        return run_case(cases[name], workdir, models, dry)
+
     with ThreadPoolExecutor(max_workers=(os.cpu_count() or 1) + 1) as pool:
-        results = pool.map(lambda case: dry_run(case, root / case.name, models), cases)
-        return dict(zip((case.name for case in cases), results, strict=True))
+        return dict(zip(runs, pool.map(run, runs), strict=True))
 
 
-def test_there_are_at_least_a_hundred_cases():
-    assert len({case.name for case in CASES}) == len(CASES) >= 100
-
-
-@pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
-def test_malformed_config_fails_the_dry_run_with_one_line(case, dry_runs):
-    returncode, output, output_dir_exists = dry_runs[case.name]
+def check_refusal(case: Case, outcome: Outcome) -> None:
+    """Non-zero exit, exactly one line `skyquilt config error: <key>: ...` saying what is
+    allowed, and nothing written."""
+    output = outcome.output
     # Checks of requested outputs run while Snakemake builds the DAG, after its banner.
     after_banner = output.rpartition(DAG_BANNER)[2] if DAG_BANNER in output else output
     lines = [line for line in after_banner.splitlines() if line.strip()]
-    assert returncode != 0, f"{case.name}: snakemake -n accepted the config:\n{output}"
+    assert outcome.returncode != 0, f"{case.name}: snakemake accepted the config:\n{output}"
     assert len(lines) == 1, f"{case.name}: expected one line, got {len(lines)}:\n{output}"
     line = lines[0]
     assert line.startswith(f"{PREFIX}{case.key}"), f"{case.name}: does not name {case.key}: {line}"
     missing = [text for text in case.allowed if text not in line]
     assert not missing, f"{case.name}: does not say {missing}: {line}"
-    assert not output_dir_exists, f"{case.name}: wrote under the output directory"
+    assert not outcome.written, f"{case.name}: wrote {outcome.written}"
+
+
+def test_there_are_at_least_a_hundred_cases():
+    assert len({case.name for case in CASES}) == len(CASES) >= 100
+    assert set(DRY_RUN_CASES) <= {case.name for case in CASES}
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
+def test_malformed_config_stops_the_run_before_any_job_with_one_line(case, outcomes):
+    check_refusal(case, outcomes[case.name, False])
+
+
+DRY = [case for case in CASES if case.name in DRY_RUN_CASES]
+
+
+@pytest.mark.parametrize("case", DRY, ids=[case.name for case in DRY])
+def test_malformed_config_fails_the_dry_run_too(case, outcomes):
+    check_refusal(case, outcomes[case.name, True])
