@@ -2,19 +2,20 @@
 
 A job submitted through Snakemake's SLURM executor carries the run's paths on two command
 lines: Snakemake 9.27 lists the files the job waits for (`--wait-for-files`) quoted with
-Python's `repr`, which a shell reads back unchanged only without single quotes, backslashes
-and unprintable characters; and the plugin hands that command to `sbatch --wrap="..."`,
-whose double quotes let the shell that runs sbatch expand `$` and backquotes, unless the
-command goes to sbatch as a script (`--slurm-pass-command-as-script`). Checked when the DAG
-is built, before any job is submitted, so that such a path fails in one line instead of
-inside every job. Imports only `skyquilt.planning.config`.
+Python's `repr`, which a shell reads back unchanged without single quotes, backslashes and
+unprintable characters (with them, only in some combinations and submission modes, so they
+are refused outright: one rule a user can follow); and the plugin hands that command to
+`sbatch --wrap="..."`, whose double quotes let the shell that runs sbatch expand `$` and
+backquotes, unless the command goes to sbatch as a script (`--slurm-pass-command-as-script`).
+Checked when the DAG is built, before any job is submitted, so that such a path fails in one
+line instead of inside every job. Imports only `skyquilt.planning.config`.
 """
 
 from skyquilt.planning.config import ConfigError
 
 # Keys whose paths (or the paths under them) are inputs and outputs of SLURM jobs.
 PATH_KEYS = ("model_path", "dataset", "output_dir")
-# Characters that no SLURM submission keeps: Snakemake writes them back wrongly.
+# Characters that Snakemake's quoting for a SLURM job does not reliably keep.
 NEVER = ("'", "\\")
 # Characters that the shell running `sbatch --wrap="..."` expands.
 EXPANDED_BY_WRAP = ("$", "`")
@@ -29,7 +30,7 @@ def run_paths(config: dict) -> dict[str, str]:
 
 
 def unquotable(path: str) -> str | None:
-    """The first character of `path` that no SLURM submission keeps, or None."""
+    """The first character of `path` that a SLURM submission may change, or None."""
     for character in path:
         if character in NEVER or not character.isprintable():
             return character
@@ -47,7 +48,7 @@ def check_slurm_paths(config: dict, pass_command_as_script: bool) -> None:
         if character is not None:
             raise ConfigError(
                 f"{key}: {path!r} contains {character!r}, which Snakemake's SLURM submission "
-                "does not quote so that a shell reads it back; paths of SLURM runs may hold "
+                "does not reliably quote for the job's shell; paths of SLURM runs may hold "
                 "any printable character but ' and \\ (rename the directory, or run here "
                 "with --cores N)"
             )

@@ -1,4 +1,5 @@
-"""Paths of SLURM runs: refused in one line exactly when a SLURM job could not receive them.
+"""Paths of SLURM runs: every accepted path reaches the job unchanged, every refused character
+breaks some path on its way, and the refusal is one line.
 
 The quoting is the real one: Snakemake's own formatting of the files a job waits for
 (`format_cli_arg`), the plugin's `sbatch --wrap="..."` escaping, and `sh` reading both.
