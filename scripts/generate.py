@@ -41,4 +41,6 @@ with failure_last(exit_quietly=True):  # stderr is the rule's log: it ends with 
         every_steps=None if steps is None else int(steps),
         every_minutes=arguments.checkpoint_every_minutes,
     )
-    run_generation(request, arguments.output, arguments.threads, checkpoint, policy)
+    status = run_generation(request, arguments.output, arguments.threads, checkpoint, policy)
+# 75 when a signal stopped sampling with a checkpoint written (skyquilt.jobs.generate).
+raise SystemExit(status)

@@ -2,6 +2,7 @@
 
 import logging
 import os
+import signal
 import time
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from skyquilt.io.shards import write_shard
 from skyquilt.jobs.logs import configure_logging, reporting_full_disk
 from skyquilt.models.config import ModelConfig
 from skyquilt.models.weights import load_denoiser
+from skyquilt.planning.resources import TIME_LIMIT_SIGNAL
 from skyquilt.sampling.checkpoints import (
     Checkpointer,
     CheckpointPolicy,
@@ -23,8 +25,19 @@ from skyquilt.sampling.checkpoints import (
 from skyquilt.sampling.composition import ProcessSplit
 from skyquilt.sampling.generation import MemberResult, generate_member
 from skyquilt.sampling.request import MemberRequest
+from skyquilt.sampling.stopping import SamplingStopped, StopRequest
 
 log = logging.getLogger("skyquilt")
+
+# The exit status of a job whose sampling a signal stopped, its checkpoint written: sysexits.h's
+# EX_TEMPFAIL, "try again later". Snakemake reruns the failed job (the SLURM profile's
+# `retries`), and the rerun resumes from the checkpoint.
+STOPPED_STATUS = 75
+# Signals on which a job checkpoints and ends after its current sampler step: SLURM's warning
+# before the time limit (see skyquilt.planning.resources), SIGTERM (preemption, scancel, the
+# time limit itself) and SIGUSR1 (for batch scripts of one's own that forward
+# `sbatch --signal=B:USR1`). SIGINT (Ctrl-C) still ends a job at once.
+STOP_SIGNALS = (signal.Signals[f"SIG{TIME_LIMIT_SIGNAL}"], signal.SIGTERM, signal.SIGUSR1)
 
 
 def start_processes() -> tuple[ProcessSplit, torch.device]:
@@ -87,15 +100,67 @@ def run_generation(
     threads: int,
     checkpoint: Path | None = None,
     policy: CheckpointPolicy | None = None,
-) -> None:
-    """Generate one member and write its shard (rank 0 only) atomically.
+) -> int:
+    """Generate one member and write its shard (rank 0 only) atomically; the exit status.
 
     With `checkpoint` (a file outside the shard), the sampler state is saved there by
     `policy` (rank 0 only), a valid checkpoint found there is resumed by every rank, and it
-    is removed once the shard is written.
+    is removed once the shard is written. Then a signal of STOP_SIGNALS stops sampling after
+    the current step with the state saved there, and the status is STOPPED_STATUS (else 0).
     """
     configure_logging()
-    split, device = start_processes()
+    stop = StopRequest()
+    with stop.install(STOP_SIGNALS if checkpoint is not None else ()):
+        split, device = start_processes()
+        try:
+            _generate(request, output, threads, split, device, checkpoint, policy, stop)
+        except SamplingStopped as stopped:
+            if split.rank == 0:
+                log.warning(
+                    "%s; exiting with status %d: the job's rerun resumes from there",
+                    stopped, STOPPED_STATUS,
+                )  # fmt: skip
+            return STOPPED_STATUS
+        finally:
+            if split.world_size > 1:
+                dist.destroy_process_group()
+    return 0
+
+
+def _checkpointer(
+    request: MemberRequest,
+    checkpoint: Path,
+    policy: CheckpointPolicy | None,
+    split: ProcessSplit,
+    device: torch.device,
+    stop: StopRequest,
+) -> tuple[Checkpointer, dict | None]:
+    """The member's checkpointer, and the checkpoint to resume (None: start afresh)."""
+    resume, stamp = find_checkpoint(request, checkpoint, split)
+    checkpointer = Checkpointer(
+        checkpoint,
+        policy or CheckpointPolicy(),
+        stamp,
+        request,
+        device,
+        write=split.rank == 0,
+        stop=stop,
+        distributed=split.world_size > 1,
+    )
+    return checkpointer, resume
+
+
+def _generate(
+    request: MemberRequest,
+    output: str,
+    threads: int,
+    split: ProcessSplit,
+    device: torch.device,
+    checkpoint: Path | None,
+    policy: CheckpointPolicy | None,
+    stop: StopRequest,
+) -> None:
+    """The body of `run_generation`, in the processes `split` on `device`."""
     torch.set_num_threads(max(1, threads // split.world_size))
     began = time.perf_counter()
     settings = request.settings
@@ -108,10 +173,7 @@ def run_generation(
     checkpointer, resume = None, None
     if checkpoint is not None:
         checkpoint = Path(checkpoint)
-        resume, stamp = find_checkpoint(request, checkpoint, split)
-        checkpointer = Checkpointer(
-            checkpoint, policy or CheckpointPolicy(), stamp, request, device, split.rank == 0
-        )
+        checkpointer, resume = _checkpointer(request, checkpoint, policy, split, device, stop)
     result = generate_member(
         denoiser.to(device),
         model,
@@ -137,4 +199,3 @@ def run_generation(
             log.info("removed checkpoint %s", checkpoint)
     if split.world_size > 1:
         dist.barrier()
-        dist.destroy_process_group()

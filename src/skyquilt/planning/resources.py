@@ -25,13 +25,33 @@ HARDWARE_SECTIONS = {
 }
 
 
+# The signal SLURM sends a generation job before its time limit (`sbatch --signal`), on which
+# the job checkpoints and ends (skyquilt.sampling.stopping). Without the B: prefix SLURM signals
+# every process of the job's steps: the generation processes, but also the Snakemake process
+# and the shell that run them, which would die of USR1 (its default action) and take the job
+# down before its checkpoint is written. URG is ignored by every process that does not handle
+# it. With B:, only the batch shell that the executor plugin writes would get the signal.
+TIME_LIMIT_SIGNAL = "URG"
+
+
+def time_limit_warning(minutes: int) -> int:
+    """Seconds before a time limit of `minutes` at which SLURM warns a generation job.
+
+    A tenth of the limit, at least a minute and at most ten (a sampler step and a checkpoint
+    must fit), and never more than half the limit. SLURM may send it up to a minute earlier.
+    """
+    seconds = 60 * minutes
+    return min(max(seconds // 10, 60), 600, seconds // 2)
+
+
 def hardware_resources(hardware: dict, section_name: str) -> dict:
     """Snakemake resources of the jobs sized by config['hardware'][section_name].
 
     cpus -> threads/cpus_per_task, ram -> mem_mb, time -> runtime (minutes),
     partition -> slurm_partition, account -> slurm_account, gpus -> gpu (+ gpu_model),
     nodes -> nodes when more GPUs than gpus_per_node are requested (always 1 with backend
-    local, which runs every job on this machine).
+    local, which runs every job on this machine). Generation jobs on SLURM with a time also
+    get slurm_extra = --signal=URG@<seconds>: the warning before their time limit.
     """
     section = hardware.get(section_name) or {}
     prefix = f"hardware.{section_name}"
@@ -56,6 +76,9 @@ def hardware_resources(hardware: dict, section_name: str) -> dict:
         if hardware.get("account"):
             resources["slurm_account"] = hardware["account"]
         resources["cpus_per_task"] = resources["cpus"]
+        if section_name == "gen" and "runtime" in resources:
+            warning = time_limit_warning(resources["runtime"])
+            resources["slurm_extra"] = f"--signal={TIME_LIMIT_SIGNAL}@{warning}"
     return resources
 
 

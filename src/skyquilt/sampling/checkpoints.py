@@ -25,11 +25,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
 
 from skyquilt import __version__
 from skyquilt.io.atomic import atomic_file
 from skyquilt.models.config import ModelDirectory
 from skyquilt.sampling.request import NOT_PROVENANCE, MemberRequest
+from skyquilt.sampling.stopping import SamplingStopped, StopRequest
 
 log = logging.getLogger(__name__)
 
@@ -158,11 +160,14 @@ def discard_checkpoint(path: Path, reason: str) -> None:
 
 
 class Checkpointer:
-    """Writes a member's checkpoints while it is sampled (rank 0 only), by `policy`.
+    """Writes a member's checkpoints while it is sampled (rank 0 only), by `policy`, and stops
+    sampling when `stop` (a `stopping.StopRequest`) is set.
 
     `after_step(state)` is called after every sampler step; it writes when `every_steps`
     steps or `every_minutes` minutes have passed since the start or the last checkpoint,
-    never after the last step (the shard follows at once).
+    never after the last step (the shard follows at once). When any rank was asked to stop,
+    it writes the checkpoint whatever the policy, waits for every rank, and raises
+    `stopping.SamplingStopped`.
     """
 
     def __init__(
@@ -173,6 +178,8 @@ class Checkpointer:
         request: MemberRequest,
         device: torch.device,
         write: bool = True,
+        stop: StopRequest | None = None,
+        distributed: bool = False,
     ):
         self.path = Path(path)
         self.policy = policy
@@ -180,7 +187,9 @@ class Checkpointer:
         self.request = request
         self.steps = 0
         self.device = device
-        self.write = write and policy.enabled
+        self.write = write
+        self.stop = stop
+        self.distributed = distributed
         self.last_step: int | None = None
         self.last_time = time.monotonic()
         self.written = 0
@@ -201,7 +210,7 @@ class Checkpointer:
 
     def due(self, step: int) -> bool:
         """Whether to write a checkpoint after `step` steps."""
-        if not self.write or step >= self.steps:
+        if not (self.write and self.policy.enabled) or step >= self.steps:
             return False
         every_steps, every_minutes = self.policy.every_steps, self.policy.every_minutes
         if every_steps is not None and step - (self.last_step or 0) >= every_steps:
@@ -209,13 +218,25 @@ class Checkpointer:
         return every_minutes is not None and time.monotonic() - self.last_time >= 60 * every_minutes
 
     def after_step(self, state: dict[str, Any]) -> None:
-        """Write the state after a step when a checkpoint is due."""
+        """Stop when asked to (see the class), else write the state when a checkpoint is due."""
         step = int(state["step"])
-        if not self.due(step):
-            return
+        if self.stop is not None and step < self.steps:
+            if self.stop.agreed(self.device, self.distributed):
+                self._stop(state, step)
+        if self.due(step):
+            self._save(state, step)
+
+    def _save(self, state: dict[str, Any], step: int) -> None:
         began = time.perf_counter()
         save_checkpoint(self.path, self.fingerprint, state, self.steps, self.device)
         self.seconds += time.perf_counter() - began
         self.written += 1
         self.start(step)
         log.info("checkpoint at step %d of %d: %s", step, self.steps, self.path)
+
+    def _stop(self, state: dict[str, Any], step: int) -> None:
+        if self.write:
+            self._save(state, step)
+        if self.distributed:
+            dist.barrier()  # rank 0's checkpoint is on disk before any rank ends
+        raise SamplingStopped(self.stop.name, step, self.steps, self.path)

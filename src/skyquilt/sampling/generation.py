@@ -99,7 +99,7 @@ def _sample(
     sampler, checkpointing after its steps: (1, T', C, H, W) -> (T', C, H, W)."""
     bar = tqdm(total=sampler.steps, unit="step", disable=not progress)
     sampler.on_step = bar.update
-    with torch.inference_mode():
+    with bar, torch.inference_mode():  # the bar closes before a stop's or error's log line
         if resume is None:
             torch.manual_seed(seed)
             noise = init_noise(schedule, shape).to(device)
@@ -120,9 +120,7 @@ def _sample(
         if checkpointer is not None:
             checkpointer.start(state["step"], sampler.steps)
             after_step = checkpointer.after_step
-        sample = sampler.finish(sampler.run(state, after_step))[0].float().cpu()
-    bar.close()
-    return sample
+        return sampler.finish(sampler.run(state, after_step))[0].float().cpu()
 
 
 def _check_finite(sample: torch.Tensor, settings: RunSettings) -> None:
@@ -167,7 +165,8 @@ def generate_member(
 
     The padded trajectory of T' states is sampled as a whole, each step scoring its N
     blankets in one batch, and trimmed back to T. Raises NonFiniteSampleError when the
-    sample has NaN or Inf values.
+    sample has NaN or Inf values, and `stopping.SamplingStopped`, after its checkpoint is
+    written, when the checkpointer's stop request is set.
 
     Arguments:
         denoiser: the blanket denoiser.

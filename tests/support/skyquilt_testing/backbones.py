@@ -1,4 +1,4 @@
-"""Plug-in backbones for fault tests: the built-in BlanketNet that fails or stops on cue.
+"""Plug-in backbones for fault tests: the built-in BlanketNet that fails, stops or slows on cue.
 
 A test model names it in its config.yaml by import path, the way users plug in their own
 architectures (skyquilt.models.registry):
@@ -19,7 +19,10 @@ Cues come from the job's environment, so one run can single out one member:
     SKYQUILT_TESTING_PAUSE="<output>@<n>[,<output>@<n>...]"
         write one line "... paused at denoiser call <n> of <output> (pid <pid>)" to stderr
         (the job's log), then stop the process with SIGSTOP, so that a test finds it at
-        exactly that point and sends SIGKILL (a scheduler killing the job) or SIGCONT.
+        exactly that point and sends SIGKILL (a scheduler killing the job) or SIGCONT;
+    SKYQUILT_TESTING_SLOW="<output>@<seconds>[,<output>@<seconds>...]"
+        sleep that many seconds (a decimal number) before every denoiser call: a member that
+        takes as long as a test needs, e.g. longer than its SLURM time limit.
 
 The backbone does not know which member it denoises: <output> is matched as a substring of
 the job's `--output` argument (the shard path of scripts/generate.py, e.g.
@@ -30,6 +33,7 @@ calls run_generation itself) never gets a cue. Every process counts its own call
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 
 import yaml
@@ -41,6 +45,7 @@ from skyquilt.models.config import ModelDirectory
 
 FAIL_VARIABLE = "SKYQUILT_TESTING_FAIL"
 PAUSE_VARIABLE = "SKYQUILT_TESTING_PAUSE"
+SLOW_VARIABLE = "SKYQUILT_TESTING_SLOW"
 FAILURE_MESSAGE = "injected failure at denoiser call"
 PAUSED_MESSAGE = "paused at denoiser call"
 FAULTY = "skyquilt_testing.backbones:faulty"
@@ -63,31 +68,40 @@ def job_output(argv: list[str] | None = None) -> str | None:
     return None
 
 
-def cue(variable: str, output: str | None) -> int | None:
-    """The denoiser call at which `variable` asks the job writing `output` to act, if any."""
+def cue(variable: str, output: str | None, kind: type = int) -> int | float | None:
+    """The value (a denoiser call, or seconds with kind=float) that `variable` gives the job
+    writing `output`, if any."""
     if output is None:
         return None
     for entry in filter(None, os.environ.get(variable, "").split(",")):
-        text, separator, call = entry.rpartition("@")
-        if not separator or not call.isdigit():
-            raise ValueError(f"{variable}: {entry!r} is not '<output>@<call>'")
+        text, separator, value = entry.rpartition("@")
+        try:
+            number = kind(value)
+        except ValueError:
+            number = None
+        if not separator or number is None or number < 0:
+            raise ValueError(f"{variable}: {entry!r} is not '<output>@<{kind.__name__}>'")
         if text and text in output:
-            return int(call)
+            return number
     return None
 
 
 class FaultyBlanketNet(BlanketNet):
-    """BlanketNet that fails or stops itself at the denoiser call its cue names."""
+    """BlanketNet that fails or stops itself at the denoiser call its cue names, or sleeps
+    before every call."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.output = job_output()
         self.fail_at = cue(FAIL_VARIABLE, self.output)
         self.pause_at = cue(PAUSE_VARIABLE, self.output)
+        self.delay = cue(SLOW_VARIABLE, self.output, float)
         self.calls = 0
 
     def forward(self, x: Tensor, c_noise: Tensor, time_features: Tensor) -> Tensor:
         self.calls += 1
+        if self.delay:
+            time.sleep(self.delay)
         if self.calls == self.fail_at:
             raise InjectedFailure(
                 f"{FAIL_VARIABLE}: {FAILURE_MESSAGE} {self.calls} of {self.output}"

@@ -1,5 +1,13 @@
-"""Generation jobs killed with SIGKILL resume from their checkpoint, bit for bit."""
+"""Generation jobs killed with SIGKILL, or stopped by a signal (SLURM's warning before the time
+limit, SIGTERM, SIGUSR1), resume from their checkpoint, bit for bit.
 
+Jobs run as real processes (scripts/generate.py, under torchrun for two processes); the test
+model's plug-in backbone stops them with SIGSTOP at a chosen denoiser call, where the test kills
+or signals them. Every process a job started is killed and reaped at the end, torchrun's workers
+included (they run in sessions of their own).
+"""
+
+import contextlib
 import json
 import os
 import re
@@ -16,7 +24,8 @@ from skyquilt_testing.backbones import CONSENT, PAUSE_VARIABLE, PAUSED_MESSAGE, 
 from skyquilt_testing.models import write_random_model
 from skyquilt_testing.workflow import REPO
 
-from skyquilt.planning.resources import launcher_command
+from skyquilt.jobs.generate import STOPPED_STATUS
+from skyquilt.planning.resources import TIME_LIMIT_SIGNAL, launcher_command
 from skyquilt.sampling.checkpoints import FORMAT
 
 SETTINGS = {
@@ -37,6 +46,22 @@ RESUMED = re.compile(r"resumed from step (\d+) of (\d+)")
 @pytest.fixture(scope="module")
 def model(tmp_path_factory) -> Path:
     return plug_in(write_random_model(tmp_path_factory.mktemp("model")))
+
+
+@pytest.fixture(scope="module")
+def reference(model, tmp_path_factory) -> np.ndarray:
+    """The member of SETTINGS sampled without interruption by one process."""
+    output = tmp_path_factory.mktemp("reference") / "member.zarr"
+    assert run(command(model, output)).returncode == 0
+    return latent(output)
+
+
+@pytest.fixture(scope="module")
+def reference_two_processes(model, tmp_path_factory) -> np.ndarray:
+    """The same member sampled without interruption by two processes."""
+    output = tmp_path_factory.mktemp("reference_two") / "member.zarr"
+    assert run(command(model, output, processes=2)).returncode == 0
+    return latent(output)
 
 
 def command(model, output, checkpoint=None, processes=1, every_steps=1, **overrides) -> str:
@@ -62,8 +87,52 @@ def run(line: str, env: dict | None = None) -> subprocess.CompletedProcess:
     )
 
 
-def kill_at_call(line: str, output: Path, call: int, log: Path, processes: int = 1) -> None:
-    """Start the job, wait until its processes stop at denoiser call `call`, SIGKILL them all."""
+def job_processes(leader: int) -> list[int]:
+    """`leader` and every process below it. torchrun starts its workers in sessions of their
+    own, so killing the leader's process group does not reach them."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(parent, []).append(int(entry.name))
+    found, pending = [], [leader]
+    while pending:
+        pid = pending.pop()
+        found.append(pid)
+        pending.extend(children.get(pid, []))
+    return found
+
+
+def alive(pid: int) -> bool:
+    """Whether `pid` exists and is not a zombie."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def kill_all(job: subprocess.Popen) -> None:
+    """SIGKILL the job and every process it started, wherever their session, and reap it;
+    fails if any of them survives."""
+    if job.poll() is not None:
+        return  # it ended by itself; its pid may belong to another process by now
+    processes = job_processes(job.pid)
+    for pid in processes:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    job.wait()
+    deadline = time.monotonic() + 10
+    while survivors := [pid for pid in processes if alive(pid)]:
+        assert time.monotonic() < deadline, f"processes {survivors} survived SIGKILL"
+        time.sleep(0.05)
+
+
+def paused(line: str, output: Path, call: int, log: Path, processes: int = 1) -> subprocess.Popen:
+    """Start the job and wait until its `processes` processes stop at denoiser call `call`."""
     with open(log, "w") as stream:
         job = subprocess.Popen(
             line,
@@ -79,9 +148,47 @@ def kill_at_call(line: str, output: Path, call: int, log: Path, processes: int =
             assert job.poll() is None, log.read_text()
             assert time.monotonic() < deadline, log.read_text()
             time.sleep(0.1)
-    finally:
-        os.killpg(job.pid, signal.SIGKILL)
-        job.wait()
+    except BaseException:
+        kill_all(job)
+        raise
+    return job
+
+
+def kill_at_call(line: str, output: Path, call: int, log: Path, processes: int = 1) -> None:
+    """Start the job, wait until its processes stop at denoiser call `call`, SIGKILL them all."""
+    kill_all(paused(line, output, call, log, processes))
+
+
+def paused_ranks(log: Path) -> dict[int, int]:
+    """rank -> pid of the processes of a paused job (from their lines and environments)."""
+    pids = [
+        int(pid)
+        for pid in re.findall(rf"{PAUSED_MESSAGE} \d+ of \S+ \(pid (\d+)\)", log.read_text())
+    ]
+    ranks = {}
+    for pid in pids:
+        environment = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        rank = next((item[5:] for item in environment if item.startswith(b"RANK=")), b"0")
+        ranks[int(rank)] = pid
+    return ranks
+
+
+def signalled_at_call(
+    line: str, output: Path, call: int, log: Path, sent: dict[int, str], processes: int = 1
+) -> int:
+    """Start the job, let its processes stop at denoiser call `call`, send the signals `sent`
+    (rank -> name) to those ranks, resume them all and wait: the job's exit status."""
+    job = paused(line, output, call, log, processes)
+    try:
+        ranks = paused_ranks(log)
+        for rank, name in sent.items():
+            os.kill(ranks[rank], signal.Signals[name])
+        for pid in ranks.values():
+            os.kill(pid, signal.SIGCONT)
+        return job.wait(timeout=120)
+    except BaseException:
+        kill_all(job)
+        raise
 
 
 def latent(path: Path) -> np.ndarray:
@@ -117,9 +224,7 @@ def test_a_killed_job_resumes_bit_identical(model, tmp_path, name):
         assert not checkpoint.exists()  # removed once the shard is written
 
 
-def test_two_processes_resume_from_rank_0_checkpoint(model, tmp_path):
-    reference = tmp_path / "reference.zarr"
-    assert run(command(model, reference, processes=2)).returncode == 0
+def test_two_processes_resume_from_rank_0_checkpoint(model, reference_two_processes, tmp_path):
     output, checkpoint = tmp_path / "killed.zarr", tmp_path / "member.pt"
     line = command(model, output, checkpoint, processes=2)
     kill_at_call(line, output, 3, tmp_path / "killed.log", processes=2)
@@ -127,7 +232,7 @@ def test_two_processes_resume_from_rank_0_checkpoint(model, tmp_path):
     resumed = run(line)
     assert resumed.returncode == 0, resumed.stderr
     assert resumed.stderr.count("resumed from step 2 of 6") == 2  # every rank
-    assert np.array_equal(latent(output), latent(reference))
+    assert np.array_equal(latent(output), reference_two_processes)
     assert not checkpoint.exists()
 
 
@@ -172,9 +277,7 @@ def test_settings_that_change_no_values_still_resume(model, tmp_path):
 
 
 @pytest.mark.parametrize("damage", ["truncate", "garbage", "empty", "fields"])
-def test_a_damaged_checkpoint_is_discarded(model, tmp_path, damage):
-    reference = tmp_path / "reference.zarr"
-    assert run(command(model, reference)).returncode == 0
+def test_a_damaged_checkpoint_is_discarded(model, reference, tmp_path, damage):
     output, checkpoint, line = killed_checkpoint(model, tmp_path)
     data = checkpoint.read_bytes()
     if damage == "truncate":
@@ -192,7 +295,7 @@ def test_a_damaged_checkpoint_is_discarded(model, tmp_path, damage):
     assert other.returncode == 0, other.stderr
     assert "discarding checkpoint" in other.stderr and "damaged" in other.stderr
     assert "resumed from" not in other.stderr
-    assert np.array_equal(latent(output), latent(reference))
+    assert np.array_equal(latent(output), reference)
 
 
 def test_no_checkpoint_is_written_without_a_due_interval(model, tmp_path):
@@ -202,3 +305,52 @@ def test_no_checkpoint_is_written_without_a_due_interval(model, tmp_path):
     )
     kill_at_call(line, output, 4, tmp_path / "killed.log")  # default: every 10 minutes
     assert not checkpoint.exists()
+
+
+# Stop signals: SLURM's warning before the time limit, SIGTERM, SIGUSR1 -----------------------
+
+
+def stopped_line(name: str, step: int, checkpoint: Path) -> str:
+    return (
+        f"{name}: stopped after step {step} of 6, checkpoint {checkpoint}; "
+        f"exiting with status {STOPPED_STATUS}"
+    )
+
+
+@pytest.mark.parametrize("name", [f"SIG{TIME_LIMIT_SIGNAL}", "SIGTERM"])
+def test_a_stop_signal_checkpoints_ends_the_job_and_the_rerun_resumes_bit_identical(
+    model, reference, tmp_path, name
+):
+    output, checkpoint, log = tmp_path / "member.zarr", tmp_path / "member.pt", tmp_path / "log"
+    # No periodic checkpoint: the one found afterwards is the signal's.
+    line = command(model, output, checkpoint, every_steps="none")
+    # Signalled while in its 3rd denoiser call (step 3): it stops when step 3 is done.
+    assert signalled_at_call(line, output, 3, log, {0: name}) == STOPPED_STATUS
+    text = log.read_text()
+    assert f"received {name}: stopping after the current sampler step" in text
+    assert f"checkpoint at step 3 of 6: {checkpoint}" in text
+    assert stopped_line(name, 3, checkpoint) in text
+    assert checkpoint.is_file() and not output.exists()
+    resumed = run(line)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resumed from step 3 of 6" in resumed.stderr
+    assert np.array_equal(latent(output), reference)
+    assert not checkpoint.exists()
+
+
+def test_two_processes_stop_together_when_one_is_signalled(
+    model, reference_two_processes, tmp_path
+):
+    output, checkpoint, log = tmp_path / "member.zarr", tmp_path / "member.pt", tmp_path / "log"
+    line = command(model, output, checkpoint, processes=2, every_steps="none")
+    # Only rank 1 gets the signal; rank 0 learns it after the step and writes the checkpoint.
+    status = signalled_at_call(line, output, 3, log, {1: "SIGUSR1"}, processes=2)
+    assert status != 0  # torchrun reports its workers' status 75 as a failure of its own
+    text = log.read_text()
+    assert text.count("received SIGUSR1") == 1
+    assert stopped_line("SIGUSR1", 3, checkpoint) in text
+    assert checkpoint.is_file() and not output.exists()
+    resumed = run(line)
+    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.stderr.count("resumed from step 3 of 6") == 2
+    assert np.array_equal(latent(output), reference_two_processes)

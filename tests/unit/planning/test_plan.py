@@ -13,6 +13,7 @@ from skyquilt.planning.resources import (
     generation_processes,
     hardware_resources,
     launcher_command,
+    time_limit_warning,
     visible_gpu_count,
 )
 
@@ -43,9 +44,27 @@ def test_hardware_maps_onto_slurm_resources(tiny_model):
         "gpus_per_node": 1,
         "slurm_partition": "a5000",
         "slurm_account": "users",
+        "slurm_extra": "--signal=URG@60",  # the warning before the time limit
     }
     assert resources["aggregate"]["runtime"] == 4
-    assert "gpu" not in resources["aggregate"]
+    assert "gpu" not in resources["aggregate"] and "slurm_extra" not in resources["aggregate"]
+
+
+@pytest.mark.parametrize(
+    ("time", "seconds"),
+    [("1:00", 30), ("2:00", 60), ("30:00", 180), ("6:00:00", 600), ("2-00:00:00", 600)],
+)
+def test_generation_jobs_ask_slurm_for_a_warning_before_their_time_limit(time, seconds):
+    """A tenth of the limit, within 1 to 10 minutes, at most half the limit."""
+    hardware = {"backend": "slurm", "gen": {"time": time}}
+    assert time_limit_warning(hardware_resources(hardware, "gen")["runtime"]) == seconds
+    assert hardware_resources(hardware, "gen")["slurm_extra"] == f"--signal=URG@{seconds}"
+
+
+def test_no_warning_without_a_time_or_with_backend_local():
+    assert "slurm_extra" not in hardware_resources({"backend": "slurm", "gen": {}}, "gen")
+    local = {"backend": "local", "gen": {"time": "1:00:00"}}
+    assert "slurm_extra" not in hardware_resources(local, "gen")
 
 
 def test_local_backend_has_no_slurm_resources():
