@@ -40,6 +40,13 @@ rule evaluate:
         get_evaluate_targets,
 
 
+rule fidelity:
+    """Composition fidelity of every trajectory size: composed trajectories vs single
+    blankets of the same model (on request)."""
+    input:
+        get_fidelity_targets,
+
+
 rule statistics:
     """Ensemble mean, std, min, max and quantiles of every size and start date (on request)."""
     input:

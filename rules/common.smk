@@ -181,6 +181,12 @@ def get_evaluate_targets(wildcards):
     return PRODUCTS.evaluate_targets()
 
 
+def get_fidelity_targets(wildcards):
+    """The composition-fidelity table and plot of every trajectory size."""
+    check_product("evaluation")
+    return PRODUCTS.fidelity_targets()
+
+
 def get_statistics_targets(wildcards):
     """The ensemble statistics of every trajectory size and start date."""
     check_product("statistics")
@@ -191,6 +197,7 @@ def get_existing_products():
     """Renders, evaluations and statistics made earlier on request: `all` keeps them up to
     date, and `snakemake --report` finds them."""
     products = PRODUCTS.render_targets() + PRODUCTS.evaluate_targets()
+    products += PRODUCTS.fidelity_targets()
     products += PRODUCTS.statistics_targets()
     return [path for path in products if os.path.exists(path)]
 
@@ -272,6 +279,22 @@ def get_evaluation_inputs(wildcards):
         for member in PLAN.members
     ]
     return {"decoded": decoded, "dataset": PRODUCTS.dataset}
+
+
+def get_fidelity_inputs(wildcards):
+    """What the composition-fidelity check of one trajectory size reads: the evaluation's
+    climate diagnostics of the composed members, the denoiser, the decoder, the dataset.
+    """
+    check_product("evaluation")
+    files = ModelDirectory(Path(PLAN.settings.model_path)).decoder_files()
+    return {
+        "climate": PRODUCTS.evaluation_path(wildcards.size, "climate.csv"),
+        **get_model_files(),
+        "decoder_config": str(files["decoder config"]),
+        "decoder_weights": str(files["decoder weights"]),
+        "latent_stats": str(files["latent statistics"]),
+        "dataset": PRODUCTS.dataset,
+    }
 
 
 def get_statistics_inputs(wildcards):

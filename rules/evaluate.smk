@@ -1,7 +1,7 @@
 rule evaluation:
     """Scores of the ensemble of one trajectory size against the truth, persistence,
     climatology and a climatology ensemble; rank histograms; zonal spectra; blanket-seam
-    continuity."""
+    continuity; climate diagnostics (std, hourly-change, seam and spectrum ratios)."""
     input:
         unpack(get_evaluation_inputs),
     output:
@@ -15,6 +15,13 @@ rule evaluation:
         metrics_zarr=directory(PRODUCTS.evaluation_path("{size}", "metrics.zarr")),
         spectra_csv=PRODUCTS.evaluation_path("{size}", "spectra.csv"),
         steps_csv=PRODUCTS.evaluation_path("{size}", "steps.csv"),
+        climate_csv=report(
+            PRODUCTS.evaluation_path("{size}", "climate.csv"),
+            caption="../report/climate_table.rst",
+            category="Evaluation",
+            subcategory="{size}h trajectories",
+            labels={"figure": "climate diagnostics table"},
+        ),
         scores_png=report(
             PRODUCTS.evaluation_path("{size}", "scores.png"),
             caption="../report/scores.rst",
@@ -43,6 +50,13 @@ rule evaluation:
             subcategory="{size}h trajectories",
             labels={"figure": "rank histograms"},
         ),
+        climate_png=report(
+            PRODUCTS.evaluation_path("{size}", "climate.png"),
+            caption="../report/climate.rst",
+            category="Evaluation",
+            subcategory="{size}h trajectories",
+            labels={"figure": "climate diagnostics"},
+        ),
     log:
         PLAN.log_path("evaluate/{size}h"),
     conda:
@@ -53,8 +67,47 @@ rule evaluation:
     params:
         fields=config["evaluate"]["fields"],
         climatology_period=PRODUCTS.climatology_period,
+        climate_period=PRODUCTS.climate_period,
         blanket_size=PLAN.model.blanket_size,
         overlap=PLAN.settings.overlap,
         seed=PLAN.settings.seed,
     script:
         "../scripts/evaluate.py"
+
+
+rule composition_fidelity:
+    """The model sampled as single blankets at the start times of the composed members'
+    blankets (same sampler, steps, precision; seeds derived from the run's), decoded and
+    compared with the composed members against the same truth: composed / single of the
+    std and hourly-change ratios."""
+    input:
+        unpack(get_fidelity_inputs),
+    output:
+        fidelity_csv=report(
+            PRODUCTS.evaluation_path("{size}", "fidelity.csv"),
+            caption="../report/fidelity_table.rst",
+            category="Evaluation",
+            subcategory="{size}h trajectories",
+            labels={"figure": "composition fidelity table"},
+        ),
+        fidelity_png=report(
+            PRODUCTS.evaluation_path("{size}", "fidelity.png"),
+            caption="../report/fidelity.rst",
+            category="Evaluation",
+            subcategory="{size}h trajectories",
+            labels={"figure": "composition fidelity"},
+        ),
+    log:
+        PLAN.log_path("fidelity/{size}h"),
+    conda:
+        "../envs/skyquilt.yaml"
+    threads: get_threads("generate")
+    resources:
+        **get_resources("generate"),
+    params:
+        settings=PLAN.settings.to_json(),
+        date_labels=PLAN.date_labels,
+        members=PLAN.members,
+        climate_period=PRODUCTS.climate_period,
+    script:
+        "../scripts/fidelity.py"

@@ -8,6 +8,7 @@ with job_log(snakemake.log[0]):  # noqa: F821
     from skyquilt.planning.products import parse_fields
 
     period = snakemake.params.climatology_period  # noqa: F821
+    climate = snakemake.params.climate_period  # noqa: F821
     run_evaluation(
         decoded=list(snakemake.input.decoded),  # noqa: F821
         dataset=snakemake.input.dataset,  # noqa: F821
@@ -17,4 +18,5 @@ with job_log(snakemake.log[0]):  # noqa: F821
         blanket_size=snakemake.params.blanket_size,  # noqa: F821
         overlap=snakemake.params.overlap,  # noqa: F821
         seed=snakemake.params.seed,  # noqa: F821
+        climate_period_config=tuple(climate) if climate else None,
     )

@@ -1,5 +1,6 @@
-"""End to end on the tiny demo: `snakemake render evaluate` builds the demo, generates, decodes,
-renders and scores, and `snakemake --report` gathers galleries, score plots and the metrics.
+"""End to end on the tiny demo: `snakemake render evaluate fidelity` builds the demo, generates,
+decodes, renders, scores and checks the composition's fidelity, and `snakemake --report` gathers
+galleries, score plots and the metrics.
 
 The default config with the tiny demo settings of the demo's own end-to-end test: 4 days of a
 16 x 32 dataset, K = 4, O = 2, T = 8 from 2000-04-04 0h (held out), 2 members.
@@ -16,6 +17,7 @@ from skyquilt_testing.workflow import REPO, TINY_DEMO, planned_jobs, run_snakema
 from skyquilt.demo.dataset import VARIABLES
 from skyquilt.io.video import ffmpeg_available
 from skyquilt.jobs.render import animate_member
+from skyquilt.scoring.climate import CLIMATE_COLUMNS, FIDELITY_COLUMNS, SUMMARY_METRICS
 from skyquilt.scoring.metrics import SCORE_COLUMNS, table_from_dataset
 
 SIZE_DIR = "results/prior/default/8h"
@@ -27,7 +29,7 @@ STATES = 8
 
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory):
-    """A fresh directory after `snakemake --cores 2 render evaluate` and `--report`."""
+    """A fresh directory after `snakemake --cores 2 render evaluate fidelity` and `--report`."""
     workdir = tmp_path_factory.mktemp("rendered")
     config = yaml.safe_load((REPO / "config/config.yaml").read_text())
     config.update(
@@ -44,7 +46,7 @@ def rendered(tmp_path_factory):
         },
     )
     write_config(workdir, config)
-    run_snakemake(workdir, "--cores", "2", "render", "evaluate")
+    run_snakemake(workdir, "--cores", "2", "render", "evaluate", "fidelity")
     run_snakemake(workdir, "--report", "report.html")
     return workdir
 
@@ -58,8 +60,9 @@ def expected_files() -> set[str]:
         for member in (0, 1)
         for suffix in suffixes
     }
-    names = ("metrics.csv", "metrics.zarr", "spectra.csv", "steps.csv")
-    names += ("scores.png", "spectra.png", "seams.png", "rank_histogram.png")
+    names = ("metrics.csv", "metrics.zarr", "spectra.csv", "steps.csv", "climate.csv")
+    names += ("scores.png", "spectra.png", "seams.png", "rank_histogram.png", "climate.png")
+    names += ("fidelity.csv", "fidelity.png")
     evaluation = {f"{SIZE_DIR}/evaluation/{name}" for name in names}
     return decoded | gallery | animations | evaluation
 
@@ -134,7 +137,8 @@ def test_an_animation_rendered_in_one_job_equals_the_split_one(rendered, tmp_pat
 
 
 def test_score_plots_are_real_images(rendered):
-    for name in ("scores.png", "spectra.png", "seams.png", "rank_histogram.png"):
+    names = ("scores.png", "spectra.png", "seams.png", "rank_histogram.png", "climate.png")
+    for name in (*names, "fidelity.png"):
         image = iio.imread(rendered / SIZE_DIR / "evaluation" / name)
         assert image.shape[0] > 200 and image.shape[1] > 400
         assert_real_image(image, image.shape[:2])
@@ -144,7 +148,7 @@ def test_metrics_table_scores_model_and_baselines_for_every_variable(rendered):
     scores = pd.read_csv(rendered / SIZE_DIR / "evaluation/metrics.csv")
     assert list(scores.columns) == SCORE_COLUMNS
     assert set(scores["variable"]) == set(VARIABLES)
-    leads = scores[scores["metric"] != "seam_ratio"]
+    leads = scores[scores["lead_hours"].notna()]
     assert set(leads["lead_hours"]) == set(range(STATES))
     by_source = leads.groupby("source")["metric"].unique().map(set).to_dict()
     ensemble = {"rmse", "spread", "spread_skill_ratio", "crps", "energy_score"}
@@ -161,6 +165,7 @@ def test_metrics_table_scores_model_and_baselines_for_every_variable(rendered):
     assert np.isfinite(scores["value"]).all()
     persistence = leads[(leads["source"] == "persistence") & (leads["metric"] == "rmse")]
     assert (persistence[persistence["lead_hours"] == 0]["value"] == 0).all()
+    assert set(scores[scores["lead_hours"].isna()]["metric"]) == {"seam_ratio", *SUMMARY_METRICS}
     seams = scores[scores["metric"] == "seam_ratio"]
     assert set(seams["source"]) == {"model", "truth"} and len(seams) == 2 * len(VARIABLES)
     stored = table_from_dataset(
@@ -172,11 +177,57 @@ def test_metrics_table_scores_model_and_baselines_for_every_variable(rendered):
 def test_report_holds_the_gallery_score_plots_and_metrics_table(rendered):
     html = (rendered / "report.html").read_text()
     names = ("metrics.csv", "scores.png", "spectra.png", "seams.png", "rank_histogram.png")
+    names += ("climate.csv", "climate.png", "fidelity.csv", "fidelity.png")
     for name in (f"{FIELD}.png", *names):
         assert name in html
 
 
+def test_climate_diagnostics_rate_every_variable_and_sum_up_in_the_metrics(rendered):
+    climate = pd.read_csv(rendered / SIZE_DIR / "evaluation/climate.csv")
+    assert list(climate.columns) == CLIMATE_COLUMNS
+    per_variable = climate.groupby("variable")["metric"].agg(set).to_dict()
+    assert per_variable == {
+        name: {"std_ratio", "hourly_change_ratio", "seam_ratio", "spectrum_ratio"}
+        for name in VARIABLES
+    }
+    wavenumbers = climate[climate["metric"] == "spectrum_ratio"].groupby("variable").size()
+    assert (wavenumbers == 32 // 2 + 1).all()  # every zonal wavenumber of 32 longitudes
+    judged = climate[climate["judged"]]
+    assert np.isfinite(judged["ratio"]).all() and (judged["ratio"] > 0).all()
+    np.testing.assert_allclose(judged["ratio"], judged["model"] / judged["reference"])
+    # The period compared with is the demo dataset's held-out one (its attributes).
+    attrs = xr.open_zarr(rendered / SIZE_DIR / "evaluation/metrics.zarr").attrs
+    assert attrs["climate_period"] == ["2000-04-04", "2000-04-04"]
+    scores = pd.read_csv(rendered / SIZE_DIR / "evaluation/metrics.csv")
+    summary = scores[scores["metric"].isin(SUMMARY_METRICS)].set_index(["variable", "metric"])
+    assert len(summary) == len(VARIABLES) * len(SUMMARY_METRICS)
+    for metric in ("std_ratio", "hourly_change_ratio"):
+        rows = climate[climate["metric"] == metric].set_index("variable")["ratio"]
+        for name in VARIABLES:
+            assert summary.loc[(name, metric), "value"] == pytest.approx(rows[name])
+
+
+def test_fidelity_compares_composed_trajectories_with_single_blankets(rendered):
+    fidelity = pd.read_csv(rendered / SIZE_DIR / "evaluation/fidelity.csv")
+    assert list(fidelity.columns) == FIDELITY_COLUMNS
+    assert len(fidelity) == 2 * len(VARIABLES)
+    assert set(fidelity["metric"]) == {"std_ratio", "hourly_change_ratio"}
+    values = fidelity[["composed", "single", "ratio"]].to_numpy()
+    assert np.isfinite(values).all() and (values > 0).all()
+    np.testing.assert_allclose(fidelity["ratio"], fidelity["composed"] / fidelity["single"])
+    # The composed column is the evaluation's own climate diagnostics of the members.
+    climate = pd.read_csv(rendered / SIZE_DIR / "evaluation/climate.csv")
+    composed = climate.set_index(["variable", "metric"])["ratio"]
+    for row in fidelity.itertuples():
+        assert row.composed == pytest.approx(composed[(row.variable, row.metric)])
+    # T = 8, K = 4, O = 2: 3 blankets for each of the 2 members, sampled one by one.
+    log = (rendered / "results/logs/default/fidelity/8h.log").read_text()
+    assert "6 single blankets (K=4) at the blanket starts of 2 composed members" in log
+    assert "composed / single" in log
+
+
 def test_after_rendering_nothing_is_left_to_do(rendered):
     """Renders and evaluations are cached; `all` only adds the aggregate they did not need."""
-    assert "Nothing to be done" in run_snakemake(rendered, "-n", "render", "evaluate").stdout
+    dry_run = run_snakemake(rendered, "-n", "render", "evaluate", "fidelity")
+    assert "Nothing to be done" in dry_run.stdout
     assert planned_jobs(run_snakemake(rendered, "-n").stdout) == {"aggregate": 1, "all": 1}

@@ -14,13 +14,47 @@ import xarray as xr
 import zarr
 
 from skyquilt.io.atomic import atomic_directory
-from skyquilt.io.forecasts import decoded_template, resolve_channels, variable_blocks
+from skyquilt.io.forecasts import (
+    Channel,
+    decoded_template,
+    resolve_channels,
+    variable_blocks,
+)
 from skyquilt.io.shards import LATENT, ZARR_FORMAT, ShardError, check_checksum, open_shard
 from skyquilt.models.calendar import time_features
 from skyquilt.models.config import ModelDirectory
 from skyquilt.models.decoder import Decoder, load_decoder, load_latent_stats
 
 STATES_PER_CHUNK = 8
+
+
+def decode_states(
+    standardised: np.ndarray,
+    times: np.ndarray,
+    decoder: Decoder,
+    stats: tuple[torch.Tensor, torch.Tensor],
+) -> np.ndarray:
+    """Standardised latents (B, C, h, w) at times (B,) -> physical fields (B, V, H, W) float32.
+
+    stats: the latent mean and std (C, h, w), on the decoder's device.
+    """
+    mean, std = stats
+    latent = torch.from_numpy(np.asarray(standardised, np.float32)).to(mean.device) * std + mean
+    fields = decoder.decode(latent, time_features(times).to(mean.device))
+    return fields.float().cpu().numpy()
+
+
+def open_decoding(
+    model_path: Path | str, dataset: xr.Dataset, device: torch.device | str
+) -> tuple[Decoder, tuple[torch.Tensor, torch.Tensor], list[Channel]]:
+    """The decoder of the model at `model_path`, its latent (mean, std) on `device`, and the
+    dataset's (variable, level) of each decoded channel."""
+    directory = ModelDirectory(Path(model_path))
+    directory.check_decoder_files()
+    mean, std = load_latent_stats(directory.stats_file)
+    decoder = load_decoder(directory.autoencoder_dir, device)
+    channels = resolve_channels(decoder.variables, decoder.levels, dataset)
+    return decoder, (mean.to(device), std.to(device)), channels
 
 
 def _decode_blocks(
@@ -34,8 +68,6 @@ def _decode_blocks(
     states_per_chunk: int,
 ) -> str:
     """Decode the shard into `store` block by block; returns the sha256 of the latents read."""
-    mean, std = stats
-    device = mean.device
     times = shard["time"].values
     digest = hashlib.sha256()
     for start in range(0, len(times), states_per_chunk):
@@ -48,9 +80,8 @@ def _decode_blocks(
                 f"it, or run snakemake --forcerun {shard_path})"
             ) from error
         digest.update(np.ascontiguousarray(standardised).tobytes())
-        latent = torch.from_numpy(standardised).to(device) * std + mean
-        fields = decoder.decode(latent, time_features(times[block]).to(device))
-        blocks = variable_blocks(fields.float().cpu().numpy(), channels, template)
+        fields = decode_states(standardised, times[block], decoder, stats)
+        blocks = variable_blocks(fields, channels, template)
         for variable, values in blocks.items():
             store[variable][0, 0, block] = values
     return digest.hexdigest()
@@ -73,18 +104,15 @@ def decode_member(
         output_path: the decoded member; nothing is left there if decoding fails (a shard
             whose latents do not match their checksum fails it, naming the shard).
     """
-    directory = ModelDirectory(Path(model_path))
-    directory.check_decoder_files()
-    mean, std = load_latent_stats(directory.stats_file)
+    dataset = xr.open_zarr(dataset_path)
+    decoder, stats, channels = open_decoding(model_path, dataset, device)
     shard = open_shard(shard_path)
-    if tuple(shard[LATENT].shape[1:]) != tuple(mean.shape):
+    if tuple(shard[LATENT].shape[1:]) != tuple(stats[0].shape):
         raise ShardError(
             f"shard {shard_path} has latent shape {tuple(shard[LATENT].shape[1:])}, but the "
-            f"statistics {directory.stats_file} have shape {tuple(mean.shape)}"
+            f"statistics {ModelDirectory(Path(model_path)).stats_file} have shape "
+            f"{tuple(stats[0].shape)}"
         )
-    decoder = load_decoder(directory.autoencoder_dir, device)
-    dataset = xr.open_zarr(dataset_path)
-    channels = resolve_channels(decoder.variables, decoder.levels, dataset)
     template = decoded_template(shard, dataset, channels, states_per_chunk)
     with atomic_directory(Path(output_path)) as temporary:
         template.to_zarr(
@@ -93,7 +121,6 @@ def decode_member(
         # Blocks go straight to the zarr arrays: xarray's region writes would reopen the store
         # and check its metadata for every block.
         store = zarr.open_group(temporary, mode="r+", zarr_format=ZARR_FORMAT)
-        stats = (mean.to(device), std.to(device))
         digest = _decode_blocks(
             shard_path, shard, decoder, stats, store, template, channels, states_per_chunk
         )

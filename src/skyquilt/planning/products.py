@@ -9,7 +9,8 @@ that needs them, so that a bad request fails before any job with one line naming
     <prior>/<T>h/decoded/<date>/<member>.zarr
     <prior>/<T>h/render/gallery/<date>/<field>.png
     <prior>/<T>h/render/animation/<date>/<member>/<field>.gif (+ .mp4)
-    <prior>/<T>h/evaluation/{metrics.csv, metrics.zarr, scores.png, rank_histogram.png, ...}
+    <prior>/<T>h/evaluation/{metrics.csv, metrics.zarr, scores.png, climate.png, ...}
+    <prior>/<T>h/evaluation/{fidelity.csv, fidelity.png}   (`snakemake fidelity`)
     <prior>/<T>h/statistics/<date>.zarr   (`snakemake statistics`: ensemble mean, std, ...)
     <prior>/<T>h/latent_statistics.zarr   (`snakemake latent_statistics`: from the aggregate)
 """
@@ -34,8 +35,11 @@ from skyquilt.planning.plan import Plan
 
 # Wildcard of a field label: "<variable>" or "<variable>-<level>", e.g. "geopotential-500".
 FIELD_WILDCARD = r"[A-Za-z0-9_]+(-[0-9.]+)?"
-EVALUATION_FILES = ("metrics.csv", "scores.png", "spectra.png", "seams.png", "rank_histogram.png")
-EVALUATION_TABLES = ("spectra.csv", "steps.csv")
+EVALUATION_FILES = (
+    "metrics.csv", "scores.png", "spectra.png", "seams.png", "rank_histogram.png", "climate.png",
+)  # fmt: skip
+EVALUATION_TABLES = ("spectra.csv", "steps.csv", "climate.csv")
+FIDELITY_FILES = ("fidelity.csv", "fidelity.png")
 # Defaults of the `statistics` section (config/schema.report.yaml has the same).
 STATISTICS_QUANTILES = (0.05, 0.5, 0.95)
 STATISTICS_BLOCK_MB = 256
@@ -83,6 +87,7 @@ class Products:
     frames_per_job: int | None
     evaluate_fields: list[Field] | None
     climatology_period: tuple[str, str] | None
+    climate_period: tuple[str, str] | None = None
     quantiles: tuple[float, ...] = STATISTICS_QUANTILES
     statistics_block_mb: float = STATISTICS_BLOCK_MB
 
@@ -164,6 +169,12 @@ class Products:
         names = (*EVALUATION_FILES, *EVALUATION_TABLES, "metrics.zarr")
         return [self.evaluation_path(size, name) for size in self.plan.sizes for name in names]
 
+    def fidelity_targets(self) -> list[str]:
+        """The composition-fidelity table and plot of every trajectory size."""
+        return [
+            self.evaluation_path(size, name) for size in self.plan.sizes for name in FIDELITY_FILES
+        ]
+
     def statistics_targets(self) -> list[str]:
         """The ensemble statistics of every trajectory size and start date."""
         return [
@@ -189,6 +200,7 @@ def make_products(config: dict, plan: Plan) -> Products:
     render, evaluate = config["render"], config["evaluate"]
     animation = render["animation"]
     period = evaluate.get("climatology_period")
+    climate = evaluate.get("climate_period")
     statistics = config.get("statistics") or {}
     return Products(
         plan=plan,
@@ -204,6 +216,7 @@ def make_products(config: dict, plan: Plan) -> Products:
         frames_per_job=animation.get("frames_per_job"),
         evaluate_fields=parse_fields(evaluate.get("fields"), "evaluate.fields"),
         climatology_period=tuple(period) if period else None,
+        climate_period=tuple(climate) if climate else None,
         quantiles=parse_quantiles(list(statistics.get("quantiles", STATISTICS_QUANTILES))),
         statistics_block_mb=float(statistics.get("block_mb", STATISTICS_BLOCK_MB)),
     )
@@ -377,6 +390,25 @@ def check_climatology_period(products: Products) -> None:
         )
 
 
+def check_climate_period(products: Products, dataset_times: np.ndarray | None = None) -> None:
+    """An explicit climate period is in order and, when the dataset's times (N,) datetime64
+    are given, holds at least two of them."""
+    if products.climate_period is None:
+        return
+    first, after = _period_bounds(products.climate_period)
+    if after <= first:
+        raise ConfigError(f"evaluate.climate_period: {list(products.climate_period)} is reversed")
+    if dataset_times is None:
+        return
+    times = np.asarray(dataset_times, dtype="datetime64[ns]")
+    if np.count_nonzero((times >= first) & (times < after)) < 2:
+        covered = f"{_hours(times[:1])} to {_hours(times[-1:])}" if times.size else "nothing"
+        raise ConfigError(
+            f"evaluate.climate_period: {list(products.climate_period)} holds under two states "
+            f"of the dataset, which covers {covered}"
+        )
+
+
 def check_request(products: Products, asked: set[str], built: Collection[str] = ()) -> None:
     """A request for decoded members, renders, evaluations or statistics can be served.
 
@@ -405,6 +437,7 @@ def check_request(products: Products, asked: set[str], built: Collection[str] = 
     truth = bool(asked & {"render", "evaluation"})
     if truth:
         check_climatology_period(products)
+        check_climate_period(products)
         for size in products.plan.sizes:
             if "render" in asked and not products.gallery_lead_hours(size):
                 raise ConfigError(
@@ -418,6 +451,7 @@ def check_request(products: Products, asked: set[str], built: Collection[str] = 
     check_coordinates(dataset, products.dataset, coordinates, "evaluation" if truth else "decoding")
     if truth:
         check_ground_truth(products, dataset.time.values, products.dataset)
+        check_climate_period(products, dataset.time.values)
         if "render" in asked:
             check_fields(products.render_fields, dataset, "render.fields")
         if products.evaluate_fields is not None:

@@ -28,18 +28,20 @@ UNITLESS = ("spread_skill_ratio", "rank_histogram_flatness")
 RANK_BIN = "rank_histogram_bin_"
 
 
-def _panels(table: pd.DataFrame) -> list[tuple[str, object]]:
+def panels_of(table: pd.DataFrame) -> list[tuple[str, object]]:
     """(variable, level) pairs of a tidy table, in order of appearance; level may be <NA>."""
     pairs = table[["variable", "level"]].drop_duplicates()
     return list(pairs.itertuples(index=False, name=None))
 
 
-def _rows_of(table: pd.DataFrame, variable: str, level: object) -> pd.DataFrame:
+def rows_of(table: pd.DataFrame, variable: str, level: object) -> pd.DataFrame:
+    """The rows of one (variable, level) of a tidy table; level may be <NA>."""
     same_level = table["level"].isna() if pd.isna(level) else table["level"] == level
     return table[(table["variable"] == variable) & same_level.fillna(False)]
 
 
-def _panel_title(variable: str, level: object) -> str:
+def panel_title(variable: str, level: object) -> str:
+    """'geopotential 500 hPa', or the variable alone."""
     return variable.replace("_", " ") + ("" if pd.isna(level) else f" {int(level)} hPa")
 
 
@@ -53,12 +55,12 @@ def plot_scores(
     """
     scores = scores[scores["metric"].isin(METRIC_LABELS) & scores["lead_hours"].notna()]
     metrics = [metric for metric in METRIC_LABELS if metric in set(scores["metric"])]
-    panels = _panels(scores)
+    panels = panels_of(scores)
     figure, axes = new_figure(
         len(panels), len(metrics), figsize=(3.6 * len(metrics), 2.6 * len(panels) + 0.6)
     )
     for row, (variable, level) in enumerate(panels):
-        rows = _rows_of(scores, variable, level)
+        rows = rows_of(scores, variable, level)
         unit = (units or {}).get(variable, "")
         for column, metric in enumerate(metrics):
             ax = axes[row, column]
@@ -75,7 +77,7 @@ def plot_scores(
                 ax.axhline(1.0, color="grey", linestyle=":", linewidth=1)
             label = METRIC_LABELS[metric]
             ax.set_ylabel(label if metric in UNITLESS or not unit else f"{label} [{unit}]")
-            ax.set_title(f"{_panel_title(variable, level)}: {label}", fontsize=9)
+            ax.set_title(f"{panel_title(variable, level)}: {label}", fontsize=9)
             ax.grid(alpha=0.3)
             if row == len(panels) - 1:
                 ax.set_xlabel("lead time [h]")
@@ -94,17 +96,17 @@ def plot_spectra(
     `units` maps variable -> units.
     """
     spectra = spectra[spectra["wavenumber"] > 0]
-    panels = _panels(spectra)
+    panels = panels_of(spectra)
     columns = min(len(panels), 3)
     grid_rows = -(-len(panels) // columns)
     figure, axes = new_figure(grid_rows, columns, figsize=(4.0 * columns, 3.0 * grid_rows + 0.5))
     for ax, (variable, level) in zip(axes.flat, panels, strict=False):
-        rows = _rows_of(spectra, variable, level)
+        rows = rows_of(spectra, variable, level)
         for source, lines in rows.groupby("source", sort=False):
             lines = lines.sort_values("wavenumber")
             style = SOURCE_STYLES.get(source, {})
             ax.loglog(lines["wavenumber"], lines["value"], label=source, color=style.get("color"))
-        ax.set_title(_panel_title(variable, level), fontsize=9)
+        ax.set_title(panel_title(variable, level), fontsize=9)
         unit = (units or {}).get(variable)
         ax.set_xlabel("zonal wavenumber")
         ax.set_ylabel(f"power [({unit})^2]" if unit else "power")
@@ -124,21 +126,21 @@ def plot_seams(
     The seam-continuity ratio is in each title. `steps` has metrics.STEP_COLUMNS, `ratios` the
     seam_ratio rows of metrics.seam_table.
     """
-    panels = _panels(steps)
+    panels = panels_of(steps)
     columns = min(len(panels), 3)
     grid_rows = -(-len(panels) // columns)
     figure, axes = new_figure(grid_rows, columns, figsize=(4.4 * columns, 3.0 * grid_rows + 0.5))
     for ax, (variable, level) in zip(axes.flat, panels, strict=False):
         for seam in seams:
             ax.axvline(seam + 0.5, color="grey", linestyle=":", linewidth=1)
-        rows = _rows_of(steps, variable, level)
+        rows = rows_of(steps, variable, level)
         for source, lines in rows.groupby("source", sort=False):
             lines = lines.sort_values("step")
             style = SOURCE_STYLES.get(source, {})
             ax.plot(lines["step"] + 0.5, lines["value"], label=source, color=style.get("color"))
-        ratio = _rows_of(ratios, variable, level).set_index("source")["value"]
+        ratio = rows_of(ratios, variable, level).set_index("source")["value"]
         shown = ", ".join(f"{source} {value:.2f}" for source, value in ratio.items())
-        ax.set_title(f"{_panel_title(variable, level)}\nseam ratio: {shown}", fontsize=9)
+        ax.set_title(f"{panel_title(variable, level)}\nseam ratio: {shown}", fontsize=9)
         ax.set_xlabel("state index t (pair t, t+1)")
         ax.set_ylabel("mean |x(t+1) - x(t)|")
         ax.grid(alpha=0.3)
@@ -159,12 +161,12 @@ def plot_rank_histograms(scores: pd.DataFrame, path: str | os.PathLike) -> Path:
     bins = scores[scores["metric"].str.startswith(RANK_BIN)].copy()
     bins["rank"] = bins["metric"].str.removeprefix(RANK_BIN).astype(int)
     flat = scores[scores["metric"] == "rank_histogram_flatness"]
-    panels = _panels(bins)
+    panels = panels_of(bins)
     columns = max(1, min(len(panels), 3))
     grid_rows = max(1, -(-len(panels) // columns))
     figure, axes = new_figure(grid_rows, columns, figsize=(4.4 * columns, 3.0 * grid_rows + 0.5))
     for ax, (variable, level) in zip(axes.flat, panels, strict=False):
-        rows = _rows_of(bins, variable, level)
+        rows = rows_of(bins, variable, level)
         sources = list(dict.fromkeys(rows["source"]))
         width = 0.8 / max(1, len(sources))
         for index, source in enumerate(sources):
@@ -178,9 +180,9 @@ def plot_rank_histograms(scores: pd.DataFrame, path: str | os.PathLike) -> Path:
                 color=style.get("color"),
             )
             ax.axhline(1.0 / len(mean), color="grey", linestyle=":", linewidth=1)
-        flatness = _rows_of(flat, variable, level).groupby("source", sort=False)["value"].mean()
+        flatness = rows_of(flat, variable, level).groupby("source", sort=False)["value"].mean()
         shown = ", ".join(f"{source} {value:.2f}" for source, value in flatness.items())
-        ax.set_title(f"{_panel_title(variable, level)}\nflatness: {shown}", fontsize=9)
+        ax.set_title(f"{panel_title(variable, level)}\nflatness: {shown}", fontsize=9)
         ax.set_xlabel("rank of the truth among the members")
         ax.set_ylabel("frequency (latitude-weighted)")
         ax.grid(alpha=0.3, axis="y")

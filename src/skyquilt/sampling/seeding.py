@@ -10,3 +10,10 @@ def member_seed(seed: int, trajectory_size: int, start_date: str, member: int) -
     """
     key = f"{seed}|{trajectory_size}|{start_date}|{member}".encode()
     return int.from_bytes(hashlib.sha256(key).digest()[:8], "little") >> 1
+
+
+def stream_seed(seed: int, stream: str) -> int:
+    """A 63-bit seed for a purpose `stream` of a run with config seed `seed`, independent of
+    the members' own (the single blankets of the composition-fidelity check use one)."""
+    key = f"{seed}|{stream}".encode()
+    return int.from_bytes(hashlib.sha256(key).digest()[:8], "little") >> 1

@@ -116,18 +116,20 @@ def lead_scores(forecast: xr.Dataset, truth: xr.Dataset, seed: int = 0) -> dict[
     return scores
 
 
-def _blocks(*datasets: xr.Dataset) -> Iterator[list[xr.Dataset]]:
-    """Consecutive blocks of lead times of the datasets, loaded.
+def state_blocks(
+    *datasets: xr.Dataset, dim: str = "prediction_timedelta"
+) -> Iterator[list[xr.Dataset]]:
+    """Consecutive blocks along `dim` (lead times by default) of the datasets, loaded.
 
-    As many leads per block as fit in MEMORY_BUDGET bytes for the largest dataset (at least
-    one).
+    As many entries of `dim` per block as fit in MEMORY_BUDGET bytes for the largest dataset
+    (at least one).
     """
-    count = datasets[0].sizes["prediction_timedelta"]
-    per_lead = max(dataset.nbytes for dataset in datasets) / count
-    size = max(1, int(MEMORY_BUDGET // per_lead))
+    count = datasets[0].sizes[dim]
+    per_entry = max(dataset.nbytes for dataset in datasets) / count
+    size = max(1, int(MEMORY_BUDGET // per_entry))
     for start in range(0, count, size):
         block = slice(start, start + size)
-        yield [dataset.isel(prediction_timedelta=block).load() for dataset in datasets]
+        yield [dataset.isel({dim: block}).load() for dataset in datasets]
 
 
 def score_table(
@@ -140,7 +142,7 @@ def score_table(
     """
     blocks = [
         lead_scores(states, truths, seed)
-        for states, truths in _blocks(forecast, align_truth(truth, forecast))
+        for states, truths in state_blocks(forecast, align_truth(truth, forecast))
     ]
     hours = _lead_hours(forecast)
     tables = []
@@ -186,7 +188,7 @@ def spectrum_table(forecast: xr.Dataset, truth: xr.Dataset) -> pd.DataFrame:
     tables = []
     for name, states in sources.items():
         total, count = 0.0, 0
-        for (block,) in _blocks(states):
+        for (block,) in state_blocks(states):
             spectra = zonal_power_spectrum(block)
             others = [dim for dim in spectra.dims if dim not in ("level", "wavenumber")]
             total = total + spectra.sum(others)
@@ -219,7 +221,7 @@ def step_sizes(states: xr.Dataset) -> xr.Dataset:
     """
     steps = []
     previous = None
-    for (block,) in _blocks(states):
+    for (block,) in state_blocks(states):
         # The first pair of a block reaches back to the last state of the previous one.
         joined = block if previous is None else xr.concat([previous, block], "prediction_timedelta")
         change = spatial_mean(np.abs(joined.diff("prediction_timedelta")))

@@ -8,19 +8,23 @@ import pytest
 import xarray as xr
 import yaml
 from skyquilt_testing.decoding import VARIABLES, synthetic_dataset, write_synthetic_dataset
-from skyquilt_testing.workflow import tiny_config
+from skyquilt_testing.workflow import REPO, tiny_config
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
 
 from skyquilt.planning import products as products_module
-from skyquilt.planning.config import ConfigError
+from skyquilt.planning.config import ConfigError, schema_error_line
 from skyquilt.planning.plan import make_plan
 from skyquilt.planning.products import (
     Field,
+    check_climate_period,
     check_climatology_period,
     check_ground_truth,
     make_products,
     parse_fields,
 )
 
+REPORT_SCHEMA = REPO / "config/schema.report.yaml"
 DEFAULTS = {
     "decode": {"states_per_chunk": 8},
     "render": {
@@ -106,6 +110,46 @@ def test_a_climatology_period_must_not_overlap_evaluated_trajectories(products, 
                 check_climatology_period(products)
         else:
             check_climatology_period(products)
+
+
+def test_a_climate_period_must_be_in_order_and_hold_truth(tiny_model):
+    config = tiny_config(tiny_model, dataset="era5.zarr") | DEFAULTS
+    hours = np.datetime64("2000-04-01T00", "ns") + np.arange(48) * np.timedelta64(1, "h")
+    for period, problem in [
+        (["2000-04-01", "2000-04-02"], None),
+        (["2000-04-02T23", "2000-04-03"], "holds under two states"),
+        (["2000-04-02", "2000-04-01"], "is reversed"),
+        (["2001-01-01", "2001-01-31"], "holds under two states"),
+    ]:
+        config["evaluate"] = {"fields": None, "climatology_period": None, "climate_period": period}
+        products = make_products(config, make_plan(config))
+        assert products.climate_period == tuple(period)
+        if problem is None:
+            check_climate_period(products, hours)
+            continue
+        with pytest.raises(ConfigError, match=f"^evaluate.climate_period: .*{problem}"):
+            check_climate_period(products, hours)
+
+
+@pytest.mark.parametrize(
+    ("period", "message"),
+    [
+        (["2000-13", "2000-04-02"], r"evaluate.climate_period.0: '2000-13' does not match"),
+        (["2000-04-01"], r"evaluate.climate_period: \['2000-04-01'\] is too short"),
+        ("2000-04-01", r"evaluate.climate_period: '2000-04-01' is not of type 'array', 'null'"),
+    ],
+)
+def test_a_malformed_climate_period_fails_the_schema_in_one_line_naming_it(period, message):
+    with pytest.raises(WorkflowError) as error:
+        validate({"evaluate": {"climate_period": period}}, schema=str(REPORT_SCHEMA))
+    assert re.match(message, schema_error_line(error.value))
+
+
+def test_fidelity_targets_lie_in_each_size_s_evaluation_folder(products):
+    assert products.fidelity_targets() == [
+        "out/prior/default/12h/evaluation/fidelity.csv",
+        "out/prior/default/12h/evaluation/fidelity.png",
+    ]
 
 
 def test_mp4_animations_are_planned_only_when_ffmpeg_is_available(tiny_model, monkeypatch):
