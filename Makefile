@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 PYTHON_BASE ?= python3
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: install test lint demo bench clean
+.PHONY: install test lint demo fidelity bench clean
 
 # (Re)install when the venv is missing or pyproject.toml changed since the last install.
 $(STAMP): pyproject.toml tests/support/pyproject.toml
@@ -29,6 +29,10 @@ test: lint
 
 demo: $(STAMP)
 	snakemake --cores all
+
+# Composed trajectories vs single blankets of the configured model (decodes and evaluates first).
+fidelity: $(STAMP)
+	snakemake --cores all fidelity
 
 bench: $(STAMP)
 	$(PYTHON) benchmarks/run_all.py
