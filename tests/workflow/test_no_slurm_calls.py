@@ -5,18 +5,37 @@ delay. Fake SLURM clients first on the PATH log every call and fail like a dead 
 `scontrol show config` when it is loaded), which the workflow must not add to."""
 
 import os
+import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from skyquilt_testing.workflow import REPO, run_snakemake, tiny_config, write_config
+from skyquilt_testing.workflow import REPO, SNAKEMAKE, run_snakemake, tiny_config, write_config
 
 CLIENTS = ("scontrol", "sinfo", "squeue", "sacct", "sacctmgr", "sbatch", "srun")
 
 
-def fake_slurm(directory: Path, log: Path) -> dict:
-    """An environment whose PATH starts with SLURM clients that log their call and fail."""
-    directory.mkdir()
+@dataclass
+class FakeSlurm:
+    """SLURM clients first on the PATH (`env`) that log each call to `log` and fail like a
+    dead controller; `by_snakemake`: the calls `snakemake --version` makes by itself."""
+
+    env: dict
+    log: Path
+    by_snakemake: list[str]
+
+    def calls(self) -> list[str]:
+        """The calls logged since the last time, in order."""
+        calls = self.log.read_text().splitlines() if self.log.exists() else []
+        self.log.unlink(missing_ok=True)
+        return calls
+
+
+@pytest.fixture(scope="module")
+def fake_slurm(tmp_path_factory) -> FakeSlurm:
+    directory = tmp_path_factory.mktemp("fake_slurm")
+    log = directory / "calls.log"
     for name in CLIENTS:
         path = directory / name
         path.write_text(
@@ -25,13 +44,10 @@ def fake_slurm(directory: Path, log: Path) -> dict:
             "exit 1\n"
         )
         path.chmod(0o755)
-    return {"PATH": f"{directory}{os.pathsep}{os.environ['PATH']}"}
-
-
-def calls(log: Path) -> list[str]:
-    calls = log.read_text().splitlines() if log.exists() else []
-    log.unlink(missing_ok=True)
-    return calls
+    fake = FakeSlurm({"PATH": f"{directory}{os.pathsep}{os.environ['PATH']}"}, log, [])
+    subprocess.run([SNAKEMAKE, "--version"], env=os.environ | fake.env, check=True, timeout=120)
+    fake.by_snakemake = fake.calls()
+    return fake
 
 
 @pytest.mark.parametrize(
@@ -43,34 +59,26 @@ def calls(log: Path) -> list[str]:
     ],
     ids=["dry-run-cores", "dry-run", "local-run"],
 )
-def test_runs_without_the_profile_call_no_slurm_command(tiny_model, tmp_path, arguments):
-    log = tmp_path / "slurm-calls.log"
-    env = fake_slurm(tmp_path / "bin", log)
+def test_runs_without_the_profile_call_no_slurm_command(
+    fake_slurm, tiny_model, tmp_path, arguments
+):
     write_config(tmp_path, tiny_config(tiny_model, start_dates=["2000-04-20 12h"]))
-    run_snakemake(tmp_path, "--version", env=env)
-    by_snakemake = calls(log)
-
     started = time.monotonic()
-    result = run_snakemake(tmp_path, *arguments, env=env)
+    result = run_snakemake(tmp_path, *arguments, env=fake_slurm.env)
     print(f"\nsnakemake {' '.join(arguments)}: {time.monotonic() - started:.1f} s")
-    assert calls(log) == by_snakemake, result.stderr[-3000:]
+    assert fake_slurm.calls() == fake_slurm.by_snakemake, result.stderr[-3000:]
     assert "SLURM preflight" not in result.stdout + result.stderr
 
 
 def test_a_dry_run_with_the_profile_asks_the_controller_and_says_it_does_not_answer(
-    tiny_model, tmp_path
+    fake_slurm, tiny_model, tmp_path
 ):
     """The other side of the door: with the profile the preflight does call SLURM, once."""
-    log = tmp_path / "slurm-calls.log"
-    env = fake_slurm(tmp_path / "bin", log)
     write_config(tmp_path, tiny_config(tiny_model, start_dates=["2000-04-20 12h"]))
-    run_snakemake(tmp_path, "--version", env=env)
-    by_snakemake = calls(log)
-
     profile = ("--profile", str(REPO / "profiles" / "slurm"))
-    result = run_snakemake(tmp_path, "-n", *profile, check=False, env=env)
+    result = run_snakemake(tmp_path, "-n", *profile, check=False, env=fake_slurm.env)
     assert result.returncode == 1
-    assert calls(log) == [*by_snakemake, "scontrol show config"]
+    assert fake_slurm.calls() == [*fake_slurm.by_snakemake, "scontrol show config"]
     assert result.stderr.splitlines()[-1] == (
         "skyquilt config error: SLURM preflight: `scontrol show config` failed (scontrol: "
         "error: Unable to contact slurm controller (connect failure)); check `scontrol ping` "
