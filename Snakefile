@@ -26,6 +26,7 @@ rule all:
         get_trajectories(),
         get_all_shards(),
         get_existing_products(),
+        get_demo_checks(),
 
 
 rule render:

@@ -4,6 +4,7 @@
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 import xarray as xr
 import yaml
@@ -81,6 +82,28 @@ def test_model_directory_holds_everything_generation_and_decoding_need(demo_run)
     denoiser = yaml.safe_load((model / "config.yaml").read_text())
     assert denoiser["train"]["blanket_size"] == 4
     assert list(denoiser["latent_shape"]) == list(latents["latent"].shape[1:])
+
+
+def test_sanity_judges_composed_trajectories_and_names_every_miss(demo_run):
+    """The tiny demo model (20 training steps) misses targets: sanity.json says so, and every
+    miss is a warning line in the sanity log; the table holds each check with its band."""
+    model = demo_run / MODEL
+    sanity = json.loads((model / "sanity.json").read_text())
+    assert "2 composed trajectories of 8 states" in sanity["description"]
+    assert "overlap 2" in sanity["description"]  # the run's blanket_overlap
+    table = pd.read_csv(model / "sanity.csv")
+    metrics = {"std_ratio", "hourly_change_ratio", "seam_ratio", "spectrum_ratio"}
+    assert metrics | {"mean_error_in_std"} == set(table["metric"])
+    assert set(table["variable"]) == set(sanity["variables"])
+    inside = (table["value"] >= table["low"]) & (table["value"] <= table["high"])
+    assert (table["passed"] == inside).all()
+    assert sanity["passed"] == bool(table["passed"].all())
+    assert len(sanity["misses"]) == (~table["passed"]).sum() > 0
+    log = (demo_run / DEMO / "logs/sanity.log").read_text()
+    for line in sanity["misses"]:
+        assert f"WARNING: the demo model misses a target: {line}" in log
+    penalty = sanity["composition_penalty_of_a_perfect_model"]
+    assert 0 < penalty["std_ratio"] and 0 < penalty["hourly_change_ratio"]
 
 
 def test_aggregate_holds_every_member_of_the_demo_model(demo_run):

@@ -113,15 +113,19 @@ def train_denoiser(
     """Fit `denoiser` on random blankets of standardised latents (T, C, H, W).
 
     Adam with a cosine learning-rate decay over the budget (steps or wall time, whichever
-    runs out first). Returns the weights of lowest validation loss (`best`; `denoiser` itself
-    ends as `last`) and the log, one row per step: step, loss, validation_loss (every
-    `validation_every` steps and at the end, else None), learning_rate, seconds.
+    runs out first), and an exponential moving average of the weights (decay `ema_decay`,
+    ramped up as (1 + step) / (10 + step) so the initial weights fade fast; 0 keeps the raw
+    weights), which is what is validated and kept. Returns the averaged weights of
+    lowest validation loss (`best`; `denoiser` itself ends as the last average, `last`) and
+    the log, one row per step: step, loss, validation_loss (every `validation_every` steps and
+    at the end, else None), learning_rate, seconds.
     """
     torch.manual_seed(settings.seed)
     generator = torch.Generator().manual_seed(settings.seed)
     optimiser = torch.optim.Adam(denoiser.parameters(), lr=settings.learning_rate)
     budget = TrainingBudget(settings.steps, settings.max_minutes)
     starts = torch.from_numpy(train_starts)
+    average = copy.deepcopy(denoiser).eval()
     best, best_loss, log = copy.deepcopy(denoiser), math.inf, []
     bar = tqdm(total=settings.steps, desc="denoiser", unit="step", disable=not progress)
     while not budget.spent(len(log)):
@@ -138,18 +142,26 @@ def train_denoiser(
         loss.backward()
         torch.nn.utils.clip_grad_norm_(denoiser.parameters(), 1.0)
         optimiser.step()
+        update_average(average, denoiser, min(settings.ema_decay, (1 + len(log)) / (10 + len(log))))
         row = {"step": len(log) + 1, "loss": loss.item(), "validation_loss": None}
         row |= {"learning_rate": learning_rate, "seconds": round(budget.elapsed(), 2)}
         log.append(row)
         bar.update()
         if row["step"] % settings.validation_every == 0 or budget.spent(row["step"]):
-            denoiser.eval()
-            row["validation_loss"] = validation.loss(denoiser)
+            row["validation_loss"] = validation.loss(average)
             if row["validation_loss"] < best_loss:
-                best, best_loss = copy.deepcopy(denoiser), row["validation_loss"]
+                best, best_loss = copy.deepcopy(average), row["validation_loss"]
             bar.set_postfix(loss=f"{loss.item():.3f}", valid=f"{row['validation_loss']:.3f}")
     bar.close()
+    denoiser.load_state_dict(average.state_dict())
     return best.eval(), log
+
+
+@torch.no_grad()
+def update_average(average: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    """average <- decay * average + (1 - decay) * model, parameter by parameter."""
+    for averaged, current in zip(average.parameters(), model.parameters(), strict=True):
+        averaged.lerp_(current, 1 - decay)
 
 
 def load_standardised_latents(latent_dir: Path | str) -> tuple[Tensor, np.ndarray]:

@@ -65,6 +65,18 @@ class DemoPlan:
         """The config of the denoiser the demo trains."""
         return parse_model_config(denoiser_config(self.denoiser, self.latent_shape))
 
+    def sanity_sampling(self, config: dict) -> dict:
+        """How the sanity check samples (skyquilt.demo.sanity.Trajectories): the run's overlap,
+        sampler, steps and seed, and the demo's members and trajectory size."""
+        return {
+            "members": self.denoiser.sanity_members,
+            "size": self.denoiser.sanity_trajectory_size,
+            "overlap": int(config["blanket_overlap"]),
+            "sampler": config["diffusion"]["sampler"]["type"],
+            "steps": config["diffusion"]["num_steps"],
+            "seed": int(config["seed"]),
+        }
+
     def built_models(self) -> dict[str, ModelConfig]:
         """{model_path: config} of the models the workflow builds (see rules/common.smk)."""
         return {str(self.model_path): self.model_config()}
@@ -110,4 +122,9 @@ def make_demo_plan(section: dict) -> DemoPlan:
                 f"demo.denoiser.blanket_size: {denoiser.blanket_size} consecutive hours do not "
                 f"fit in the {name} period of demo.dataset"
             )
+    if not len(window_starts(held_out, denoiser.sanity_trajectory_size)):
+        raise ConfigError(
+            f"demo.denoiser.sanity_trajectory_size: {denoiser.sanity_trajectory_size} "
+            "consecutive hours do not fit in the held-out period of demo.dataset"
+        )
     return DemoPlan(dataset, autoencoder, denoiser, threads=int(section.get("threads", 1)))

@@ -89,11 +89,13 @@ class DenoiserSettings:
     steps: int = 2000
     batch_size: int = 8
     learning_rate: float = 2e-3
+    ema_decay: float = 0.999
     max_minutes: float = 4.0
     validation_every: int = 200
     validation_blankets: int = 32
     denoising_steps: int = 32
-    sanity_blankets: int = 16
+    sanity_members: int = 8
+    sanity_trajectory_size: int = 72
     seed: int = 0
 
 
@@ -119,6 +121,7 @@ def denoiser_config(settings: DenoiserSettings, latent_shape: tuple[int, int, in
             "steps": settings.steps,
             "batch_size": settings.batch_size,
             "learning_rate": settings.learning_rate,
+            "ema_decay": settings.ema_decay,
             "max_minutes": settings.max_minutes,
             "seed": settings.seed,
         },

@@ -146,7 +146,8 @@ TINY_DEMO = {
         "validation_blankets": 4,
         "hidden_channels": 8,
         "denoising_steps": 4,
-        "sanity_blankets": 2,
+        "sanity_members": 2,
+        "sanity_trajectory_size": 8,
     },
 }
 DEMO = "resources/demo"
