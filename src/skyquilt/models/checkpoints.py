@@ -169,14 +169,33 @@ def check_checkpoint_file(weights_file: Path | str) -> None:
     tensor_shapes(weights_file)
 
 
+def check_dilations(dilations: Sequence[int] | None, blocks: int) -> list[int]:
+    """One positive integer dilation per block (None: 1 each); ValueError otherwise."""
+    if dilations is None:
+        return [1] * blocks
+    dilations = list(dilations)
+    if len(dilations) != blocks or not all(
+        isinstance(value, int) and value >= 1 for value in dilations
+    ):
+        raise ValueError(
+            f"dilations {dilations} must be {blocks} integers >= 1, one per block (blocks)"
+        )
+    return dilations
+
+
 def blanket_net_shapes(
     latent_shape: Sequence[int],
     blanket_size: int,
     hidden_channels: int = 32,
     blocks: int = 3,
     embedding: int = 64,
+    dilations: Sequence[int] | None = None,
 ) -> dict[str, Shape]:
-    """The state dict of skyquilt.models.blanket_net.BlanketNet, as name -> shape."""
+    """The state dict of skyquilt.models.blanket_net.BlanketNet, as name -> shape.
+
+    Dilations change no shape; they must be one per block (ValueError otherwise).
+    """
+    check_dilations(dilations, blocks)
     channels, hidden = int(latent_shape[0]), int(hidden_channels)
     kernel = (3, 3, 3)
     shapes = {
@@ -215,7 +234,7 @@ def expected_shapes(config: ModelConfig, source: Path | str) -> dict[str, Shape]
         return None
     try:
         backbone = shapes(config.latent_shape, config.blanket_size, **config.backbone_kwargs)
-    except TypeError as error:
+    except (TypeError, ValueError) as error:
         allowed = list(shapes.__code__.co_varnames[2 : shapes.__code__.co_argcount])
         raise ModelError(
             f"model config {source}: backbone.kwargs {config.backbone_kwargs} do not fit "

@@ -112,6 +112,11 @@ def make_demo_plan(section: dict) -> DemoPlan:
             f"demo.dataset.held_out: {list(dataset.held_out)} must cover some but not all of the "
             f"{dataset.days} days from {dataset.start}"
         )
+    if denoiser.dilations is not None and len(denoiser.dilations) != denoiser.blocks:
+        raise ConfigError(
+            f"demo.denoiser.dilations: {list(denoiser.dilations)} must have one value per block "
+            f"(demo.denoiser.blocks = {denoiser.blocks})"
+        )
     try:
         check_schedule(denoiser.noise_schedule, denoiser.sigma_min, denoiser.sigma_max)
     except ValueError as error:

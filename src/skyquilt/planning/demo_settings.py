@@ -83,6 +83,7 @@ class DenoiserSettings:
     hidden_channels: int = 32
     blocks: int = 3
     embedding: int = 64
+    dilations: tuple[int, ...] | None = None
     noise_schedule: str = "rectified"
     sigma_min: float = 1e-3
     sigma_max: float = 1e3
@@ -109,7 +110,8 @@ def denoiser_config(settings: DenoiserSettings, latent_shape: tuple[int, int, in
                 "hidden_channels": settings.hidden_channels,
                 "blocks": settings.blocks,
                 "embedding": settings.embedding,
-            },
+            }
+            | ({"dilations": list(settings.dilations)} if settings.dilations else {}),
         },
         "train": {
             "blanket_size": settings.blanket_size,

@@ -22,6 +22,7 @@ from skyquilt.models.weights import build_denoiser, load_denoiser
 KWARGS = [
     {"hidden_channels": 8, "blocks": 1, "embedding": 16},
     {"hidden_channels": 16, "blocks": 3, "embedding": 8},
+    {"hidden_channels": 8, "blocks": 2, "embedding": 8, "dilations": [1, 4]},
     {},
 ]
 
@@ -50,6 +51,34 @@ def test_unknown_kwarg_names_the_file_and_what_is_allowed():
     raw["backbone"]["kwargs"]["hidden"] = 3
     with pytest.raises(ModelError, match=r"config.yaml: backbone.kwargs .*hidden.*allowed: "):
         expected_shapes(parse_model_config(raw), "config.yaml")
+
+
+@pytest.mark.parametrize("dilations", [[1, 2], [1, 2, 0], [1.5, 2, 4]])
+def test_dilations_must_be_one_positive_integer_per_block(dilations):
+    raw = random_model_config()
+    raw["backbone"]["kwargs"] = {"blocks": 3, "dilations": dilations}
+    with pytest.raises(ModelError, match=r"config.yaml: .*must be 3 integers >= 1, one per block"):
+        expected_shapes(parse_model_config(raw), "config.yaml")
+
+
+def test_dilated_blocks_reach_two_plus_the_sum_of_dilations():
+    """Through its convolutions a state's output depends on inputs 2 + sum(dilations) states
+    away, and none further: the encoder and decoder reach one state each, block b reaches
+    dilations[b]. (Group normalisation couples every state through its statistics; it is
+    replaced by the identity here to see the convolutions' reach alone.)"""
+    torch.manual_seed(0)
+    raw = random_model_config(blanket_size=32)
+    raw["backbone"]["kwargs"] = {"hidden_channels": 4, "blocks": 3, "embedding": 8}
+    raw["backbone"]["kwargs"]["dilations"] = [1, 2, 4]
+    backbone = build_denoiser(parse_model_config(raw)).backbone
+    for block in backbone.blocks:
+        block.norm = torch.nn.Identity()
+    shape = (1, 32, *parse_model_config(raw).latent_shape)
+    x = torch.randn(shape, requires_grad=True)
+    out = backbone(x, torch.zeros(1), torch.zeros(1, 32, 4))
+    out[0, 16].sum().backward()
+    reached = x.grad[0].abs().flatten(1).sum(dim=1).nonzero().flatten()
+    assert (reached.min().item(), reached.max().item()) == (16 - 9, 16 + 9)
 
 
 @pytest.mark.parametrize("suffix", [".safetensors", ".pt"])

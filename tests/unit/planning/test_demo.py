@@ -76,6 +76,14 @@ def test_built_model_config_has_the_latent_shape_of_the_autoencoder():
             },
             "demo.denoiser.blanket_size",
         ),
+        (
+            {"denoiser": {"blocks": 3, "dilations": [1, 2]}},
+            r"demo.denoiser.dilations: \[1, 2\] must have one value per block .*blocks = 3",
+        ),
+        (
+            {"denoiser": {"sanity_trajectory_size": 2000}},
+            "demo.denoiser.sanity_trajectory_size: 2000 consecutive hours do not fit",
+        ),
     ],
 )
 def test_settings_that_cannot_work_fail_naming_the_key(section, key):
