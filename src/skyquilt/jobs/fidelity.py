@@ -60,8 +60,9 @@ def single_blanket_requests(
     singles = dataclasses.replace(settings, seed=stream_seed(settings.seed, SINGLE_STREAM))
     stride = np.timedelta64((model.blanket_size - settings.overlap) * model.blanket_dt, "h")
     count = blanket_count(size, model.blanket_size, settings.overlap)
+    composed = [label for label in labels for _ in members]  # one per composed member
     requests = []
-    for index, (label, _) in enumerate((label, m) for label in labels for m in members):
+    for index, label in enumerate(composed):
         for blanket in range(count):
             start = np.datetime64(label, "h") + blanket * stride
             requests.append(singles.member(model.blanket_size, str(start), index))

@@ -140,8 +140,8 @@ def summarise(fields: xr.Dataset, lag: int = 1) -> FieldSums:
     weights = latitude_weights(fields.latitude)
     moments, spectra, changes = [], [], []
     previous, start = None, 0
-    for (block,) in state_blocks(fields, dim=dim):
-        block = block.astype("float64")  # sums of squares of geopotential need the digits
+    # Sums of squares of geopotential need float64; blocks are sized for it.
+    for (block,) in state_blocks(fields.astype("float64"), dim=dim):
         moments.append((_sum_others(block * weights), _sum_others(block**2 * weights)))
         spectra.append(_sum_others(zonal_power_spectrum(block)))
         # The first pairs of a block reach back to the last `lag` states of the ones before.
