@@ -36,7 +36,8 @@ rule render:
 
 
 rule evaluate:
-    """Scores, spectra and seam continuity of every trajectory size (on request)."""
+    """Scores, spectra, seam continuity and climate diagnostics of every trajectory size
+    (on request)."""
     input:
         get_evaluate_targets,
 
