@@ -14,6 +14,7 @@ from skyquilt.planning.slurm_paths import check_slurm_paths
 from skyquilt.planning.slurm_run import (
     check_cluster,
     constant_resources,
+    listen_for_run_id,
     slurm_settings,
     start_queue_summaries,
     status_polling,
@@ -35,6 +36,8 @@ PLAN = checked(
 if workflow.is_main_process:
     for warning in PLAN.warnings:
         logger.warning(f"skyquilt: {warning}")
+# The SLURM executor logs the run's id as it starts, before `onstart`: listen from here on.
+SLURM_RUN = listen_for_run_id(logger) if workflow.is_main_process else None
 
 
 @functools.cache
@@ -46,25 +49,29 @@ def check_where_jobs_run():
     hardware.queue_summary_every seconds.
 
     The executor is known only once the DAG is built (a dry run stands in for it), so the
-    aggregate's and the on-request rules' input functions call this, once.
+    aggregate's and the on-request rules' input functions call this, once, and so does
+    `onstart` for runs of other targets (a member alone).
     """
     plugin = workflow.executor_plugin
     if not workflow.is_main_process or plugin is None:
         return
-    checked(check_executor, config["hardware"], plugin.name)
-    slurm = slurm_settings(workflow)
-    if slurm is not None:
-        checked(check_slurm_paths, config, slurm[0].pass_command_as_script)
     hardware = config["hardware"]
-    polling = status_polling(workflow)
-    if polling is None or not hardware["preflight"]:
-        return  # jobs run here (no SLURM command is called), or the user skips the checks
-    resources = constant_resources(workflow)
-    logger.info(
-        f"skyquilt: {checked(check_cluster, polling, hardware, PLAN.resources, resources)}"
-    )
+    checked(check_executor, hardware, plugin.name)
+    slurm = slurm_settings(workflow)
+    if slurm is None:
+        return  # jobs run here: no SLURM command is called
+    checked(check_slurm_paths, config, slurm[0].pass_command_as_script)
+    if hardware["preflight"]:
+        polling, resources = status_polling(*slurm), constant_resources(workflow)
+        logger.info(
+            f"skyquilt: {checked(check_cluster, polling, hardware, PLAN.resources, resources)}"
+        )
     if plugin.name == "slurm":
-        start_queue_summaries(logger, hardware["queue_summary_every"])
+        start_queue_summaries(logger, SLURM_RUN, hardware["queue_summary_every"])
+
+
+onstart:
+    check_where_jobs_run()
 
 
 wildcard_constraints:

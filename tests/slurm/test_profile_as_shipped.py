@@ -74,6 +74,26 @@ def test_without_accounting_the_shipped_profile_stops_before_submitting(
     assert "job states via squeue (accounting accounting_storage/none" in run.output
 
 
+def test_a_run_that_cannot_see_its_jobs_finish_still_shows_them_by_state(
+    live_slurm, tiny_model, tmp_path
+):
+    """The hang the preflight prevents, let through (hardware.preflight: false): SLURM has
+    finished the member, snakemake keeps waiting on sacct, and the queue summaries say so."""
+    shipped_config(
+        tmp_path, tiny_model, live_slurm.partition, live_slurm.gpu_type, preflight=False,
+        queue_summary_every=5,
+    )  # fmt: skip
+    member = "results/prior/default/12h/shards/2000-04-20T12/0.zarr"
+    run = live_slurm.snakemake(
+        tmp_path, member, *workflow_args(tmp_path), as_shipped=True, timeout=75
+    )
+    assert run.returncode == -9, run.output[-3000:]  # still waiting when killed
+    assert (tmp_path / member).is_dir()
+    summaries = [states for _, states in SUMMARY.findall(run.output)]
+    print("\nqueue summaries of a run that waits forever:", *summaries, sep="\n  ")
+    assert summaries[-3:] == ["1 COMPLETED"] * 3, run.output[-3000:]
+
+
 def test_with_accounting_the_shipped_profile_runs_with_sacct(
     live_slurm_accounting, tiny_model, tmp_path
 ):

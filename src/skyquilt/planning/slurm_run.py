@@ -1,11 +1,12 @@
 """The SLURM executor as this snakemake run uses it: the preflight, and queue summaries.
 
-`status_polling` tells whether the run submits to SLURM, also on a dry run, where Snakemake
+`slurm_settings` tells whether the run submits to SLURM, also on a dry run, where Snakemake
 swaps the executor for its dry-run stand-in: the command line is then read again with
 Snakemake's own parser, profile included (a few ms, and only for dry runs). Runs on this
 machine never call a SLURM command. `check_cluster` reads the cluster once (`cluster`) and runs
 every check of `preflight`. `start_queue_summaries` logs, every few minutes while the run waits,
-how many of its jobs SLURM lists in each state. Planning layer: torch-free.
+how many of its jobs SLURM lists in each state; the run's id comes from the executor's log line
+(`listen_for_run_id`). Planning layer: torch-free.
 """
 
 import contextlib
@@ -61,12 +62,9 @@ def slurm_settings(workflow: object) -> tuple[object, int] | None:
     return settings, args.seconds_between_status_checks
 
 
-def status_polling(workflow: object) -> StatusPolling | None:
-    """How the run's SLURM executor polls job states, or None when it does not use SLURM."""
-    found = slurm_settings(workflow)
-    if found is None:
-        return None
-    settings, first_wait = found
+def status_polling(settings: object, first_wait: int) -> StatusPolling:
+    """How the SLURM executor polls job states, from its settings and
+    seconds-between-status-checks (`slurm_settings`)."""
     return StatusPolling(
         command=settings.status_command,
         first_wait=int(first_wait),
@@ -145,6 +143,13 @@ def queue_summary(run_id: str) -> str:
     return summarise_states(lines)
 
 
+def listen_for_run_id(logger: logging.Logger) -> RunIdListener:
+    """A RunIdListener on `logger` (Snakemake's), from now on."""
+    listener = RunIdListener()
+    logger.addHandler(listener)
+    return listener
+
+
 def report_queue(logger: logging.Logger, listener: RunIdListener, every: float) -> None:
     """Forever: every `every` seconds, once the run has submitted jobs, log their states."""
     while True:
@@ -156,11 +161,12 @@ def report_queue(logger: logging.Logger, listener: RunIdListener, every: float) 
             )
 
 
-def start_queue_summaries(logger: logging.Logger, every: float) -> threading.Thread:
-    """Log the run's SLURM jobs by state every `every` seconds, in a daemon thread (it
-    ends with snakemake), so that a stuck run never looks like a slow one."""
-    listener = RunIdListener()
-    logger.addHandler(listener)
+def start_queue_summaries(
+    logger: logging.Logger, listener: RunIdListener, every: float
+) -> threading.Thread:
+    """Log the SLURM jobs of the run that `listener` learnt the id of, by state, every
+    `every` seconds, in a daemon thread (it ends with snakemake), so that a stuck run never
+    looks like a slow one."""
     thread = threading.Thread(
         target=report_queue, args=(logger, listener, every), name="slurm-queue", daemon=True
     )
