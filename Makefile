@@ -30,6 +30,13 @@ test: lint
 demo: $(STAMP)
 	snakemake --cores all
 
+# Rebuild the shipped demo weights from scratch (train the autoencoder and the denoiser on the
+# dataset built here) and write them, with the dataset's fingerprint, to
+# src/skyquilt/demo/pretrained. `make demo` uses them whenever its dataset has that fingerprint.
+demo-train: $(STAMP)
+	snakemake --cores all --configfile config/config.yaml config/demo-train.yaml \
+		--forcerun demo_autoencoder -- demo_export
+
 # Composed trajectories vs single blankets of the configured model (decodes and evaluates first).
 fidelity: $(STAMP)
 	snakemake --cores all fidelity

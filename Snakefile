@@ -33,6 +33,7 @@ rule render:
     """Galleries and animations of the decoded samples (on request)."""
     input:
         get_render_targets,
+        get_demo_checks(),
 
 
 rule evaluate:
@@ -40,6 +41,7 @@ rule evaluate:
     (on request)."""
     input:
         get_evaluate_targets,
+        get_demo_checks(),
 
 
 rule fidelity:
@@ -47,12 +49,14 @@ rule fidelity:
     blankets of the same model (on request)."""
     input:
         get_fidelity_targets,
+        get_demo_checks(),
 
 
 rule statistics:
     """Ensemble mean, std, min, max and quantiles of every size and start date (on request)."""
     input:
         get_statistics_targets,
+        get_demo_checks(),
 
 
 rule latent_statistics:
@@ -60,3 +64,4 @@ rule latent_statistics:
     decoding)."""
     input:
         [PRODUCTS.latent_statistics_path(size) for size in PLAN.sizes],
+        get_demo_checks(),

@@ -70,6 +70,8 @@ rule demo_autoencoder:
     params:
         settings=config["demo"]["autoencoder"],
         held_out=list(DEMO.dataset.held_out),
+        pretrained=DEMO.pretrained,
+        training=DEMO.training_settings(("dataset", "autoencoder")),
     script:
         "../scripts/demo_autoencoder.py"
 
@@ -132,6 +134,8 @@ rule demo_denoiser:
             if not key.startswith("sanity_")
         },
         held_out=list(DEMO.dataset.held_out),
+        pretrained=DEMO.pretrained,
+        training=DEMO.training_settings(),
     script:
         "../scripts/demo_denoiser.py"
 
@@ -175,3 +179,24 @@ def get_demo_checks():
     if os.path.normpath(str(config["model_path"])) == demo_model:
         return [rules.demo_sanity.output.sanity]
     return []
+
+
+if DEMO.export:
+
+    rule demo_export:
+        """The trained autoencoder and denoiser, with the dataset's fingerprint and the
+        settings they were trained with, written to demo.export (`make demo-train`).
+        """
+        input:
+            dataset=rules.demo_dataset.output.dataset,
+            autoencoder=rules.demo_autoencoder.output.config,
+            denoiser=rules.demo_denoiser.output.config,
+            best=rules.demo_denoiser.output.best,
+        output:
+            fingerprint=f"{DEMO.export}/fingerprint.json",
+        log:
+            f"{DEMO.root}/logs/export.log",
+        params:
+            training=DEMO.training_settings(),
+        script:
+            "../scripts/demo_export.py"

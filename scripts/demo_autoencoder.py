@@ -1,4 +1,5 @@
-"""Rule demo_autoencoder: train the demo autoencoder and write its directory + metrics.
+"""Rule demo_autoencoder: install the shipped autoencoder when it was trained on this dataset
+with these settings (skyquilt.demo.pretrained), else train it; write its directory + metrics.
 
 Progress (tqdm) goes to the console, the metrics to the rule's log, and so does the
 traceback if the job fails.
@@ -12,15 +13,32 @@ with job_log(snakemake.log[0], capture_stderr=False) as log:  # noqa: F821
 
     import torch
 
-    from skyquilt.demo.train_autoencoder import make_autoencoder
+    from skyquilt.demo.pretrained import dataset_fingerprint, install, unusable_reason
+    from skyquilt.demo.train_autoencoder import METRICS_FILE, make_autoencoder
     from skyquilt.planning.demo_settings import AutoencoderSettings
 
     torch.set_num_threads(snakemake.threads)  # noqa: F821
-    metrics = make_autoencoder(
-        dataset_path=snakemake.input.dataset,  # noqa: F821
-        directory=Path(snakemake.output.config).parent,  # noqa: F821
-        settings=AutoencoderSettings(**snakemake.params.settings),  # noqa: F821
-        held_out=tuple(snakemake.params.held_out),  # noqa: F821
-        progress=True,
+    directory = Path(snakemake.output.config).parent  # noqa: F821
+    shipped = snakemake.params.pretrained  # noqa: F821
+    reason = unusable_reason(
+        shipped,
+        "autoencoder",
+        dataset_fingerprint(snakemake.input.dataset),  # noqa: F821
+        snakemake.params.training,  # noqa: F821
     )
+    if reason is None:
+        install(shipped, "autoencoder", directory)
+        print(
+            f"installed the shipped autoencoder of {shipped}: same dataset, same settings", file=log
+        )
+        metrics = json.loads((directory / METRICS_FILE).read_text())
+    else:
+        print(f"training the autoencoder: {reason}", file=log)
+        metrics = make_autoencoder(
+            dataset_path=snakemake.input.dataset,  # noqa: F821
+            directory=directory,
+            settings=AutoencoderSettings(**snakemake.params.settings),  # noqa: F821
+            held_out=tuple(snakemake.params.held_out),  # noqa: F821
+            progress=True,
+        )
     print(json.dumps(metrics, indent=2), file=log)

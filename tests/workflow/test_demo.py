@@ -20,12 +20,73 @@ from skyquilt_testing.workflow import (
 
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory):
-    """The default config with tiny demo settings, run once in a fresh directory."""
+    """The default config with tiny demo settings, run once in a fresh directory, training
+    from scratch and exporting the weights (what `make demo-train` does) to ../shipped."""
     workdir = tmp_path_factory.mktemp("demo")
+    shipped = workdir.parent / "shipped"
     config = tiny_demo_config()
+    config["demo"] = {**config["demo"], "pretrained": False, "export": str(shipped)}
+    write_config(workdir, config)
+    run_snakemake(workdir, "--cores", "2", "all", "demo_export")
+    return workdir
+
+
+def run_with_shipped(workdir, shipped, denoiser=None):
+    """A fresh tiny demo run that may use the weights shipped in `shipped`."""
+    config = tiny_demo_config()
+    config["demo"] = {**config["demo"], "pretrained": str(shipped)}
+    config["demo"]["denoiser"] = {**config["demo"]["denoiser"], **(denoiser or {})}
     write_config(workdir, config)
     run_snakemake(workdir, "--cores", "2")
     return workdir
+
+
+def same_bytes(first, second) -> bool:
+    return first.read_bytes() == second.read_bytes()
+
+
+def test_the_export_holds_the_trained_weights_and_the_dataset_fingerprint(demo_run):
+    shipped = demo_run.parent / "shipped"
+    model, autoencoder = demo_run / MODEL, demo_run / DEMO / "autoencoders/ae/0"
+    for name in ("config.yaml", "weights.safetensors", "metrics.json"):
+        assert same_bytes(shipped / "autoencoder" / name, autoencoder / name)
+    for name in ("config.yaml", "best.safetensors", "last.safetensors", "train_log.csv"):
+        assert same_bytes(shipped / "denoiser" / name, model / name)
+    record = json.loads((shipped / "fingerprint.json").read_text())
+    assert len(record["dataset"]) == 64
+    assert record["settings"]["denoiser"]["steps"] == 20
+    assert "sanity_members" not in record["settings"]["denoiser"]
+    assert (
+        "training the autoencoder: demo.pretrained is false"
+        in (demo_run / DEMO / "logs/autoencoder.log").read_text()
+    )
+
+
+def test_shipped_weights_of_the_same_dataset_and_settings_are_installed(demo_run, tmp_path):
+    """A fresh run rebuilds the dataset bit for bit (same fingerprint) and installs both
+    parts instead of training; its members equal those of the run that trained them."""
+    shipped = demo_run.parent / "shipped"
+    workdir = run_with_shipped(tmp_path, shipped)
+    logs = workdir / DEMO / "logs"
+    assert "installed the shipped autoencoder" in (logs / "autoencoder.log").read_text()
+    assert "installed the shipped denoiser" in (logs / "denoiser.log").read_text()
+    assert same_bytes(shipped / "denoiser/best.safetensors", workdir / MODEL / "best.safetensors")
+    store = "results/prior/default/8h/trajectories.zarr"
+    ours, theirs = xr.open_zarr(workdir / store), xr.open_zarr(demo_run / store)
+    np.testing.assert_array_equal(ours["latent"].values, theirs["latent"].values)
+
+
+def test_other_settings_train_and_say_why(demo_run, tmp_path):
+    """Other denoiser settings: the autoencoder is still installed, the denoiser trains."""
+    shipped = demo_run.parent / "shipped"
+    workdir = run_with_shipped(tmp_path, shipped, denoiser={"steps": 21})
+    logs = workdir / DEMO / "logs"
+    assert "installed the shipped autoencoder" in (logs / "autoencoder.log").read_text()
+    assert (
+        "training the denoiser: the demo.denoiser settings are not those the shipped weights "
+        "were trained with"
+    ) in (logs / "denoiser.log").read_text()
+    assert len(pd.read_csv(workdir / MODEL / "train_log.csv")) == 21
 
 
 def test_dataset_has_the_weatherbench2_layout_and_units(demo_run):

@@ -4,7 +4,10 @@ The settings from the `demo:` config section, checked, and the paths of the mode
 layout (docs/architecture.md) under `resources/demo`.
 """
 
+import dataclasses
+import json
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +25,20 @@ from skyquilt.planning.demo_settings import (
 )
 
 ROOT = Path("resources/demo")
+# The repository's shipped demo weights (skyquilt.demo.pretrained).
+SHIPPED = "demo/pretrained"
+
+
+STEPS = ("dataset", "autoencoder", "denoiser")
+
+
+def pretrained_directory(value: str | bool | None) -> str | None:
+    """demo.pretrained: null or true -> the repository's shipped weights, false -> None."""
+    if value is False:
+        return None
+    if value is None or value is True:
+        return str(resources.files("skyquilt") / SHIPPED)
+    return str(value)
 
 
 @dataclass(frozen=True)
@@ -33,6 +50,8 @@ class DemoPlan:
     denoiser: DenoiserSettings
     threads: int = 1
     root: Path = ROOT
+    pretrained: str | None = None  # the shipped weights' directory; None: always train
+    export: str | None = None  # where demo_export writes trained weights
 
     @property
     def dataset_path(self) -> Path:
@@ -64,6 +83,20 @@ class DemoPlan:
     def model_config(self) -> ModelConfig:
         """The config of the denoiser the demo trains."""
         return parse_model_config(denoiser_config(self.denoiser, self.latent_shape))
+
+    def training_settings(self, steps: tuple[str, ...] = STEPS) -> dict[str, dict]:
+        """The settings of `steps` (of STEPS) as JSON-ready dicts, without sanity-check keys:
+        what shipped weights must have been trained with to be used here."""
+        settings = {
+            "dataset": dataclasses.asdict(self.dataset),
+            "autoencoder": dataclasses.asdict(self.autoencoder),
+            "denoiser": {
+                key: value
+                for key, value in dataclasses.asdict(self.denoiser).items()
+                if not key.startswith("sanity_")
+            },
+        }
+        return json.loads(json.dumps({step: settings[step] for step in steps}))
 
     def sanity_sampling(self, config: dict) -> dict:
         """How the sanity check samples (skyquilt.demo.sanity.Trajectories): the run's overlap,
@@ -132,4 +165,11 @@ def make_demo_plan(section: dict) -> DemoPlan:
             f"demo.denoiser.sanity_trajectory_size: {denoiser.sanity_trajectory_size} "
             "consecutive hours do not fit in the held-out period of demo.dataset"
         )
-    return DemoPlan(dataset, autoencoder, denoiser, threads=int(section.get("threads", 1)))
+    return DemoPlan(
+        dataset,
+        autoencoder,
+        denoiser,
+        threads=int(section.get("threads", 1)),
+        pretrained=pretrained_directory(section.get("pretrained")),
+        export=section.get("export"),
+    )

@@ -1,0 +1,114 @@
+"""Shipped demo weights: used when they were trained on this very dataset with these settings.
+
+Training a demo model that samples weather with the right statistics takes longer than a
+laptop demo should, so the repository ships the trained weights (`make demo-train` rebuilds
+them from scratch). A shipped directory holds
+
+    fingerprint.json               the dataset's fingerprint and the settings of every step
+    autoencoder/                   config.yaml, weights.safetensors, metrics.json
+    denoiser/                      config.yaml, best.safetensors, last.safetensors, train_log.csv
+
+The demo's autoencoder and denoiser jobs install them instead of training only when the
+dataset built on this machine has the same fingerprint (a hash of its values and times: the
+simulation is deterministic, so a different machine or library that changes its arithmetic
+changes the fingerprint) and the settings of every step up to that one are those the weights
+were trained with. Otherwise they train, and say why.
+"""
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from skyquilt.io.atomic import copy_file, write_json
+
+FINGERPRINT_FILE = "fingerprint.json"
+PARTS = {
+    "autoencoder": ("config.yaml", "weights.safetensors", "metrics.json"),
+    "denoiser": ("config.yaml", "best.safetensors", "last.safetensors", "train_log.csv"),
+}
+# The steps whose settings a part depends on: the denoiser is trained on the autoencoder's
+# latents, so it depends on both.
+DEPENDS = {
+    "autoencoder": ("dataset", "autoencoder"),
+    "denoiser": ("dataset", "autoencoder", "denoiser"),
+}
+
+
+def dataset_fingerprint(dataset_path: Path | str) -> str:
+    """sha256 of the dataset's times and of every variable's values, in name order."""
+    dataset = xr.open_zarr(dataset_path)
+    digest = hashlib.sha256(np.ascontiguousarray(dataset.time.values).tobytes())
+    for name in sorted(dataset.data_vars):
+        digest.update(name.encode())
+        digest.update(np.ascontiguousarray(dataset[name].values).tobytes())
+    return digest.hexdigest()
+
+
+def unusable_reason(
+    shipped: Path | str | None, part: str, fingerprint: str, settings: dict[str, dict]
+) -> str | None:
+    """Why the shipped `part` cannot be used here, or None when it can.
+
+    Arguments:
+        shipped: the shipped weights' directory; None when the config says to train.
+        part: "autoencoder" or "denoiser".
+        fingerprint: the dataset's, see `dataset_fingerprint`.
+        settings: the demo's settings of the steps in DEPENDS[part]
+            (skyquilt.planning.demo.DemoPlan.training_settings).
+    """
+    if shipped is None:
+        return "demo.pretrained is false"
+    shipped = Path(shipped)
+    record_file = shipped / FINGERPRINT_FILE
+    if not record_file.is_file():
+        return f"no shipped weights in {shipped}"
+    record = json.loads(record_file.read_text())
+    if record["dataset"] != fingerprint:
+        return (
+            f"the dataset built here (fingerprint {fingerprint[:12]}) differs from the one the "
+            f"shipped weights were trained on ({record['dataset'][:12]})"
+        )
+    for step in DEPENDS[part]:
+        if record["settings"][step] != settings[step]:
+            return f"the demo.{step} settings are not those the shipped weights were trained with"
+    missing = [name for name in PARTS[part] if not (shipped / part / name).is_file()]
+    if missing:
+        return f"{shipped / part} lacks {', '.join(missing)}"
+    return None
+
+
+def same_autoencoder(shipped: Path | str, weights_file: Path | str) -> bool:
+    """Whether `weights_file` holds exactly the shipped autoencoder's weights."""
+    shipped_file = Path(shipped) / "autoencoder" / "weights.safetensors"
+    return shipped_file.is_file() and shipped_file.read_bytes() == Path(weights_file).read_bytes()
+
+
+def install(shipped: Path | str, part: str, directory: Path | str) -> None:
+    """Copy the shipped `part`'s files into `directory` (each atomically)."""
+    for name in PARTS[part]:
+        copy_file(Path(shipped) / part / name, Path(directory) / name)
+
+
+def export(
+    directories: dict[str, Path | str],
+    fingerprint: str,
+    settings: dict[str, dict],
+    destination: Path | str,
+) -> None:
+    """Write trained parts ({part: its directory}) and their fingerprint to `destination`.
+
+    The previous contents of `destination` are replaced; the fingerprint is written last, so
+    an interrupted export is never taken for a complete one.
+    """
+    destination = Path(destination)
+    (destination / FINGERPRINT_FILE).unlink(missing_ok=True)
+    for part, directory in directories.items():
+        shutil.rmtree(destination / part, ignore_errors=True)
+        install_from = Path(directory)
+        for name in PARTS[part]:
+            copy_file(install_from / name, destination / part / name)
+    write_json({"dataset": fingerprint, "settings": settings}, destination / FINGERPRINT_FILE)
