@@ -34,9 +34,9 @@ log = logging.getLogger("skyquilt")
 # `retries`), and the rerun resumes from the checkpoint.
 STOPPED_STATUS = 75
 # Signals on which a job checkpoints and ends after its current sampler step: SLURM's warning
-# before the time limit (see skyquilt.planning.resources), SIGTERM (preemption, scancel, the
-# time limit itself) and SIGUSR1 (for batch scripts of one's own that forward
-# `sbatch --signal=B:USR1`). SIGINT (Ctrl-C) still ends a job at once.
+# before the time limit (see skyquilt.planning.resources), SIGTERM (`kill`, torchrun passing
+# one on) and SIGUSR1 (for batch scripts of one's own that forward `sbatch --signal=B:USR1`).
+# SIGINT (Ctrl-C) still ends a job at once.
 STOP_SIGNALS = (signal.Signals[f"SIG{TIME_LIMIT_SIGNAL}"], signal.SIGTERM, signal.SIGUSR1)
 
 
