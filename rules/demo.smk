@@ -168,7 +168,8 @@ rule demo_sanity:
         runtime=10,
     params:
         held_out=list(DEMO.dataset.held_out),
-        sampling=DEMO.sanity_sampling(config),
+        # A function: read when the DAG is built, after the run's config got its defaults.
+        sampling=lambda wildcards: DEMO.sanity_sampling(config),
     script:
         "../scripts/demo_sanity.py"
 

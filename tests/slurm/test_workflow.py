@@ -194,11 +194,12 @@ def test_tiny_demo_runs_through_slurm_and_equals_a_local_run(live_slurm, local_d
     ).check()
     print(f"\nSLURM end to end (tiny demo, 2 members as one array): {run.seconds:.1f} s")
 
-    # Each demo step and the aggregate went to SLURM as one job, the members as one array.
+    # Each demo step (the sanity check too) and the aggregate went to SLURM as one job, the
+    # members as one array.
     [array] = run.array_submissions
     assert array["tasks"] == (1, 2)
     submitted = run.submitted_jobs
-    assert len(submitted) == 7
+    assert len(submitted) == 8
     array_id = array["slurm_jobid"]
     tasks = {f"{array_id}_1", f"{array_id}_2"}
     assert {submitted[i] for i in array["snakemake_jobids"]} == tasks
@@ -216,6 +217,7 @@ def test_tiny_demo_runs_through_slurm_and_equals_a_local_run(live_slurm, local_d
         "rule_demo_dataset",
         "rule_demo_denoiser",
         "rule_demo_latents",
+        "rule_demo_sanity",
         "rule_generate",
         "rule_generate",
     ]
