@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 PYTHON_BASE ?= python3
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: install test lint demo fidelity bench clean
+.PHONY: install test lint demo fidelity bench bench-scale clean
 
 # (Re)install when the venv is missing or pyproject.toml changed since the last install.
 $(STAMP): pyproject.toml tests/support/pyproject.toml
@@ -43,6 +43,10 @@ fidelity: $(STAMP)
 
 bench: $(STAMP)
 	$(PYTHON) benchmarks/run_all.py
+
+# The 256-member ensemble end to end, stage by stage (BENCHMARKS.md, "Scale: 256 members").
+bench-scale: $(STAMP)
+	nice -n 10 $(PYTHON) benchmarks/scale_run.py
 
 clean:
 	rm -rf .snakemake results
