@@ -312,3 +312,11 @@ def get_statistics_inputs(wildcards):
         for member in PLAN.members
     ]
     return {"decoded": decoded}
+
+
+def get_demo_checks():
+    """The demo model's sanity check when the run samples the demo model."""
+    demo_model = os.path.normpath(str(DEMO.model_path))
+    if os.path.normpath(str(config["model_path"])) == demo_model:
+        return [rules.demo_sanity.output.sanity]
+    return []

@@ -174,14 +174,6 @@ rule demo_sanity:
         "../scripts/demo_sanity.py"
 
 
-def get_demo_checks():
-    """The demo model's sanity check when the run samples the demo model."""
-    demo_model = os.path.normpath(str(DEMO.model_path))
-    if os.path.normpath(str(config["model_path"])) == demo_model:
-        return [rules.demo_sanity.output.sanity]
-    return []
-
-
 if DEMO.export:
 
     rule demo_export:
