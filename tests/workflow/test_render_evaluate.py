@@ -15,9 +15,11 @@ import yaml
 from skyquilt_testing.workflow import REPO, TINY_DEMO, planned_jobs, run_snakemake, write_config
 
 from skyquilt.demo.dataset import VARIABLES
+from skyquilt.diffusion.schedules import build_schedule
 from skyquilt.io.video import ffmpeg_available
 from skyquilt.jobs.render import animate_member
 from skyquilt.scoring.climate import CLIMATE_COLUMNS, FIDELITY_COLUMNS, SUMMARY_METRICS
+from skyquilt.scoring.gaussian import autocorrelation, composition_penalty
 from skyquilt.scoring.metrics import SCORE_COLUMNS, table_from_dataset
 
 SIZE_DIR = "results/prior/default/8h"
@@ -208,10 +210,13 @@ def test_climate_diagnostics_rate_every_variable_and_sum_up_in_the_metrics(rende
 
 
 def test_fidelity_compares_composed_trajectories_with_single_blankets(rendered):
-    fidelity = pd.read_csv(rendered / SIZE_DIR / "evaluation/fidelity.csv")
-    assert list(fidelity.columns) == FIDELITY_COLUMNS
+    table = pd.read_csv(rendered / SIZE_DIR / "evaluation/fidelity.csv")
+    assert list(table.columns) == FIDELITY_COLUMNS
+    perfect = table["metric"].str.startswith("perfect_model_")
+    fidelity = table[~perfect]
     assert len(fidelity) == 2 * len(VARIABLES)
     assert set(fidelity["metric"]) == {"std_ratio", "hourly_change_ratio"}
+    check_perfect_model_rows(table[perfect], rendered)
     values = fidelity[["composed", "single", "ratio"]].to_numpy()
     assert np.isfinite(values).all() and (values > 0).all()
     np.testing.assert_allclose(fidelity["ratio"], fidelity["composed"] / fidelity["single"])
@@ -224,6 +229,21 @@ def test_fidelity_compares_composed_trajectories_with_single_blankets(rendered):
     log = (rendered / "results/logs/default/fidelity/8h.log").read_text()
     assert "6 single blankets (K=4) at the blanket starts of 2 composed members" in log
     assert "composed / single" in log
+
+
+def check_perfect_model_rows(rows: pd.DataFrame, rendered) -> None:
+    """What composition costs a perfect model of each variable: the exact window denoiser
+    of the held-out truth's autocorrelation, with the run's K = 4, O = 2, T = 8, 4 steps."""
+    assert len(rows) == 2 * len(VARIABLES)
+    np.testing.assert_allclose(rows["ratio"], rows["composed"] / rows["single"])
+    truth = xr.open_zarr(rendered / "resources/demo/era5_demo.zarr")
+    series = truth["geopotential"].sel(time="2000-04-04", level=500).values
+    schedule = build_schedule("rectified", 1e-3, 1e3)
+    penalty = composition_penalty(autocorrelation(series, 8), 8, 4, 2, schedule, 4)
+    geopotential = rows[rows["variable"] == "geopotential"].set_index("metric")["ratio"]
+    assert geopotential["perfect_model_std_ratio"] == pytest.approx(penalty.std_ratio)
+    change = geopotential["perfect_model_hourly_change_ratio"]
+    assert change == pytest.approx(penalty.hourly_change_ratio)
 
 
 def test_after_rendering_nothing_is_left_to_do(rendered):

@@ -20,6 +20,7 @@ import torch
 import xarray as xr
 from tqdm import tqdm
 
+from skyquilt.diffusion.schedules import build_schedule
 from skyquilt.io.atomic import atomic_file
 from skyquilt.io.forecasts import decoded_template, variable_blocks
 from skyquilt.jobs.decode import decode_states, open_decoding
@@ -28,11 +29,12 @@ from skyquilt.jobs.render import open_truth
 from skyquilt.models.config import ModelConfig
 from skyquilt.models.weights import load_denoiser
 from skyquilt.plotting.climate import plot_fidelity
-from skyquilt.sampling.blankets import blanket_count
+from skyquilt.sampling.blankets import blanket_count, padded_size
 from skyquilt.sampling.generation import generate_member
 from skyquilt.sampling.request import MemberRequest, RunSettings
 from skyquilt.sampling.seeding import stream_seed
 from skyquilt.scoring.climate import (
+    FIDELITY_COLUMNS,
     FIDELITY_TARGETS,
     FieldSums,
     diagnostics_table,
@@ -41,6 +43,7 @@ from skyquilt.scoring.climate import (
     state_lag,
     summarise,
 )
+from skyquilt.scoring.gaussian import autocorrelation, composition_penalty
 
 log = logging.getLogger("skyquilt")
 
@@ -114,6 +117,55 @@ def single_diagnostics(
     return diagnostics_table(sums, summarise(reference, lag), np.array([], dtype=int))
 
 
+def perfect_model_rows(
+    reference: xr.Dataset, model: ModelConfig, settings: RunSettings, size: int
+) -> pd.DataFrame:
+    """What composition costs a perfect model whose states decorrelate like the truth's.
+
+    Per variable (and level): the autocorrelation of the truth of the climate period
+    (`reference`, (time, [level,] latitude, longitude), states `blanket_dt` apart), and the
+    composed / single std and hourly change of its exact window denoiser with the run's
+    blankets, overlap, stitching and steps (scoring.gaussian.composition_penalty). Rows of
+    climate.FIDELITY_COLUMNS with metrics perfect_model_std_ratio and
+    perfect_model_hourly_change_ratio; none when the period is shorter than the padded
+    trajectory.
+    """
+    padded = padded_size(size, model.blanket_size, settings.overlap)
+    schedule = build_schedule(model.noise_schedule, model.sigma_min, model.sigma_max)
+    rows = []
+    for name, values in reference.data_vars.items():
+        levels = values.level.values.tolist() if "level" in values.dims else [None]
+        for level in levels:
+            series = values if level is None else values.sel(level=level)
+            series = series.isel(time=slice(None, None, model.blanket_dt)).values
+            if len(series) <= padded:
+                continue
+            penalty = composition_penalty(
+                autocorrelation(series, padded), size, model.blanket_size, settings.overlap,
+                schedule, settings.steps, settings.stitch,
+            )  # fmt: skip
+            for metric, composed, single, ratio in (
+                ("std", penalty.composed.std, penalty.single.std, penalty.std_ratio),
+                (
+                    "hourly_change",
+                    penalty.composed.change,
+                    penalty.single.change,
+                    penalty.hourly_change_ratio,
+                ),
+            ):
+                rows.append(
+                    {
+                        "variable": name,
+                        "level": level,
+                        "metric": f"perfect_model_{metric}_ratio",
+                        "composed": composed,
+                        "single": single,
+                        "ratio": ratio,
+                    }
+                )
+    return pd.DataFrame(rows, columns=FIDELITY_COLUMNS).astype({"level": "Int64"})
+
+
 def run_fidelity(
     climate_csv: str,
     dataset: str,
@@ -148,7 +200,11 @@ def run_fidelity(
     sums = sample_single_blankets(denoiser.to(device), model, requests, truth, device)
     single = single_diagnostics(sums, model, truth, period)
     composed = pd.read_csv(climate_csv).astype({"level": "Int64"})
-    table = fidelity_table(composed, single)
+    reference = climate_reference(truth, sums.weighted, period).load()
+    table = pd.concat(
+        [fidelity_table(composed, single), perfect_model_rows(reference, model, settings, size)],
+        ignore_index=True,
+    )
     with atomic_file(outputs["fidelity_csv"]) as temporary:
         table.to_csv(temporary, index=False)
     plot_fidelity(table, outputs["fidelity_png"])
