@@ -13,27 +13,23 @@ with job_log(snakemake.log[0], capture_stderr=False) as log:  # noqa: F821
 
     import torch
 
-    from skyquilt.demo.pretrained import dataset_fingerprint, install, unusable_reason
+    from skyquilt.demo.pretrained import install_if_usable
     from skyquilt.demo.train_autoencoder import METRICS_FILE, make_autoencoder
     from skyquilt.planning.demo_settings import AutoencoderSettings
 
     torch.set_num_threads(snakemake.threads)  # noqa: F821
     directory = Path(snakemake.output.config).parent  # noqa: F821
-    shipped = snakemake.params.pretrained  # noqa: F821
-    reason = unusable_reason(
-        shipped,
+    installed = install_if_usable(
+        snakemake.params.pretrained,  # noqa: F821
         "autoencoder",
-        dataset_fingerprint(snakemake.input.dataset),  # noqa: F821
+        snakemake.input.dataset,  # noqa: F821
         snakemake.params.training,  # noqa: F821
+        directory,
+        log,
     )
-    if reason is None:
-        install(shipped, "autoencoder", directory)
-        print(
-            f"installed the shipped autoencoder of {shipped}: same dataset, same settings", file=log
-        )
+    if installed:
         metrics = json.loads((directory / METRICS_FILE).read_text())
     else:
-        print(f"training the autoencoder: {reason}", file=log)
         metrics = make_autoencoder(
             dataset_path=snakemake.input.dataset,  # noqa: F821
             directory=directory,

@@ -19,6 +19,7 @@ import hashlib
 import json
 import shutil
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 import xarray as xr
@@ -91,6 +92,43 @@ def install(shipped: Path | str, part: str, directory: Path | str) -> None:
     """Copy the shipped `part`'s files into `directory` (each atomically)."""
     for name in PARTS[part]:
         copy_file(Path(shipped) / part / name, Path(directory) / name)
+
+
+def install_if_usable(
+    shipped: Path | str | None,
+    part: str,
+    dataset_path: Path | str,
+    settings: dict[str, dict],
+    directory: Path | str,
+    log: TextIO,
+    autoencoder_weights: Path | str | None = None,
+) -> bool:
+    """Install the shipped `part` into `directory` when it can be used here; say which in `log`.
+
+    Arguments:
+        shipped, part, settings: see `unusable_reason`.
+        dataset_path: the dataset built here.
+        directory: where the part's files go.
+        log: the job's log.
+        autoencoder_weights: for the denoiser, the weights of the autoencoder whose latents it
+            would denoise; they must be the shipped autoencoder's.
+
+    Returns:
+        True when installed; False when the part must be trained (the log says why).
+    """
+    reason = unusable_reason(shipped, part, dataset_fingerprint(dataset_path), settings)
+    if (
+        reason is None
+        and autoencoder_weights
+        and not same_autoencoder(shipped, autoencoder_weights)
+    ):
+        reason = "the autoencoder in use is not the shipped one"
+    if reason is not None:
+        print(f"training the {part}: {reason}", file=log)
+        return False
+    install(shipped, part, directory)
+    print(f"installed the shipped {part} of {shipped}: same dataset, same settings", file=log)
+    return True
 
 
 def export(

@@ -1,5 +1,6 @@
 """Shipped demo weights: the dataset fingerprint and when shipped weights may be used."""
 
+import io
 import json
 
 import numpy as np
@@ -12,6 +13,7 @@ from skyquilt.demo.pretrained import (
     dataset_fingerprint,
     export,
     install,
+    install_if_usable,
     unusable_reason,
 )
 
@@ -96,3 +98,18 @@ def test_a_new_export_replaces_the_previous_one(shipped, dataset, tmp_path):
     export(parts, "f" * 64, SETTINGS, shipped)
     assert not (shipped / "denoiser" / "stale.txt").exists()
     assert json.loads((shipped / FINGERPRINT_FILE).read_text())["dataset"] == "f" * 64
+
+
+def test_a_denoiser_is_installed_only_over_the_shipped_autoencoder(shipped, dataset, tmp_path):
+    """Its latents come from the autoencoder: another one (trained here) means training."""
+    log = io.StringIO()
+    other = tmp_path / "other.safetensors"
+    other.write_text("autoencoder trained here")
+    model = tmp_path / "model"
+    assert not install_if_usable(shipped, "denoiser", dataset, SETTINGS, model, log, other)
+    assert "training the denoiser: the autoencoder in use is not the shipped one" in log.getvalue()
+    assert not model.exists()
+    ours = shipped / "autoencoder" / "weights.safetensors"
+    assert install_if_usable(shipped, "denoiser", dataset, SETTINGS, model, log, ours)
+    assert f"installed the shipped denoiser of {shipped}" in log.getvalue()
+    assert (model / "best.safetensors").read_text() == "denoiser best.safetensors"
