@@ -80,7 +80,8 @@ class Stage:
 
     name: str
     wall_s: float = 0.0
-    steps: int = 0
+    returncode: int = 0
+    steps: tuple[int, int] = (0, 0)  # (done, planned)
     processes: dict[int, Process] = default(default_factory=dict)
     snakemake_peak_mb: float = 0.0
     loads: list[float] = default(default_factory=list)
@@ -96,7 +97,8 @@ class Stage:
         return {
             "stage": self.name,
             "wall_s": round(self.wall_s, 1),
-            "snakemake_steps": self.steps,
+            "complete": self.returncode == 0,
+            "snakemake_steps": list(self.steps),
             "job_processes": len(jobs),
             "scripts": sorted({job.script for job in jobs}),
             "job_peak_mb_max": round(max(peaks), 1) if peaks else None,
@@ -181,7 +183,7 @@ def _sample(stage: Stage, root: int, stop: threading.Event) -> None:
 
 
 def run_stage(name: str, command: list[str], workdir: Path, log: Path) -> Stage:
-    """Run one snakemake call under the sampler; raise naming its log if it fails."""
+    """Run one snakemake call under the sampler, to its end (or until Ctrl-C stops it)."""
     stage = Stage(name)
     stop = threading.Event()
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -194,15 +196,18 @@ def run_stage(name: str, command: list[str], workdir: Path, log: Path) -> Stage:
         )  # fmt: skip
         sampler = threading.Thread(target=_sample, args=(stage, process.pid, stop))
         sampler.start()
-        returncode = process.wait()
+        try:
+            stage.returncode = process.wait()
+        except KeyboardInterrupt:  # Ctrl-C reached snakemake too: it stops its jobs
+            stage.returncode = process.wait()
         stage.wall_s = time.perf_counter() - began
         stop.set()
         sampler.join()
-    # Jobs Snakemake ran ("n of N steps"), or planned (a dry run's "total N").
-    steps = re.findall(r"\d+ of (\d+) steps|^total\s+(\d+)", log.read_text(), re.MULTILINE)
-    stage.steps = int(max(steps[-1])) if steps else 0
-    if returncode != 0:
-        raise RuntimeError(f"stage {name} failed ({returncode}); see {log}")
+    # Jobs Snakemake ran of those it planned ("n of N steps"), or a dry run's "total N".
+    text = log.read_text()
+    ran = re.findall(r"(\d+) of (\d+) steps", text)
+    planned = re.findall(r"^total\s+(\d+)", text, re.MULTILINE)
+    stage.steps = [int(ran[-1][0]), int(ran[-1][1])] if ran else [0, int(max(planned, default=0))]
     print(f"  {json.dumps(stage.summary())}", flush=True)
     return stage
 
@@ -351,14 +356,16 @@ def stage_table(summaries: list[dict]) -> list[str]:
     ]
     for row in summaries:
         median = "-" if row["job_wall_s_median"] is None else f"{row['job_wall_s_median']:.1f} s"
+        done, planned = row["snakemake_steps"]
+        stopped = "" if row.get("complete", True) else f" (stopped: {done} of {planned} steps)"
         lines.append(
-            f"| {row['stage']} | {row['job_processes']} | {row['wall_s']:,.1f} s "
+            f"| {row['stage']}{stopped} | {row['job_processes']} | {row['wall_s']:,.1f} s "
             f"| {_mb(row['job_peak_mb_max'])} ({_mb(row['job_peak_mb_median'])}) | {median} "
             f"| {_mb(row['snakemake_peak_mb'])} | {row['load_mean']} ({row['load_max']}) |"
         )
     chain = [row for row in summaries if row["stage"] != "model"]
     total = sum(row["wall_s"] for row in chain)
-    lines.append(f"| **plan to evaluate** | | **{total:,.1f} s** | | | | |")
+    lines.append(f"| **from plan on** | | **{total:,.1f} s** | | | | |")
     return lines
 
 
@@ -466,7 +473,10 @@ def main() -> None:
     try:
         for name, targets in stages(config)[names.index(arguments.from_stage) :]:
             log = workdir / "logs" / config["run"] / f"{name}.log"
-            report["stages"][name] = run_stage(name, [*base, *targets], workdir, log).summary()
+            stage = run_stage(name, [*base, *targets], workdir, log)
+            report["stages"][name] = stage.summary()
+            if stage.returncode != 0:
+                raise SystemExit(f"stage {name} stopped ({stage.returncode}); see {log}")
     finally:
         members = arguments.dates * arguments.members
         report.update(finished=f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC", machine=machine())
