@@ -230,7 +230,8 @@ def start_dates(count: int, size: int, held_out: tuple[str, str]) -> list[str]:
 
 
 def write_config(workdir: Path, arguments: argparse.Namespace) -> dict:
-    """config/config.yaml with the ensemble of the scale run, written to <workdir>/config.yaml."""
+    """config/config.yaml with the ensemble of the scale run, written to <workdir>/<run>.yaml
+    (one file per run: a run of another size never changes the config of one in progress)."""
     from skyquilt.planning.demo_settings import DatasetSettings
 
     config = yaml.safe_load((REPO / "config/config.yaml").read_text())
@@ -245,7 +246,7 @@ def write_config(workdir: Path, arguments: argparse.Namespace) -> dict:
     if arguments.steps is not None:
         config["diffusion"]["num_steps"] = arguments.steps
     workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    (workdir / f"{config['run']}.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     return config
 
 
@@ -468,7 +469,7 @@ def main() -> None:
         "precision": config["precision"],
     }  # fmt: skip
     base = [SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
-            "--configfile", str(workdir / "config.yaml"),
+            "--configfile", str(workdir / f"{config['run']}.yaml"),
             "--cores", str(arguments.cores)]  # fmt: skip
     try:
         for name, targets in stages(config)[names.index(arguments.from_stage) :]:
