@@ -75,9 +75,12 @@ def _fair_crps(forecast: xr.Dataset, truth: xr.Dataset) -> xr.Dataset:
     """Pointwise CRPS: forecast (..., member, ...), truth (...) -> (...).
 
     The fair estimator needs two members; a single-member forecast gets the energy form,
-    which then reduces to |x - y| (its CRPS as a deterministic forecast).
+    which then reduces to |x - y| (its CRPS as a deterministic forecast). The fair CRPS comes
+    from scoringrules' probability-weighted-moment form ("pwm"): the same estimator from sorted
+    members, in memory linear in M, where its "fair" form holds every pair of members at once
+    (8.6 GB for 256 members at 8,192 points).
     """
-    estimator = "fair" if forecast.sizes["member"] > 1 else "nrg"
+    estimator = "pwm" if forecast.sizes["member"] > 1 else "nrg"
     return xr.apply_ufunc(
         scoringrules.crps_ensemble,
         truth,

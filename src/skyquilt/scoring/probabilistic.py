@@ -16,18 +16,19 @@ longitude); the truth has the same dims without member. Torch-free.
   and scoringrules' ES = E||X - y|| - 1/2 E||X - X'||, with the fair estimator (E||X - X'|| over
   the M(M-1) pairs of distinct members; the plain 1/M^2 form for a single member, where it is
   ||x - y||). The norm is latitude weighted: ||z||^2 = mean_i w_i z_i^2 with w = cos(phi)
-  normalised to mean 1, computed by scaling the fields by sqrt(w_i / n) before scoringrules'
-  Euclidean norm. It is thus in the variable's units and for one member equals the field's
-  weighted RMSE. Averaged over inits.
+  normalised to mean 1, computed by scaling the fields by sqrt(w_i / n) before the Euclidean
+  norm, so it is in the variable's units and for one member equals the field's weighted RMSE.
+  Averaged over inits. Computed here, a block of member pairs at a time (`_energy`; the tests
+  check it against scoringrules' es_ensemble), because scoringrules forms every pair's
+  difference at once.
 """
 
 import numpy as np
-import scoringrules
 import xarray as xr
 
 SPATIAL_DIMS = ("latitude", "longitude")
-# Bytes of the (members x members x points) differences that scoringrules forms at once.
-ENERGY_BUDGET = 2**28
+# Bytes of the (rows x members x points) member differences formed at once.
+ENERGY_BUDGET = 2**26
 
 
 def latitude_weights(latitude: xr.DataArray) -> xr.DataArray:
@@ -89,30 +90,31 @@ def flatness(histogram: xr.Dataset) -> xr.Dataset:
     return np.abs(histogram - uniform).sum("bin") / (2 * (1 - uniform))
 
 
-def _energy(observed: np.ndarray, members: np.ndarray, estimator: str) -> np.ndarray:
-    """scoringrules' ES over batches sized to ENERGY_BUDGET: observed (B, V), members (B, M, V)
-    -> (B,)."""
+def _energy(observed: np.ndarray, members: np.ndarray, fair: bool) -> np.ndarray:
+    """ES of each batch element: observed (B, V), members (B, M, V) -> (B,), in float64.
+
+    E||X - X'|| goes over rows of members at a time, ENERGY_BUDGET bytes of differences
+    (rows x M x V) at most, so memory grows with M, not M^2 (scoringrules' es_ensemble forms
+    all M x M x V differences at once: 1 GB for 256 members of a 32 x 64 field).
+    """
     batch, count, points = members.shape
-    size = max(1, int(ENERGY_BUDGET // max(1, count * count * points * 8)))
-    scores = [
-        scoringrules.es_ensemble(
-            observed[start : start + size],
-            members[start : start + size],
-            m_axis=-2,
-            v_axis=-1,
-            estimator=estimator,
-            backend="numpy",
+    rows = max(1, int(ENERGY_BUDGET // max(1, count * points * 8)))
+    scores = np.empty(batch)
+    for index in range(batch):
+        ensemble = members[index].astype(np.float64)
+        error = np.linalg.norm(ensemble - observed[index].astype(np.float64), axis=-1).mean()
+        pairs = sum(
+            np.linalg.norm(ensemble[start : start + rows, None] - ensemble[None], axis=-1).sum()
+            for start in range(0, count, rows)
         )
-        for start in range(0, batch, size)
-    ]
-    return np.concatenate(scores)
+        scores[index] = error - 0.5 * pairs / (count * (count - 1) if fair else count * count)
+    return scores
 
 
 def energy_score(forecast: xr.Dataset, truth: xr.Dataset) -> xr.Dataset:
     """Latitude-weighted energy score over the field, averaged over inits (module doc):
     forecast (time, member, prediction_timedelta, [level,] lat, lon), truth (time,
     prediction_timedelta, [level,] lat, lon) -> (prediction_timedelta, [level])."""
-    estimator = "fair" if forecast.sizes["member"] > 1 else "nrg"
     results = {}
     for name, field in forecast.data_vars.items():
         weights = latitude_weights(field.latitude)
@@ -123,9 +125,9 @@ def energy_score(forecast: xr.Dataset, truth: xr.Dataset) -> xr.Dataset:
         shape = [field.sizes[dim] for dim in batch]
         points = field.sizes["latitude"] * field.sizes["longitude"]
         scores = _energy(
-            observed.values.reshape(-1, points).astype(np.float64),
-            members.values.reshape(-1, field.sizes["member"], points).astype(np.float64),
-            estimator,
+            observed.values.reshape(-1, points),
+            members.values.reshape(-1, field.sizes["member"], points),
+            fair=field.sizes["member"] > 1,
         )
         coords = {dim: observed[dim].values for dim in batch if dim in observed.coords}
         scores = xr.DataArray(scores.reshape(shape), dims=batch, coords=coords)

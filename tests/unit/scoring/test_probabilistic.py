@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import scoringrules
 import xarray as xr
 
 from skyquilt.scoring.probabilistic import (
@@ -106,6 +107,27 @@ def test_energy_score_matches_an_independent_numpy_computation(monkeypatch):
         for lead in range(3)
     ]
     np.testing.assert_allclose(energy_score(forecast, observed).z.values, expected)
-    # The same in batches of one (init, lead): memory is bounded, the numbers are not changed.
+    # The same one member row at a time: memory is bounded, the numbers are not changed.
     monkeypatch.setattr("skyquilt.scoring.probabilistic.ENERGY_BUDGET", 1)
+    np.testing.assert_allclose(energy_score(forecast, observed).z.values, expected)
+
+
+@pytest.mark.parametrize("count", [1, 2, 7])
+def test_energy_score_equals_scoringrules_es_ensemble(count):
+    """scoringrules' es_ensemble (fair; nrg for one member) on the latitude-scaled fields."""
+    rng = np.random.default_rng(5)
+    latitudes = (60.0, 20.0, -30.0)
+    members = rng.normal(size=(2, count, 3, 3, 4))
+    truth = rng.normal(size=(2, 3, 3, 4))
+    forecast, observed = case(members, truth, latitudes=latitudes)
+    weights = latitude_weights(xr.DataArray(list(latitudes), dims="latitude")).values
+    scale = np.repeat(np.sqrt(weights / 12), 4)
+    expected = scoringrules.es_ensemble(
+        (truth.reshape(2, 3, 12) * scale),
+        (members.reshape(2, count, 3, 12) * scale).transpose(0, 2, 1, 3),
+        m_axis=-2,
+        v_axis=-1,
+        estimator="fair" if count > 1 else "nrg",
+        backend="numpy",
+    ).mean(axis=0)
     np.testing.assert_allclose(energy_score(forecast, observed).z.values, expected)
