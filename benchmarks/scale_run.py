@@ -26,6 +26,10 @@ evaluate done, the scores of the model and the climatology ensemble are summaris
     .venv/bin/python benchmarks/scale_run.py --dates 2 --members 4  # small, same settings
     .venv/bin/python benchmarks/scale_run.py --demo-from ../other/resources/demo
 
+--config replaces config/config.yaml as the base of the run's config, e.g. to keep the demo
+settings a long run was generated with when the defaults change (a `demo:` section pinning
+them), so that Snakemake does not rebuild the model and every member.
+
 --demo-from copies a demo built elsewhere (`make demo`'s resources/demo) into the working
 directory first; Snakemake's rerun triggers then decide what the model stage rebuilds.
 Each run starts from no outputs of its own (`run: scale-<dates>x<members>-T<size>`), unless
@@ -230,11 +234,12 @@ def start_dates(count: int, size: int, held_out: tuple[str, str]) -> list[str]:
 
 
 def write_config(workdir: Path, arguments: argparse.Namespace) -> dict:
-    """config/config.yaml with the ensemble of the scale run, written to <workdir>/<run>.yaml
+    """`--config` (default config/config.yaml) with the ensemble of the scale run, written to
+    <workdir>/<run>.yaml
     (one file per run: a run of another size never changes the config of one in progress)."""
     from skyquilt.planning.demo_settings import DatasetSettings
 
-    config = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    config = yaml.safe_load(arguments.config.read_text())
     demo_dataset = DatasetSettings.from_config((config.get("demo") or {}).get("dataset") or {})
     config.update(
         start_dates=start_dates(arguments.dates, arguments.size, demo_dataset.held_out),
@@ -439,6 +444,12 @@ def arguments_parser() -> argparse.ArgumentParser:
     parser.add_argument("--cores", type=int, default=os.cpu_count())
     parser.add_argument("--job-threads", type=int, default=1, help="threads per generation job")
     parser.add_argument("--workdir", type=Path, default=OUTPUT / "scale")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=REPO / "config/config.yaml",
+        help="the config the scale run's ensemble replaces (default: config/config.yaml)",
+    )
     parser.add_argument("--demo-from", type=Path, default=None, help="a built resources/demo")
     parser.add_argument(
         "--from-stage", default="model", choices=[name for name, _ in stages(_EXAMPLE)],

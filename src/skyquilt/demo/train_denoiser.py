@@ -3,8 +3,11 @@
 A training example is a blanket of K consecutive hourly latent states from the training
 period, standardised with the latent statistics, with the calendar features of each state.
 The loss is the EDM denoising loss (skyquilt.models.precondition) at noise levels drawn from
-the model's schedule. A fixed set of held-out blankets, noise levels and noises gives a
-deterministic validation loss; the weights with the lowest one are kept as `best`.
+the model's schedule, or log-normally (`sigma_log_mean`, `sigma_log_std`, as in EDM) to
+spend the training where the samples' hour-to-hour changes are decided: at noise levels
+comparable to those changes, far below the uniform schedule's median of 1. A fixed set of
+held-out blankets, noise levels and noises gives a deterministic validation loss; the weights
+with the lowest one are kept as `best`.
 """
 
 import copy
@@ -134,7 +137,7 @@ def train_denoiser(
             group["lr"] = learning_rate
         denoiser.train()
         chosen = starts[torch.randint(len(starts), (settings.batch_size,), generator=generator)]
-        sigma = sample_training_sigma(schedule, settings.batch_size, generator).float()
+        sigma = training_sigmas(schedule, settings, generator)
         clean = blankets(latents, chosen, settings.blanket_size)
         batch_features = blankets(features, chosen, settings.blanket_size)
         loss = denoising_loss(denoiser, clean, sigma, batch_features)
@@ -155,6 +158,21 @@ def train_denoiser(
     bar.close()
     denoiser.load_state_dict(average.state_dict())
     return best.eval(), log
+
+
+def training_sigmas(
+    schedule: DiffusionSchedule, settings: DenoiserSettings, generator: torch.Generator
+) -> Tensor:
+    """A batch of training noise levels: (batch_size,) float32 within the schedule's range.
+
+    log sigma ~ N(sigma_log_mean, sigma_log_std^2), clipped to [sigma_min, sigma_max], or,
+    when sigma_log_mean is None, the schedule's own: t ~ U(0, 1) mapped through it.
+    """
+    if settings.sigma_log_mean is None:
+        return sample_training_sigma(schedule, settings.batch_size, generator).float()
+    log_sigma = torch.randn(settings.batch_size, generator=generator)
+    log_sigma = settings.sigma_log_mean + settings.sigma_log_std * log_sigma
+    return log_sigma.exp().clamp(schedule.sigma_min, schedule.sigma_max)
 
 
 @torch.no_grad()

@@ -183,6 +183,24 @@ def check_dilations(dilations: Sequence[int] | None, blocks: int) -> list[int]:
     return dilations
 
 
+def check_time_mixing(time_kernel: int, factorised: bool, dilations: Sequence[int]) -> None:
+    """ValueError unless time_kernel is 0 or an odd integer >= 3, and factorised blocks have
+    time mixing and no dilations (a spatial-only convolution has no time taps to dilate)."""
+    if isinstance(time_kernel, bool) or not isinstance(time_kernel, int):
+        raise ValueError(f"time_kernel {time_kernel!r} must be 0 or an odd integer >= 3")
+    if time_kernel != 0 and (time_kernel < 3 or time_kernel % 2 == 0):
+        raise ValueError(f"time_kernel {time_kernel} must be 0 or an odd integer >= 3")
+    if not isinstance(factorised, bool):
+        raise ValueError(f"factorised {factorised!r} must be true or false")
+    if factorised and time_kernel == 0:
+        raise ValueError("factorised blocks need time_kernel >= 3 (they mix time only there)")
+    if factorised and any(value != 1 for value in dilations):
+        raise ValueError(
+            f"dilations {list(dilations)} do not apply to factorised blocks "
+            "(spatial-only convolutions): leave them out"
+        )
+
+
 def blanket_net_shapes(
     latent_shape: Sequence[int],
     blanket_size: int,
@@ -190,12 +208,15 @@ def blanket_net_shapes(
     blocks: int = 3,
     embedding: int = 64,
     dilations: Sequence[int] | None = None,
+    time_kernel: int = 0,
+    factorised: bool = False,
 ) -> dict[str, Shape]:
     """The state dict of skyquilt.models.blanket_net.BlanketNet, as name -> shape.
 
-    Dilations change no shape; they must be one per block (ValueError otherwise).
+    Dilations change no shape; they must be one per block, and the time mixing must be
+    well-formed (ValueError otherwise).
     """
-    check_dilations(dilations, blocks)
+    check_time_mixing(time_kernel, factorised, check_dilations(dilations, blocks))
     channels, hidden = int(latent_shape[0]), int(hidden_channels)
     kernel = (3, 3, 3)
     shapes = {
@@ -212,9 +233,11 @@ def blanket_net_shapes(
         shapes |= {
             f"blocks.{block}.modulation.weight": (2 * hidden, embedding),
             f"blocks.{block}.modulation.bias": (2 * hidden,),
-            f"blocks.{block}.conv.weight": (hidden, hidden, *kernel),
+            f"blocks.{block}.conv.weight": (hidden, hidden, *((1, 3, 3) if factorised else kernel)),
             f"blocks.{block}.conv.bias": (hidden,),
         }
+        if time_kernel:
+            shapes[f"blocks.{block}.time_mixing.taps"] = (hidden, time_kernel)
     return shapes | {"decode.weight": (channels, hidden, *kernel), "decode.bias": (channels,)}
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from skyquilt.diffusion.options import check_schedule
+from skyquilt.models.checkpoints import check_time_mixing
 from skyquilt.models.config import ModelConfig, parse_model_config
 from skyquilt.planning.config import ConfigError
 from skyquilt.planning.demo_settings import (
@@ -150,6 +151,12 @@ def make_demo_plan(section: dict) -> DemoPlan:
             f"demo.denoiser.dilations: {list(denoiser.dilations)} must have one value per block "
             f"(demo.denoiser.blocks = {denoiser.blocks})"
         )
+    try:
+        check_time_mixing(
+            denoiser.time_kernel, denoiser.factorised, denoiser.dilations or [1] * denoiser.blocks
+        )
+    except ValueError as error:
+        raise ConfigError(f"demo.denoiser: {error}") from None
     try:
         check_schedule(denoiser.noise_schedule, denoiser.sigma_min, denoiser.sigma_max)
     except ValueError as error:

@@ -71,7 +71,7 @@ class AutoencoderSettings:
     steps: int = 2000
     batch_size: int = 8
     learning_rate: float = 3e-3
-    max_minutes: float = 4.0
+    max_minutes: float = 10.0
     seed: int = 0
 
 
@@ -79,19 +79,23 @@ class AutoencoderSettings:
 class DenoiserSettings:
     """Keys of the config section `demo.denoiser`."""
 
-    blanket_size: int = 8
+    blanket_size: int = 48
     hidden_channels: int = 32
-    blocks: int = 3
+    blocks: int = 5
     embedding: int = 64
     dilations: tuple[int, ...] | None = None
+    time_kernel: int = 95
+    factorised: bool = True
     noise_schedule: str = "rectified"
     sigma_min: float = 1e-3
     sigma_max: float = 1e3
-    steps: int = 2000
+    steps: int = 4000
     batch_size: int = 8
     learning_rate: float = 2e-3
     ema_decay: float = 0.999
-    max_minutes: float = 4.0
+    sigma_log_mean: float | None = -1.2
+    sigma_log_std: float = 1.2
+    max_minutes: float = 90.0
     validation_every: int = 200
     validation_blankets: int = 32
     denoising_steps: int = 32
@@ -111,7 +115,9 @@ def denoiser_config(settings: DenoiserSettings, latent_shape: tuple[int, int, in
                 "blocks": settings.blocks,
                 "embedding": settings.embedding,
             }
-            | ({"dilations": list(settings.dilations)} if settings.dilations else {}),
+            | ({"dilations": list(settings.dilations)} if settings.dilations else {})
+            | ({"time_kernel": settings.time_kernel} if settings.time_kernel else {})
+            | ({"factorised": True} if settings.factorised else {}),
         },
         "train": {
             "blanket_size": settings.blanket_size,
@@ -124,6 +130,8 @@ def denoiser_config(settings: DenoiserSettings, latent_shape: tuple[int, int, in
             "batch_size": settings.batch_size,
             "learning_rate": settings.learning_rate,
             "ema_decay": settings.ema_decay,
+            "sigma_log_mean": settings.sigma_log_mean,
+            "sigma_log_std": settings.sigma_log_std,
             "max_minutes": settings.max_minutes,
             "seed": settings.seed,
         },

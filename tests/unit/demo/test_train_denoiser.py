@@ -10,7 +10,12 @@ import xarray as xr
 from skyquilt_testing.workflow import tiny_latent_dump
 
 from skyquilt.demo.sanity import Trajectories, sample_trajectory, sanity_check, start_indices
-from skyquilt.demo.train_denoiser import Validation, make_denoiser, train_denoiser
+from skyquilt.demo.train_denoiser import (
+    Validation,
+    make_denoiser,
+    train_denoiser,
+    training_sigmas,
+)
 from skyquilt.diffusion.schedules import build_schedule
 from skyquilt.models.calendar import time_features
 from skyquilt.models.config import ModelDirectory, parse_model_config
@@ -53,6 +58,24 @@ def test_windows_lie_entirely_inside_the_mask():
     mask = np.array([1, 1, 1, 0, 1, 1, 1, 1], dtype=bool)
     assert window_starts(mask, 3).tolist() == [0, 4, 5]
     assert window_starts(mask, 5).tolist() == []
+
+
+def test_training_noise_levels_are_log_normal_within_the_schedule_when_asked():
+    """log sigma has the configured mean and std (within 5 standard errors of 20,000 draws),
+    clipped to the schedule's range; without a mean, the schedule's own draws."""
+    schedule = build_schedule("rectified", 1e-3, 1e3)
+    settings = dataclasses.replace(TINY, batch_size=20_000, sigma_log_mean=-1.2, sigma_log_std=1.2)
+    log_sigma = training_sigmas(schedule, settings, torch.Generator().manual_seed(0)).log()
+    assert abs(log_sigma.mean().item() + 1.2) < 5 * 1.2 / 20_000**0.5
+    assert abs(log_sigma.std().item() - 1.2) < 5 * 1.2 / (2 * 20_000) ** 0.5
+    wide = dataclasses.replace(settings, sigma_log_std=20.0)
+    sigma = training_sigmas(schedule, wide, torch.Generator().manual_seed(0))
+    assert (sigma.min().item(), sigma.max().item()) == pytest.approx((1e-3, 1e3))
+    uniform = dataclasses.replace(settings, sigma_log_mean=None)
+    expected = schedule.sigma(torch.rand(20_000, generator=torch.Generator().manual_seed(0)))
+    torch.testing.assert_close(
+        training_sigmas(schedule, uniform, torch.Generator().manual_seed(0)), expected.float()
+    )
 
 
 def test_validation_loss_decreases_when_training_on_a_fixed_tiny_set():

@@ -57,7 +57,7 @@ def test_built_model_config_has_the_latent_shape_of_the_autoencoder():
     plan = make_demo_plan(schema_defaults())
     (model,) = plan.built_models().values()
     assert model.latent_shape == (8, 8, 16) == plan.latent_shape
-    assert model.blanket_size == 8 and model.blanket_dt == 1
+    assert model.blanket_size == 48 and model.blanket_dt == 1
     assert model.noise_schedule == "rectified" and (model.sigma_min, model.sigma_max) == (1e-3, 1e3)
 
 
@@ -79,6 +79,14 @@ def test_built_model_config_has_the_latent_shape_of_the_autoencoder():
         (
             {"denoiser": {"blocks": 3, "dilations": [1, 2]}},
             r"demo.denoiser.dilations: \[1, 2\] must have one value per block .*blocks = 3",
+        ),
+        (
+            {"denoiser": {"time_kernel": 4}},
+            "demo.denoiser: time_kernel 4 must be 0 or an odd integer >= 3",
+        ),
+        (
+            {"denoiser": {"factorised": True, "time_kernel": 0}},
+            "demo.denoiser: factorised blocks need time_kernel >= 3",
         ),
         (
             {"denoiser": {"sanity_trajectory_size": 2000}},
