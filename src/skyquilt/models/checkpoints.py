@@ -186,10 +186,9 @@ def check_dilations(dilations: Sequence[int] | None, blocks: int) -> list[int]:
 def check_time_mixing(time_kernel: int, factorised: bool, dilations: Sequence[int]) -> None:
     """ValueError unless time_kernel is 0 or an odd integer >= 3, and factorised blocks have
     time mixing and no dilations (a spatial-only convolution has no time taps to dilate)."""
-    if isinstance(time_kernel, bool) or not isinstance(time_kernel, int):
+    integer = isinstance(time_kernel, int) and not isinstance(time_kernel, bool)
+    if not integer or (time_kernel != 0 and (time_kernel < 3 or time_kernel % 2 == 0)):
         raise ValueError(f"time_kernel {time_kernel!r} must be 0 or an odd integer >= 3")
-    if time_kernel != 0 and (time_kernel < 3 or time_kernel % 2 == 0):
-        raise ValueError(f"time_kernel {time_kernel} must be 0 or an odd integer >= 3")
     if not isinstance(factorised, bool):
         raise ValueError(f"factorised {factorised!r} must be true or false")
     if factorised and time_kernel == 0:
