@@ -122,6 +122,7 @@ def seeded_autoencoder(
         settings.latent_channels,
         settings.width,
         settings.downsamplings,
+        settings.resampling,
         mean=[stats[name]["mean"] for name in variables],
         std=[stats[name]["std"] for name in variables],
     )

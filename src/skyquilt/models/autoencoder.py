@@ -26,6 +26,7 @@ from skyquilt.models.calendar import FEATURES
 from skyquilt.models.weights import load_state_dict, save_state_dict
 
 CONFIG_FILE = "config.yaml"
+RESAMPLING = ("interpolate", "shuffle")
 WEIGHTS_FILE = "weights.safetensors"
 
 
@@ -47,6 +48,31 @@ class SphereConv(nn.Module):
         """x: (B, C_in, H, W) -> (B, C_out, H / stride, W / stride)."""
         x = functional.pad(x, (1, 1, 0, 0), mode="circular")
         return self.conv(functional.pad(x, (0, 0, 1, 1), mode="replicate"))
+
+
+class Shuffled(nn.Module):
+    """Resampling by a factor 2 that keeps every value: space-to-depth, or depth-to-space.
+
+    down: (B, C_in, H, W) -> pixel_unshuffle -> (B, 4 C_in, H/2, W/2) -> 3x3 SphereConv -> C_out;
+    up: (B, C_in, H, W) -> 3x3 SphereConv -> (B, 4 C_out, H, W) -> pixel_shuffle -> (B, C_out,
+    2H, 2W). Unlike a strided convolution or bilinear doubling, nothing limits the wavenumbers
+    that pass: a wave of the fine grid survives down to the coarsest grid as a pattern across
+    channels, and the decoder can draw it again.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, direction: str):
+        super().__init__()
+        self.direction = direction
+        if direction == "down":
+            self.conv = SphereConv(4 * in_channels, out_channels)
+        else:
+            self.conv = SphereConv(in_channels, 4 * out_channels)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x: (B, C_in, H, W) -> (B, C_out, H / 2, W / 2) down, (B, C_out, 2H, 2W) up."""
+        if self.direction == "down":
+            return self.conv(functional.pixel_unshuffle(x, 2))
+        return functional.pixel_shuffle(self.conv(x), 2)
 
 
 class ResidualBlock(nn.Module):
@@ -84,6 +110,9 @@ class Autoencoder(nn.Module):
         latent_channels: C.
         width: the channels of the finest level.
         downsamplings: the number of halvings of the grid, >= 1.
+        resampling: how the grid is halved and doubled: "interpolate" (strided convolutions
+            down, bilinear doubling up, the full grid seen by one convolution each way) or
+            "shuffle" (space-to-depth and depth-to-space, `Shuffled`: no wavenumber is cut).
         mean, std: (V,) the dataset's normalisation statistics, x = (phys - mean) / std;
             0 and 1 when None.
     """
@@ -95,6 +124,7 @@ class Autoencoder(nn.Module):
         latent_channels: int = 8,
         width: int = 16,
         downsamplings: int = 2,
+        resampling: str = "interpolate",
         mean: list[float] | None = None,
         std: list[float] | None = None,
     ):
@@ -105,6 +135,9 @@ class Autoencoder(nn.Module):
         factor = 2**downsamplings
         if downsamplings < 1 or height % factor or width_points % factor:
             raise ValueError(f"grid {self.grid} is not divisible by 2**downsamplings = {factor}")
+        if resampling not in RESAMPLING:
+            raise ValueError(f"resampling {resampling!r} is not one of {RESAMPLING}")
+        self.resampling = resampling
         self.latent_shape = (latent_channels, height // factor, width_points // factor)
         count = len(self.variables)
         self.register_buffer("mean", torch.tensor(mean or [0.0] * count, dtype=torch.float32))
@@ -116,10 +149,17 @@ class Autoencoder(nn.Module):
         self.widths = widths
         coordinates, embedding = 4, 4 * FEATURES
 
-        self.encoder_input = SphereConv(count + coordinates, widths[0], stride=2)
+        shuffled = resampling == "shuffle"
+        if shuffled:
+            self.encoder_input = Shuffled(count + coordinates, widths[0], "down")
+        else:
+            self.encoder_input = SphereConv(count + coordinates, widths[0], stride=2)
         self.encoder_blocks = nn.ModuleList([ResidualBlock(size) for size in widths])
         self.downsample = nn.ModuleList(
-            [SphereConv(finer, coarser, stride=2) for finer, coarser in steps]
+            [
+                Shuffled(finer, coarser, "down") if shuffled else SphereConv(finer, coarser, 2)
+                for finer, coarser in steps
+            ]
         )
         self.encoder_output = nn.Conv2d(widths[-1], latent_channels, kernel_size=1)
 
@@ -131,9 +171,15 @@ class Autoencoder(nn.Module):
             [ResidualBlock(size, embedding) for size in reversed(widths)]
         )
         self.upsample = nn.ModuleList(
-            [SphereConv(coarser, finer) for finer, coarser in reversed(steps)]
+            [
+                Shuffled(coarser, finer, "up") if shuffled else SphereConv(coarser, finer)
+                for finer, coarser in reversed(steps)
+            ]
         )
-        self.decoder_output = SphereConv(widths[0] + coordinates, count)
+        if shuffled:
+            self.decoder_output = Shuffled(widths[0], count, "up")
+        else:
+            self.decoder_output = SphereConv(widths[0] + coordinates, count)
 
     def _with_coordinates(self, x: Tensor, coordinates: Tensor) -> Tensor:
         return torch.cat([x, coordinates.expand(x.shape[0], -1, -1, -1).to(x.dtype)], dim=1)
@@ -152,9 +198,15 @@ class Autoencoder(nn.Module):
         h = self.decoder_input(self._with_coordinates(z, self.coarse_coordinates))
         h = self.decoder_blocks[0](h, embedding)
         for up, block in zip(self.upsample, self.decoder_blocks[1:], strict=True):
-            h = block(up(_double(functional.gelu(h))), embedding)
+            h = block(up(self._up(functional.gelu(h))), embedding)
+        if self.resampling == "shuffle":
+            return self.decoder_output(functional.gelu(h))
         h = self._with_coordinates(_double(functional.gelu(h)), self.fine_coordinates)
         return self.decoder_output(h)
+
+    def _up(self, h: Tensor) -> Tensor:
+        """Bilinear doubling before an upsampling convolution; Shuffled doubles by itself."""
+        return h if self.resampling == "shuffle" else _double(h)
 
     def forward(self, x: Tensor, time_features: Tensor) -> Tensor:
         """Reconstruction: x (B, V, H, W), time_features (B, 4) -> (B, V, H, W)."""
@@ -176,6 +228,7 @@ class Autoencoder(nn.Module):
             "latent_channels": self.latent_shape[0],
             "width": self.widths[0],
             "downsamplings": len(self.widths),
+            "resampling": self.resampling,
             "mean": self.mean.tolist(),
             "std": self.std.tolist(),
         }

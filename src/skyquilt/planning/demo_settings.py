@@ -66,8 +66,9 @@ class AutoencoderSettings:
     """Keys of the config section `demo.autoencoder`."""
 
     latent_channels: int = 8
-    width: int = 16
+    width: int = 32
     downsamplings: int = 2
+    resampling: str = "shuffle"
     steps: int = 2000
     batch_size: int = 8
     learning_rate: float = 3e-3
@@ -89,7 +90,7 @@ class DenoiserSettings:
     noise_schedule: str = "rectified"
     sigma_min: float = 1e-3
     sigma_max: float = 1e3
-    steps: int = 4000
+    steps: int = 6000
     batch_size: int = 8
     learning_rate: float = 2e-3
     ema_decay: float = 0.999

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from skyquilt.demo.dataset import area_weights
 from skyquilt.demo.train_autoencoder import reconstruction_rmse, train_autoencoder
@@ -33,6 +34,43 @@ def test_encode_maps_states_to_a_coarser_latent_and_decode_back():
     assert model.decode(latent, features(3)).shape == states.shape
 
 
+@pytest.mark.parametrize("downsamplings", [1, 2, 3])
+def test_shuffle_resampling_has_the_same_shapes(downsamplings):
+    model = tiny_autoencoder(resampling="shuffle", downsamplings=downsamplings)
+    states = torch.randn(2, 3, 16, 32)
+    latent = model.encode(states)
+    factor = 2**downsamplings
+    assert latent.shape == (2, 4, 16 // factor, 32 // factor) == (2, *model.latent_shape)
+    assert model.decode(latent, features(2)).shape == states.shape
+
+
+def test_unknown_resampling_is_refused_with_the_allowed_ones():
+    with pytest.raises(ValueError, match=r"'nearest' is not one of \('interpolate', 'shuffle'\)"):
+        tiny_autoencoder(resampling="nearest")
+
+
+def test_only_shuffle_resampling_reconstructs_waves_near_the_truncation():
+    """Strided convolutions and bilinear doubling lose a wave of 14 cycles on 32 longitudes
+    (the latent grid has 8); space-to-depth keeps it, as a pattern across channels."""
+    generator = torch.Generator().manual_seed(0)
+    longitude = torch.arange(32) * 2 * np.pi / 32
+    amplitudes = torch.randn(128, 3, 1, 2, generator=generator)
+    waves = amplitudes[..., :1] * torch.cos(14 * longitude) + amplitudes[..., 1:] * torch.sin(
+        14 * longitude
+    )
+    states = waves.expand(128, 3, 16, 32).contiguous()
+    times = features(128)
+    settings = AutoencoderSettings(steps=200, batch_size=8, learning_rate=3e-3)
+    errors = {}
+    for resampling in ("interpolate", "shuffle"):
+        model = tiny_autoencoder(width=8, resampling=resampling)
+        train_autoencoder(model, states, times, torch.ones(16), settings)
+        errors[resampling] = reconstruction_rmse(model, states, times, torch.ones(16))
+    # the waves have unit variance per amplitude: an rmse near 1 reconstructs nothing
+    assert torch.all(errors["interpolate"] > 0.5), errors
+    assert torch.all(errors["shuffle"] < 0.2), errors
+
+
 def test_latent_is_several_times_smaller_than_the_state():
     model = Autoencoder(VARIABLES, (32, 64))
     assert 3 * 32 * 64 / np.prod(model.latent_shape) >= 4
@@ -60,12 +98,14 @@ def test_normalise_and_denormalise_are_inverse():
     assert torch.allclose(model.denormalise(model.normalise(physical)), physical)
 
 
-def test_directory_round_trip_gives_the_same_model(tmp_path):
-    model = tiny_autoencoder().eval()
+@pytest.mark.parametrize("resampling", ["interpolate", "shuffle"])
+def test_directory_round_trip_gives_the_same_model(tmp_path, resampling):
+    model = tiny_autoencoder(resampling=resampling).eval()
     save_autoencoder(model, tmp_path, extra={"dataset": "somewhere.zarr"})
     loaded = load_autoencoder(tmp_path)
     states, feats = torch.randn(2, 3, 16, 32), features(2)
     assert loaded.variables == VARIABLES and loaded.latent_shape == model.latent_shape
+    assert loaded.resampling == resampling
     assert torch.equal(loaded.mean, model.mean) and torch.equal(loaded.std, model.std)
     with torch.no_grad():
         assert torch.equal(loaded(states, feats), model(states, feats))
@@ -73,6 +113,19 @@ def test_directory_round_trip_gives_the_same_model(tmp_path):
         "config.yaml",
         "weights.safetensors",
     ]
+
+
+def test_a_directory_from_before_resampling_loads_as_interpolate(tmp_path):
+    model = tiny_autoencoder().eval()
+    save_autoencoder(model, tmp_path)
+    config = yaml.safe_load((tmp_path / "config.yaml").read_text())
+    del config["architecture"]["resampling"]
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    loaded = load_autoencoder(tmp_path)
+    states = torch.randn(2, 3, 16, 32)
+    assert loaded.resampling == "interpolate"
+    with torch.no_grad():
+        assert torch.equal(loaded(states, features(2)), model(states, features(2)))
 
 
 def test_training_loss_decreases_on_a_fixed_tiny_batch():

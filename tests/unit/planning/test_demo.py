@@ -45,6 +45,11 @@ def test_schema_rejects_an_unknown_key():
         validate({"demo": {"autoencoder": {"stepz": 3}}}, str(SCHEMA))
 
 
+def test_schema_rejects_an_unknown_resampling_naming_the_allowed_ones():
+    with pytest.raises(Exception, match=r"'bicubic' is not one of \['shuffle', 'interpolate'\]"):
+        validate({"demo": {"autoencoder": {"resampling": "bicubic"}}}, str(SCHEMA))
+
+
 def test_demo_paths_are_the_defaults_of_the_workflow_config():
     config = yaml.safe_load((REPO / "config/config.yaml").read_text())
     plan = make_demo_plan(schema_defaults())
