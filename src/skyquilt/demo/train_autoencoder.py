@@ -122,9 +122,9 @@ def seeded_autoencoder(
         settings.latent_channels,
         settings.width,
         settings.downsamplings,
-        settings.resampling,
         mean=[stats[name]["mean"] for name in variables],
         std=[stats[name]["std"] for name in variables],
+        resampling=settings.resampling,
     )
 
 

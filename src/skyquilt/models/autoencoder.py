@@ -101,7 +101,7 @@ class Autoencoder(nn.Module):
     decode: z, time_features (B, 4) -> x (B, V, H, W) normalised.
 
     Level l (grid 2**(l+1) times coarser than the state) has `width * 2**l` channels; the
-    full-resolution grid only sees the first (strided) and the last convolution, which keeps
+    full-resolution grid only sees the first and the last resampling step, which keeps
     training within a few CPU minutes.
 
     Arguments:
@@ -110,11 +110,11 @@ class Autoencoder(nn.Module):
         latent_channels: C.
         width: the channels of the finest level.
         downsamplings: the number of halvings of the grid, >= 1.
+        mean, std: (V,) the dataset's normalisation statistics, x = (phys - mean) / std;
+            0 and 1 when None.
         resampling: how the grid is halved and doubled: "interpolate" (strided convolutions
             down, bilinear doubling up, the full grid seen by one convolution each way) or
             "shuffle" (space-to-depth and depth-to-space, `Shuffled`: no wavenumber is cut).
-        mean, std: (V,) the dataset's normalisation statistics, x = (phys - mean) / std;
-            0 and 1 when None.
     """
 
     def __init__(
@@ -124,9 +124,9 @@ class Autoencoder(nn.Module):
         latent_channels: int = 8,
         width: int = 16,
         downsamplings: int = 2,
-        resampling: str = "interpolate",
         mean: list[float] | None = None,
         std: list[float] | None = None,
+        resampling: str = "interpolate",
     ):
         super().__init__()
         self.variables = list(variables)
