@@ -50,6 +50,14 @@ class SphereConv(nn.Module):
         return self.conv(functional.pad(x, (0, 0, 1, 1), mode="replicate"))
 
 
+class DoubledConv(SphereConv):
+    """Bilinear doubling, then a 3x3 SphereConv: (B, C_in, H, W) -> (B, C_out, 2H, 2W)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x: (B, C_in, H, W) -> (B, C_out, 2H, 2W)."""
+        return super().forward(_double(x))
+
+
 class Shuffled(nn.Module):
     """Resampling by a factor 2 that keeps every value: space-to-depth, or depth-to-space.
 
@@ -150,17 +158,16 @@ class Autoencoder(nn.Module):
         coordinates, embedding = 4, 4 * FEATURES
 
         shuffled = resampling == "shuffle"
-        if shuffled:
-            self.encoder_input = Shuffled(count + coordinates, widths[0], "down")
-        else:
-            self.encoder_input = SphereConv(count + coordinates, widths[0], stride=2)
+
+        def down(finer: int, coarser: int) -> nn.Module:
+            return Shuffled(finer, coarser, "down") if shuffled else SphereConv(finer, coarser, 2)
+
+        def up(coarser: int, finer: int) -> nn.Module:
+            return Shuffled(coarser, finer, "up") if shuffled else DoubledConv(coarser, finer)
+
+        self.encoder_input = down(count + coordinates, widths[0])
         self.encoder_blocks = nn.ModuleList([ResidualBlock(size) for size in widths])
-        self.downsample = nn.ModuleList(
-            [
-                Shuffled(finer, coarser, "down") if shuffled else SphereConv(finer, coarser, 2)
-                for finer, coarser in steps
-            ]
-        )
+        self.downsample = nn.ModuleList([down(finer, coarser) for finer, coarser in steps])
         self.encoder_output = nn.Conv2d(widths[-1], latent_channels, kernel_size=1)
 
         self.time_embedding = nn.Sequential(
@@ -170,14 +177,9 @@ class Autoencoder(nn.Module):
         self.decoder_blocks = nn.ModuleList(
             [ResidualBlock(size, embedding) for size in reversed(widths)]
         )
-        self.upsample = nn.ModuleList(
-            [
-                Shuffled(coarser, finer, "up") if shuffled else SphereConv(coarser, finer)
-                for finer, coarser in reversed(steps)
-            ]
-        )
+        self.upsample = nn.ModuleList([up(coarser, finer) for finer, coarser in reversed(steps)])
         if shuffled:
-            self.decoder_output = Shuffled(widths[0], count, "up")
+            self.decoder_output = up(widths[0], count)
         else:
             self.decoder_output = SphereConv(widths[0] + coordinates, count)
 
@@ -198,15 +200,11 @@ class Autoencoder(nn.Module):
         h = self.decoder_input(self._with_coordinates(z, self.coarse_coordinates))
         h = self.decoder_blocks[0](h, embedding)
         for up, block in zip(self.upsample, self.decoder_blocks[1:], strict=True):
-            h = block(up(self._up(functional.gelu(h))), embedding)
+            h = block(up(functional.gelu(h)), embedding)
         if self.resampling == "shuffle":
             return self.decoder_output(functional.gelu(h))
         h = self._with_coordinates(_double(functional.gelu(h)), self.fine_coordinates)
         return self.decoder_output(h)
-
-    def _up(self, h: Tensor) -> Tensor:
-        """Bilinear doubling before an upsampling convolution; Shuffled doubles by itself."""
-        return h if self.resampling == "shuffle" else _double(h)
 
     def forward(self, x: Tensor, time_features: Tensor) -> Tensor:
         """Reconstruction: x (B, V, H, W), time_features (B, 4) -> (B, V, H, W)."""
