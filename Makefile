@@ -24,8 +24,10 @@ lint: $(STAMP)
 	snakefmt --check Snakefile rules
 	snakemake --lint
 
+# Two or more workers (one per core); each test file runs whole on one worker, and the live
+# SLURM tests all on the same one (tests/conftest.py).
 test: lint
-	pytest
+	pytest -n auto --dist loadgroup
 
 demo: $(STAMP)
 	snakemake --cores all

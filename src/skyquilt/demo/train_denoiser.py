@@ -5,7 +5,10 @@ period, standardised with the latent statistics, with the calendar features of e
 The loss is the EDM denoising loss (skyquilt.models.precondition) at noise levels drawn from
 the model's schedule, or log-normally (`sigma_log_mean`, `sigma_log_std`, as in EDM) to
 spend the training where the samples' hour-to-hour changes are decided: at noise levels
-comparable to those changes, far below the uniform schedule's median of 1. A fixed set of
+comparable to those changes, far below the uniform schedule's median of 1. The spread must also
+reach the large noise levels (10 to 100 for the demo's standardised blankets of 48 states) at
+which a blanket's slow, large-scale patterns are decided: what the denoiser gets wrong there
+stays in the samples as missing variance. A fixed set of
 held-out blankets, noise levels and noises gives a deterministic validation loss; the weights
 with the lowest one are kept as `best`.
 """

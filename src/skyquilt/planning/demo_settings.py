@@ -94,8 +94,8 @@ class DenoiserSettings:
     batch_size: int = 8
     learning_rate: float = 2e-3
     ema_decay: float = 0.999
-    sigma_log_mean: float | None = -1.2
-    sigma_log_std: float = 1.2
+    sigma_log_mean: float | None = -0.8
+    sigma_log_std: float = 1.8
     max_minutes: float = 90.0
     validation_every: int = 200
     validation_blankets: int = 32
