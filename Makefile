@@ -9,10 +9,12 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 .PHONY: install test lint demo fidelity bench bench-scale clean
 
 # (Re)install when the venv is missing or pyproject.toml changed since the last install.
+# --no-compile: byte-compiling all of torch at install takes about 90 s on 2 cores; Python
+# compiles what is imported, once, on first use.
 $(STAMP): pyproject.toml tests/support/pyproject.toml
 	test -x $(PYTHON) || $(PYTHON_BASE) -m venv $(VENV)
 	$(PYTHON) -m pip install --quiet --upgrade pip
-	$(PYTHON) -m pip install --quiet --editable '.[test]' --editable tests/support
+	$(PYTHON) -m pip install --quiet --no-compile --editable '.[test]' --editable tests/support
 	touch $@
 
 install: $(STAMP)
@@ -24,10 +26,8 @@ lint: $(STAMP)
 	snakefmt --check Snakefile rules
 	snakemake --lint
 
-# Two or more workers (one per core); each test file runs whole on one worker, and the live
-# SLURM tests all on the same one (tests/conftest.py).
 test: lint
-	pytest -n auto --dist loadgroup
+	pytest
 
 demo: $(STAMP)
 	snakemake --cores all

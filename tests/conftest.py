@@ -23,18 +23,6 @@ def tiny_model(tmp_path_factory) -> Path:
     return write_random_model(tmp_path_factory.mktemp("models"))
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Groups for `pytest -n auto --dist loadgroup` (`make test`): one per test file, so a
-    module's fixtures (a workflow run) are built once, and one for every live SLURM test, so
-    the session's single system cluster is started and used by one worker only."""
-    slurm_tests = Path(__file__).parent / "slurm"
-    for item in items:
-        path = Path(item.path)
-        group = "live-slurm" if path.is_relative_to(slurm_tests) else str(path)
-        item.add_marker(pytest.mark.xdist_group(group))
-
-
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """In CI a skipped test is a failure: whatever it checks did not run."""
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
