@@ -9,12 +9,12 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 .PHONY: install test lint demo fidelity bench bench-scale clean
 
 # (Re)install when the venv is missing or pyproject.toml changed since the last install.
-# --no-compile: byte-compiling all of torch at install takes about 90 s on 2 cores; Python
-# compiles what is imported, once, on first use.
+# pip byte-compiles at install on purpose: where PYTHONDONTWRITEBYTECODE is set (as in CI), a
+# venv without .pyc files recompiles torch and friends in every job's process, ~9 s each.
 $(STAMP): pyproject.toml tests/support/pyproject.toml
 	test -x $(PYTHON) || $(PYTHON_BASE) -m venv $(VENV)
 	$(PYTHON) -m pip install --quiet --upgrade pip
-	$(PYTHON) -m pip install --quiet --no-compile --editable '.[test]' --editable tests/support
+	$(PYTHON) -m pip install --quiet --editable '.[test]' --editable tests/support
 	touch $@
 
 install: $(STAMP)
