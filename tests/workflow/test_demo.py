@@ -165,6 +165,7 @@ def test_sanity_judges_composed_trajectories_and_names_every_miss(demo_run):
         assert f"WARNING: the demo model misses a target: {line}" in log
     penalty = sanity["composition_penalty_of_a_perfect_model"]
     assert 0 < penalty["std_ratio"] and 0 < penalty["hourly_change_ratio"]
+    assert penalty["sampler"] == "lms"  # the run's own
 
 
 def test_aggregate_holds_every_member_of_the_demo_model(demo_run):

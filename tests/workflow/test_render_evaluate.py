@@ -229,6 +229,7 @@ def test_fidelity_compares_composed_trajectories_with_single_blankets(rendered):
     log = (rendered / "results/logs/default/fidelity/8h.log").read_text()
     assert "6 single blankets (K=4) at the blanket starts of 2 composed members" in log
     assert "composed / single" in log
+    assert "perfect-model rows: the exact covariance of lms, 4 steps" in log  # the run's sampler
 
 
 def check_perfect_model_rows(rows: pd.DataFrame, rendered) -> None:

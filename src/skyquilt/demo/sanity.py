@@ -33,7 +33,7 @@ from skyquilt.planning.demo_settings import held_out_mask, window_starts
 from skyquilt.sampling.blankets import padded_size
 from skyquilt.sampling.composition import ComposedDenoiser
 from skyquilt.scoring.climate import TARGETS, climate_diagnostics, worst_spectrum_ratios
-from skyquilt.scoring.gaussian import autocorrelation, composition_penalty
+from skyquilt.scoring.gaussian import autocorrelation, composition_penalty, covariance_sampler
 from skyquilt.scoring.metrics import seam_pairs
 from skyquilt.scoring.probabilistic import latitude_weights
 
@@ -119,18 +119,21 @@ def perfect_model_penalty(
     """What composition costs a perfect model of these latents (skyquilt.scoring.gaussian).
 
     The autocorrelation of the standardised training latents, composed vs single windows
-    with the model's blankets and schedule and the run's overlap and steps (lms: the exact
-    computation needs a deterministic sampler).
+    with the model's blankets and schedule and the run's overlap, steps and sampler (lms where
+    the run's has no exact covariance, see covariance_sampler).
     """
     latents, _ = load_standardised_latents(latent_dir)
     padded = padded_size(sampling.size, model.blanket_size, sampling.overlap)
     correlation = autocorrelation(latents[torch.from_numpy(~held)].numpy(), padded)
     schedule = build_schedule(model.noise_schedule, model.sigma_min, model.sigma_max)
     steps = sampling.steps or model.denoising_steps
+    sampler = covariance_sampler(sampling.sampler)
     penalty = composition_penalty(
-        correlation, sampling.size, model.blanket_size, sampling.overlap, schedule, steps
-    )
+        correlation, sampling.size, model.blanket_size, sampling.overlap, schedule, steps,
+        sampler=sampler,
+    )  # fmt: skip
     return {
+        "sampler": sampler,
         "std_ratio": penalty.std_ratio,
         "hourly_change_ratio": penalty.hourly_change_ratio,
         "latent_lag1_correlation": float(correlation[1]),

@@ -43,7 +43,7 @@ from skyquilt.scoring.climate import (
     state_lag,
     summarise,
 )
-from skyquilt.scoring.gaussian import autocorrelation, composition_penalty
+from skyquilt.scoring.gaussian import autocorrelation, composition_penalty, covariance_sampler
 
 log = logging.getLogger("skyquilt")
 
@@ -125,13 +125,16 @@ def perfect_model_rows(
     Per variable (and level): the autocorrelation of the truth of the climate period
     (`reference`, (time, [level,] latitude, longitude), states `blanket_dt` apart), and the
     composed / single std and hourly change of its exact window denoiser with the run's
-    blankets, overlap, stitching and steps (scoring.gaussian.composition_penalty). Rows of
+    blankets, overlap, stitching, steps and sampler (scoring.gaussian.composition_penalty;
+    lms for samplers it cannot compute exactly, see covariance_sampler). Rows of
     climate.FIDELITY_COLUMNS with metrics perfect_model_std_ratio and
     perfect_model_hourly_change_ratio; none when the period is shorter than the padded
     trajectory.
     """
     padded = padded_size(size, model.blanket_size, settings.overlap)
     schedule = build_schedule(model.noise_schedule, model.sigma_min, model.sigma_max)
+    sampler = covariance_sampler(settings.sampler)
+    log.info("perfect-model rows: the exact covariance of %s, %d steps", sampler, settings.steps)
     rows = []
     for name, values in reference.data_vars.items():
         levels = values.level.values.tolist() if "level" in values.dims else [None]
@@ -142,7 +145,7 @@ def perfect_model_rows(
                 continue
             penalty = composition_penalty(
                 autocorrelation(series, padded), size, model.blanket_size, settings.overlap,
-                schedule, settings.steps, settings.stitch,
+                schedule, settings.steps, settings.stitch, sampler,
             )  # fmt: skip
             for metric, composed, single, ratio in (
                 ("std", penalty.composed.std, penalty.single.std, penalty.std_ratio),

@@ -3,17 +3,26 @@
 A stationary Gaussian process with autocorrelation r(tau) has, for a window of K consecutive
 states, the exact denoiser E[x | x + sigma eps] = R (R + sigma^2 I)^-1 (x + sigma eps) with
 R_ij = r(|i - j|). Sampling with that window denoiser is the best any trained blanket model
-can do. Two ways of sampling are compared, with the same deterministic sampler and steps:
+can do. Two ways of sampling are compared, with the same sampler and steps:
 
 - single windows: one blanket of K states, denoised as a whole;
 - composed trajectories: T states covered by blankets of K with overlap O, each blanket
   denoised by the window denoiser and folded back (`skyquilt.sampling.blankets.fold`), as
   generation does.
 
-Everything is linear, so the sampler maps the initial noise x1 to x0 = A x1 and the samples
-are exactly N(0, c^2 A A^T), c^2 = alpha_1^2 + sigma_1^2: running the sampler on the identity
-matrix gives the covariance of its samples with no sampling error. From the covariances come
-the two numbers of the composition-fidelity check, composed / single:
+Everything is linear, so the samples' covariance is exact, with no sampling error:
+
+- a deterministic sampler (lms, ddim) maps the initial noise x1 to x0 = A x1 and the samples
+  are N(0, c^2 A A^T), c^2 = alpha_1^2 + sigma_1^2: running the sampler on the identity matrix
+  gives A;
+- ddpm's ancestral step is, in VE coordinates (x / alpha_t, noise level s_t = sigma_t /
+  alpha_t, rho = s_s / s_t), x_s = rho^2 x_t + (1 - rho^2) D(x_t) + s_s sqrt(1 - rho^2) eps
+  (azula's DDPM step divided by alpha_s), so the covariance goes from step to step as
+  C_s = M C_t M^T + s_s^2 (1 - rho^2) I with M = rho^2 I + (1 - rho^2) G_t, G_t the
+  denoiser's matrix.
+
+From the covariances come the two numbers of the composition-fidelity check, composed /
+single:
 
 - std ratio: sqrt(mean variance of the states);
 - hourly-change ratio: sqrt(mean E[(x_{t+1} - x_t)^2]) (for Gaussian states the mean absolute
@@ -38,7 +47,9 @@ from skyquilt.diffusion.schedules import DiffusionSchedule
 from skyquilt.sampling.blankets import fold, padded_size, unfold
 
 # Deterministic samplers: their samples are a linear map of the initial noise.
-LINEAR_SAMPLERS = ("lms", "ddim")
+DETERMINISTIC_SAMPLERS = ("lms", "ddim")
+# The samplers whose samples' covariance is computed exactly here.
+LINEAR_SAMPLERS = (*DETERMINISTIC_SAMPLERS, "ddpm")
 # denoise(x, sigma) -> E[x | x + sigma eps]: the signature the samplers call.
 Denoise = Callable[[Tensor, Tensor], Tensor]
 
@@ -93,6 +104,13 @@ def composed_denoiser(covariance: Tensor, overlap: int, stitch: str) -> Denoise:
     return denoise
 
 
+def covariance_sampler(run_sampler: str) -> str:
+    """The sampler a run's perfect-model penalty is computed with: the run's own where its
+    covariance is exact (LINEAR_SAMPLERS), else lms (pc's Langevin corrections and rewind's
+    jumps are not modelled)."""
+    return run_sampler if run_sampler in LINEAR_SAMPLERS else "lms"
+
+
 def sample_covariance(
     denoise: Denoise, size: int, schedule: DiffusionSchedule, sampler: str, steps: int
 ) -> Tensor:
@@ -101,9 +119,35 @@ def sample_covariance(
         allowed = ", ".join(LINEAR_SAMPLERS)
         raise ValueError(f"sampler {sampler!r} is not linear; allowed: {allowed}")
     draw = build_sampler(sampler, denoise, schedule, steps)
-    linear_map = draw(torch.eye(size, dtype=torch.float64)).double().T  # x0 = linear_map @ x1
     alpha_1, sigma_1 = schedule(torch.tensor(1.0, dtype=torch.float64))
+    if sampler == "ddpm":
+        return _ancestral_covariance(denoise, size, schedule, draw.timesteps, alpha_1, sigma_1)
+    linear_map = draw(torch.eye(size, dtype=torch.float64)).double().T  # x0 = linear_map @ x1
     return (alpha_1**2 + sigma_1**2) * linear_map @ linear_map.T
+
+
+def _ancestral_covariance(
+    denoise: Denoise,
+    size: int,
+    schedule: DiffusionSchedule,
+    timesteps: Tensor,
+    alpha_1: Tensor,
+    sigma_1: Tensor,
+) -> Tensor:
+    """ddpm's samples' covariance, step by step over `timesteps` (1 -> 0), in VE coordinates."""
+    identity = torch.eye(size, dtype=torch.float64)
+    covariance = (1 + (sigma_1 / alpha_1) ** 2) * identity  # x1 / alpha_1
+    times = timesteps.double()
+    for t, s in zip(times[:-1], times[1:], strict=True):
+        alpha_t, sigma_t = schedule(t)
+        alpha_s, sigma_s = schedule(s)
+        level_t, level_s = sigma_t / alpha_t, sigma_s / alpha_s
+        shrink = (level_s / level_t) ** 2
+        gain_t = denoise(identity, level_t).double().T  # D(x) = gain_t @ x
+        step = shrink * identity + (1 - shrink) * gain_t
+        covariance = step @ covariance @ step.T + level_s**2 * (1 - shrink) * identity
+    alpha_0, _ = schedule(times[-1])
+    return alpha_0**2 * covariance
 
 
 @dataclass(frozen=True)
@@ -161,7 +205,7 @@ def composition_penalty(
         schedule: the model's noise schedule.
         steps: the sampler's steps.
         stitch: how blankets are folded back.
-        sampler: a deterministic sampler, see LINEAR_SAMPLERS.
+        sampler: one of LINEAR_SAMPLERS (the run's own, where it is one of them).
 
     Returns:
         The moments of the first T composed states, of single windows and of the process.

@@ -24,6 +24,7 @@ from skyquilt.scoring.gaussian import (
     autocorrelation,
     composed_denoiser,
     composition_penalty,
+    covariance_sampler,
     toeplitz,
     window_denoiser,
 )
@@ -85,15 +86,21 @@ def test_sampled_composed_trajectories_match_sampled_single_windows(sampler):
     assert abs(composed[1] - single[1]) <= 5 * math.sqrt(2) * se * 2 * (1 - rho)
 
 
-def test_exact_moments_equal_those_of_sampled_trajectories():
+@pytest.mark.parametrize("sampler", ["lms", "ddpm"])
+def test_exact_moments_equal_those_of_sampled_trajectories(sampler):
     """The exact covariance is what sampling converges to: rho = 0.97, K = 8 (a case with a
-    large composition penalty) within 5 standard errors."""
+    large composition penalty) within 5 standard errors, for the deterministic sampler (the
+    sampler run on the identity) and the ancestral one (its covariance stepped through the
+    noise levels, an independent computation of what the sampler's own steps do)."""
     rho, blanket_size, overlap = 0.97, 8, 4
     window = toeplitz(torch.as_tensor(ar1(rho)), blanket_size)
-    penalty = composition_penalty(ar1(rho), TRAJECTORY_SIZE, blanket_size, overlap, SCHEDULE, STEPS)
+    penalty = composition_penalty(
+        ar1(rho), TRAJECTORY_SIZE, blanket_size, overlap, SCHEDULE, STEPS, sampler=sampler
+    )
+    assert penalty.std_ratio < 0.95  # far from 1: the comparison below can tell a wrong model
     padded = padded_size(TRAJECTORY_SIZE, blanket_size, overlap)
     variance, change = sampled_moments(
-        composed_denoiser(window, overlap, "symmetric"), padded, TRAJECTORY_SIZE, seed=2
+        composed_denoiser(window, overlap, "symmetric"), padded, TRAJECTORY_SIZE, 2, sampler
     )
     se = math.sqrt(2 / (SAMPLES - 1))
     assert abs(variance - penalty.composed.std**2) <= 5 * se
@@ -136,6 +143,11 @@ def test_moments_of_a_known_covariance():
 
 def test_nonlinear_samplers_and_short_autocorrelations_are_refused():
     with pytest.raises(ValueError, match="not linear"):
-        composition_penalty(ar1(0.5), 16, 8, 4, SCHEDULE, 8, sampler="ddpm")
+        composition_penalty(ar1(0.5), 16, 8, 4, SCHEDULE, 8, sampler="pc")
     with pytest.raises(ValueError, match="lags"):
         composition_penalty(ar1(0.5, lags=10), 16, 8, 4, SCHEDULE, 8)
+
+
+def test_a_run_is_judged_with_its_own_sampler_where_its_covariance_is_exact():
+    assert [covariance_sampler(name) for name in ("lms", "ddim", "ddpm")] == ["lms", "ddim", "ddpm"]
+    assert [covariance_sampler(name) for name in ("pc", "rewind")] == ["lms", "lms"]
