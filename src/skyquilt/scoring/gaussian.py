@@ -46,10 +46,8 @@ from skyquilt.diffusion.samplers import build_sampler
 from skyquilt.diffusion.schedules import DiffusionSchedule
 from skyquilt.sampling.blankets import fold, padded_size, unfold
 
-# Deterministic samplers: their samples are a linear map of the initial noise.
-DETERMINISTIC_SAMPLERS = ("lms", "ddim")
-# The samplers whose samples' covariance is computed exactly here.
-LINEAR_SAMPLERS = (*DETERMINISTIC_SAMPLERS, "ddpm")
+# The samplers whose samples' covariance is computed exactly here (see the module's docstring).
+LINEAR_SAMPLERS = ("lms", "ddim", "ddpm")
 # denoise(x, sigma) -> E[x | x + sigma eps]: the signature the samplers call.
 Denoise = Callable[[Tensor, Tensor], Tensor]
 
@@ -119,25 +117,21 @@ def sample_covariance(
         allowed = ", ".join(LINEAR_SAMPLERS)
         raise ValueError(f"sampler {sampler!r} is not linear; allowed: {allowed}")
     draw = build_sampler(sampler, denoise, schedule, steps)
-    alpha_1, sigma_1 = schedule(torch.tensor(1.0, dtype=torch.float64))
     if sampler == "ddpm":
-        return _ancestral_covariance(denoise, size, schedule, draw.timesteps, alpha_1, sigma_1)
+        return _ancestral_covariance(denoise, size, schedule, draw.timesteps)
     linear_map = draw(torch.eye(size, dtype=torch.float64)).double().T  # x0 = linear_map @ x1
+    alpha_1, sigma_1 = schedule(torch.tensor(1.0, dtype=torch.float64))
     return (alpha_1**2 + sigma_1**2) * linear_map @ linear_map.T
 
 
 def _ancestral_covariance(
-    denoise: Denoise,
-    size: int,
-    schedule: DiffusionSchedule,
-    timesteps: Tensor,
-    alpha_1: Tensor,
-    sigma_1: Tensor,
+    denoise: Denoise, size: int, schedule: DiffusionSchedule, timesteps: Tensor
 ) -> Tensor:
     """ddpm's samples' covariance, step by step over `timesteps` (1 -> 0), in VE coordinates."""
     identity = torch.eye(size, dtype=torch.float64)
-    covariance = (1 + (sigma_1 / alpha_1) ** 2) * identity  # x1 / alpha_1
     times = timesteps.double()
+    alpha_1, sigma_1 = schedule(times[0])
+    covariance = (1 + (sigma_1 / alpha_1) ** 2) * identity  # x1 / alpha_1
     for t, s in zip(times[:-1], times[1:], strict=True):
         alpha_t, sigma_t = schedule(t)
         alpha_s, sigma_s = schedule(s)
