@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 PYTHON_BASE ?= python3
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: install test lint demo fidelity bench bench-scale clean
+.PHONY: install test check lint demo fidelity bench bench-scale clean
 
 # (Re)install when the venv is missing or pyproject.toml changed since the last install.
 # pip byte-compiles at install on purpose: where PYTHONDONTWRITEBYTECODE is set (as in CI), a
@@ -26,8 +26,20 @@ lint: $(STAMP)
 	snakefmt --check Snakefile rules
 	snakemake --lint
 
+# The suite runs on PYTEST_WORKERS pytest-xdist workers, a whole module per worker at a time (its
+# fixtures built once), the live SLURM tests first, beside the CPU-bound tests, since they mostly
+# wait on the cluster (tests/conftest.py). Two more workers than cores keep the cores busy while
+# they wait. The 15 slowest tests are listed at the
+# end, so that a new slow test is seen when it comes.
+PYTEST_WORKERS ?= $(shell echo $$(( $$(nproc) + 2 )))
+PYTEST_PARALLEL = -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=15
+
 test: lint
-	pytest
+	pytest $(PYTEST_PARALLEL)
+
+# The inner loop: lint and the unit tests, in a few minutes.
+check: lint
+	pytest $(PYTEST_PARALLEL) tests/unit
 
 demo: $(STAMP)
 	snakemake --cores all

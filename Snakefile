@@ -9,8 +9,8 @@ configfile: "config/config.yaml"
 report: "report/workflow.rst"
 
 
-include: "rules/demo.smk"
 include: "rules/common.smk"
+include: "rules/demo.smk"
 include: "rules/generate.smk"
 include: "rules/aggregate.smk"
 include: "rules/decode.smk"

@@ -3,12 +3,11 @@ import os
 from pathlib import Path
 
 from snakemake.logging import logger
-from snakemake.utils import validate
 
 from skyquilt.models.config import ModelDirectory
-from skyquilt.planning.config import checked, check_no_yaml_dates, normalise_integers
-from skyquilt.planning.products import FIELD_WILDCARD, check_request, make_products
-from skyquilt.planning.plan import WILDCARDS, make_plan
+from skyquilt.planning.config import checked
+from skyquilt.planning.products import FIELD_WILDCARD, check_request
+from skyquilt.planning.plan import WILDCARDS
 from skyquilt.planning.resources import check_executor, launcher_command
 from skyquilt.planning.slurm_paths import check_slurm_paths
 from skyquilt.planning.slurm_run import (
@@ -19,20 +18,15 @@ from skyquilt.planning.slurm_run import (
     start_queue_summaries,
     status_polling,
 )
+from skyquilt.planning.workflow import parse_config
 
 # The post-deploy script of envs/skyquilt.yaml installs skyquilt from here into rule
 # environments (`--use-conda`); Snakemake creates them from this process.
 os.environ.update(SKYQUILT_SOURCE=workflow.basedir)
-SCHEMAS = os.path.join(workflow.basedir, "config")
-# Before the schema: unquoted YAML dates get a line saying how to write them, and floats
-# that equal an integer (2.0) become that integer for every job.
-checked(check_no_yaml_dates, config)
-checked(normalise_integers, config, f"{SCHEMAS}/schema.yaml")
-checked(normalise_integers, config, f"{SCHEMAS}/schema.report.yaml")
-checked(validate, config, schema=f"{SCHEMAS}/schema.yaml")
-PLAN = checked(
-    make_plan, config, built_by_workflow=globals().get("WORKFLOW_BUILT_MODELS", {})
-)
+# Every parse-time check of the config, in one call (skyquilt.planning.workflow); it also fills
+# in the schemas' defaults and makes floats that equal an integer (2.0) that integer.
+PARSED = checked(parse_config, config, workflow.basedir)
+DEMO, PLAN, PRODUCTS = PARSED.demo, PARSED.plan, PARSED.products
 if workflow.is_main_process:
     for warning in PLAN.warnings:
         logger.warning(f"skyquilt: {warning}")
@@ -150,11 +144,7 @@ for size in PLAN.sizes:
         )
 
 
-# On-request outputs (decode, render, evaluate): settings, checks, inputs.
-checked(validate, config, schema=f"{SCHEMAS}/schema.report.yaml")
-PRODUCTS = checked(make_products, config, PLAN)
-
-
+# On-request outputs (decode, render, evaluate): wildcards, checks, inputs.
 wildcard_constraints:
     field=FIELD_WILDCARD,
     chunk=r"\d+",
@@ -169,11 +159,7 @@ def check_product(product):
     the DAG needs it (Snakemake knows the targets only after parsing), once, before any job.
     """
     check_where_jobs_run()
-    built = [
-        *globals().get("WORKFLOW_BUILT_MODELS", {}),
-        *globals().get("WORKFLOW_BUILT_DATASETS", ()),
-    ]
-    checked(check_request, PRODUCTS, {product}, built)
+    checked(check_request, PRODUCTS, {product}, PARSED.built_by_workflow)
 
 
 def get_render_targets(wildcards):

@@ -1,30 +1,9 @@
 """The embedded demo: dataset -> autoencoder -> latent dump -> denoiser, under resources/demo.
 
-Include it before rules/common.smk: it tells the config checks which model and dataset the
-workflow builds itself (WORKFLOW_BUILT_MODELS, WORKFLOW_BUILT_DATASETS).
+Include it after rules/common.smk, whose config checks make its plan (DEMO).
 """
 
-import os
-
-from snakemake.utils import validate
-
-from skyquilt.planning.config import checked, check_no_yaml_dates, normalise_integers
-from skyquilt.planning.demo import make_demo_plan
 from skyquilt.planning.demo_settings import stats_path
-
-checked(check_no_yaml_dates, config)
-checked(
-    normalise_integers,
-    config,
-    os.path.join(workflow.basedir, "config/schema.demo.yaml"),
-)
-checked(
-    validate, config, schema=os.path.join(workflow.basedir, "config/schema.demo.yaml")
-)
-DEMO = checked(make_demo_plan, config["demo"])
-
-WORKFLOW_BUILT_MODELS = DEMO.built_models()
-WORKFLOW_BUILT_DATASETS = (str(DEMO.dataset_path),)
 
 
 rule demo_dataset:

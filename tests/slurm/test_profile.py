@@ -3,8 +3,8 @@
 Arrays are off in the profile and on with `--slurm-array-jobs generate --keep-incomplete`
 (README, "Running on SLURM"). A throwaway three-member workflow makes exactly array task 2 fail,
 which the real workflow cannot choose: the plugin orders the members of an array arbitrarily.
-The real workflow runs in tests/test_slurm_workflow.py. Needs the `live_slurm` fixture
-(tests/slurm_fixture.py): runs in CI or with SKYQUILT_SLURM_TESTS=1, skipped otherwise.
+The real workflow runs in tests/slurm/test_workflow.py. Needs the `live_slurm` fixture
+(skyquilt_testing.slurm): runs in CI or with SKYQUILT_SLURM_TESTS=1, skipped otherwise.
 """
 
 import re
@@ -46,7 +46,7 @@ def test_failed_array_task_keeps_the_other_members(live_slurm, tmp_path):
 
     --keep-incomplete: in plugin 2.8.0 the failing task also reports the array's first member as
     failed (issue #447); without it Snakemake would delete that member's finished output. The
-    rerun of the missing member is the same as without arrays (tests/test_slurm_workflow.py).
+    rerun of the missing member is the same as without arrays (tests/slurm/test_workflow.py).
     """
     _write_workflow(tmp_path)
     (tmp_path / "FAIL").touch()

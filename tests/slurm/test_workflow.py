@@ -14,25 +14,24 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import xarray as xr
-from skyquilt_testing.backbones import (
-    CONSENT,
-    FAIL_VARIABLE,
-    FAILURE_MESSAGE,
-    SLOW_VARIABLE,
-    plug_in,
+from skyquilt_testing.backbones import CONSENT, FAIL_VARIABLE, FAILURE_MESSAGE
+from skyquilt_testing.runs import (
+    LOCAL_HARDWARE,
+    assert_same_member,
+    assert_same_outputs,
+    members_of,
+    one_date_config,
+    prior,
 )
-from skyquilt_testing.models import write_random_model
-from skyquilt_testing.slurm import ACCOUNT, slurm_hardware
+from skyquilt_testing.slurm import ACCOUNT, slurm_hardware, workflow_args
 from skyquilt_testing.workflow import (
     DEMO,
     MODEL,
     REPO,
     planned_jobs,
     run_snakemake,
-    tiny_config,
     tiny_demo_config,
     write_config,
 )
@@ -46,55 +45,6 @@ DEMO_WEIGHTS = [  # autoencoder, latent statistics, denoiser
     Path(MODEL).parents[2] / "stats.safetensors",
     Path(MODEL) / "best.safetensors",
 ]
-
-
-def one_date_config(model_path: Path, members: int, **overrides) -> dict:
-    """The tiny config (T = 12, 3 steps) for one start date."""
-    return tiny_config(
-        model_path, start_dates=["2000-04-20 12h"], num_samples_per_date=members, **overrides
-    )
-
-
-# As many CPUs (torch threads) per job as on the test cluster, so that comparing bit for bit
-# tests where the jobs ran, not how many threads summed the floats.
-LOCAL_HARDWARE = {"backend": "local", "gen": {"cpus": 1}, "aggregate": {"cpus": 1}}
-
-
-def workflow_args(workdir: Path) -> tuple[str, ...]:
-    return ("--snakefile", str(REPO / "Snakefile"), "--configfile", str(workdir / "config.yaml"))
-
-
-def prior(workdir: Path, size: int) -> Path:
-    """Where the members and the aggregate of trajectory size `size` are written."""
-    return workdir / "results" / "prior" / "default" / f"{size}h"
-
-
-def members_of(outputs: Path) -> list[str]:
-    shards = outputs / "shards"
-    return sorted(str(path.relative_to(shards).with_suffix("")) for path in shards.glob("*/*.zarr"))
-
-
-def assert_same_member(ours: Path, reference: Path, member: str) -> None:
-    """Bit-identical latents and the same provenance (wall time aside)."""
-    mine, theirs = (
-        xr.open_zarr(outputs / "shards" / f"{member}.zarr") for outputs in (ours, reference)
-    )
-    assert np.array_equal(mine["latent"].values, theirs["latent"].values), member
-    ignore = {"wall_time_s"}
-    assert {k: v for k, v in mine.attrs.items() if k not in ignore} == {
-        k: v for k, v in theirs.attrs.items() if k not in ignore
-    }
-
-
-def assert_same_outputs(ours: Path, reference: Path) -> None:
-    """The same members, each bit-identical, and the same aggregate."""
-    assert members_of(ours) == members_of(reference)
-    for member in members_of(reference):
-        assert_same_member(ours, reference, member)
-    mine, theirs = (xr.open_zarr(outputs / "trajectories.zarr") for outputs in (ours, reference))
-    assert np.array_equal(mine["latent"].values, theirs["latent"].values)
-    assert mine["member"].values.tolist() == theirs["member"].values.tolist()
-    assert mine["start_date"].values.tolist() == theirs["start_date"].values.tolist()
 
 
 def shard_stamp(outputs: Path, member: str) -> int:
@@ -128,13 +78,6 @@ def local_run(model_path: Path, workdir: Path, **overrides) -> Path:
 def local_members(live_slurm, tiny_model, tmp_path_factory) -> Path:
     """Three members of the random-weight model, generated and aggregated locally."""
     return local_run(tiny_model, tmp_path_factory.mktemp("local_members"))
-
-
-@pytest.fixture
-def faulty_model(tmp_path_factory) -> Path:
-    """The random-weight model with the plug-in backbone skyquilt_testing.backbones:faulty,
-    which fails the member that SKYQUILT_TESTING_FAIL names (and no other)."""
-    return plug_in(write_random_model(tmp_path_factory.mktemp("faulty_model")))
 
 
 @pytest.fixture
@@ -338,70 +281,3 @@ def test_grouped_members_run_as_one_slurm_job_and_equal_a_local_run(
     for member in members_of(prior(local_members, 12)):
         assert (tmp_path / f"results/logs/default/generate/12h/{member}.log").is_file()
     assert_same_outputs(prior(tmp_path, 12), prior(local_members, 12))
-
-
-# A member that needs at least 3 SLURM jobs: 56 LMS steps of 2 s each (the plug-in backbone
-# sleeps before every denoiser call) against a 2-minute time limit. SLURM warns a job 60 s before
-# its limit (skyquilt.planning.resources.time_limit_warning), and, as it checks time limits every
-# 30 s, up to 35 s earlier still: a job, after some 10 s of start-up, samples for 15 to 50 s,
-# one step more at most. Two jobs never cover the 112 s; up to about 8 may be needed.
-SLOW_STEPS, SLOW_SECONDS = 56, 2
-TIME_LIMITED_RETRIES = 9
-
-
-def test_member_longer_than_its_time_limit_resumes_across_slurm_jobs_bit_identical(
-    live_slurm, faulty_model, tmp_path_factory
-):
-    """Each job is warned before its time limit, checkpoints, ends with status 75 and is
-    resubmitted by Snakemake; the next resumes where it stopped, and the member equals an
-    uninterrupted local run bit for bit."""
-    diffusion = {"num_steps": SLOW_STEPS, "sampler": {"type": "lms", "config": {}}}
-    reference = tmp_path_factory.mktemp("uninterrupted")
-    write_config(reference, one_date_config(faulty_model, 1, diffusion=diffusion, **CONSENT))
-    run_snakemake(reference, "--cores", "1")
-    workdir = tmp_path_factory.mktemp("time_limited")
-    hardware = slurm_hardware(live_slurm.partition, live_slurm.gpu_type)
-    hardware["gen"]["time"] = "2:00"
-    config = one_date_config(faulty_model, 1, hardware=hardware, diffusion=diffusion, **CONSENT)
-    write_config(workdir, config)
-    shard = f"results/prior/default/12h/shards/{DATE}/0.zarr"
-    run = live_slurm.snakemake(
-        workdir,
-        *workflow_args(workdir),
-        "--retries",
-        str(TIME_LIMITED_RETRIES),
-        env={SLOW_VARIABLE: f"{shard}@{SLOW_SECONDS}"},
-        timeout=900,
-    ).check()
-
-    jobs = sorted(
-        (
-            job
-            for job in live_slurm.squeue(run.run_id)
-            if job["comment"].startswith("rule_generate")
-        ),
-        key=lambda job: int(job["jobid"]),
-    )
-    # The failed attempts' logs are in Snakemake's output (show-failed-logs); the last is on disk.
-    final_log = (workdir / f"results/logs/default/generate/12h/{DATE}/0.log").read_text()
-    stops = [
-        int(step)
-        for step in re.findall(rf"SIGURG: stopped after step (\d+) of {SLOW_STEPS}", run.output)
-    ]
-    resumed = [
-        int(step) for step in re.findall(r"resumed from step (\d+) of", run.output + final_log)
-    ]
-    print(
-        f"\nmember of {SLOW_STEPS * SLOW_SECONDS} s sampling, time limit 2 min: {run.seconds:.1f} s"
-    )
-    for job, first, last in zip(jobs, [0, *resumed], [*stops, SLOW_STEPS], strict=False):
-        print(f"SLURM job {job['jobid']} ({job['state']}): steps {first} -> {last}")
-    assert len(jobs) >= 3
-    assert [job["state"] for job in jobs] == ["FAILED"] * (len(jobs) - 1) + ["COMPLETED"]
-    assert resumed == stops and stops == sorted(set(stops)) and 0 < stops[0]
-    assert run.output.count("received SIGURG") == len(stops)
-    assert "Trying to restart job" in run.output
-    [call] = {call for call in run.sbatch_calls if "rule_generate" in call}
-    assert "--signal=URG@60" in call and "-t 2" in call, call
-    assert_same_outputs(prior(workdir, 12), prior(reference, 12))
-    assert not list((workdir / "results/checkpoints").rglob("*.pt"))

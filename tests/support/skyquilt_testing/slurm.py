@@ -1,27 +1,39 @@
-"""A live one-node SLURM cluster for the test suite: the session fixture `live_slurm`.
+"""A live one-node SLURM cluster for the test suite: the fixtures `live_slurm` and
+`live_slurm_accounting`.
 
-tests/conftest.py registers it with ``from skyquilt_testing.slurm import live_slurm``.
+tests/conftest.py registers them with ``from skyquilt_testing.slurm import ...``.
 
-The fixture runs ``tests/slurm/cluster.sh start`` once per session (installing Debian's slurmctld,
-slurmd, slurm-client and munge with apt-get when they are missing, so it needs root) and
-``cluster.sh stop`` at the end, which kills the daemons by PID and removes /etc/slurm/slurm.conf
-again. It only runs when the environment variable ``CI`` is set or ``SKYQUILT_SLURM_TESTS=1``;
+The cluster is started with ``tests/slurm/cluster.sh start`` (installing Debian's slurmctld,
+slurmd, slurm-client and munge with apt-get when they are missing, so it needs root) by the first
+test that needs it, and stopped with ``cluster.sh stop`` (which kills the daemons by PID and
+removes /etc/slurm/slurm.conf again) when the last pytest worker that used it ends its session.
+Under pytest-xdist (`make test`), several workers share that one cluster (`SharedCluster`): the
+SLURM tests of different workers run on it at the same time, each holding it shared while it
+runs; the accounting tests hold it alone, because they restart it with accounting storage.
+
+It only runs when the environment variable ``CI`` is set or ``SKYQUILT_SLURM_TESTS=1``;
 otherwise the tests that use it are skipped with a message saying how to run them. In CI it never
 skips: if the cluster cannot be started, the tests fail with the script's output.
 """
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
 import re
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
+from skyquilt_testing.workflow import tiny_config, write_config
 
 REPO = Path(__file__).resolve().parents[3]
 CLUSTER_SCRIPT = REPO / "tests" / "slurm" / "cluster.sh"
@@ -52,6 +64,9 @@ FAST_OVERRIDES = (
     "30",
 )
 
+# The queue summary of a run: the run's jobs that SLURM lists, by state.
+QUEUE_SUMMARY = re.compile(r"^skyquilt: waiting on SLURM jobs of run (\S+): (\d+ [A-Z]+.*)$", re.M)
+
 _SINGLE_RE = re.compile(r"Job (\d+) has been submitted with SLURM jobid (\d+) \(log: (.*?)\)\.")
 _ARRAY_RE = re.compile(
     r"Submitted array job with Snakemake IDs ([\d,]+) and SLURM job ID (\d+)\. "
@@ -71,6 +86,21 @@ def slurm_hardware(partition: str, gpu_model: str) -> dict:
         "gen": {**job, "gpus": 1, "gpu_model": gpu_model},
         "aggregate": job,
     }
+
+
+def shipped_config(workdir: Path, model: Path, partition: str, gpu_type: str, **hardware) -> None:
+    """config.yaml in `workdir` for profiles/slurm as shipped: two members of `model` for one
+    start date (T = 12), a queue summary every 10 s, `hardware` keys on top."""
+    hardware = slurm_hardware(partition, gpu_type) | {"queue_summary_every": 10} | hardware
+    config = tiny_config(
+        model, start_dates=["2000-04-20 12h"], num_samples_per_date=2, hardware=hardware
+    )
+    write_config(workdir, config)
+
+
+def workflow_args(workdir: Path) -> tuple[str, ...]:
+    """--snakefile and --configfile of a run of the repository's workflow in `workdir`."""
+    return ("--snakefile", str(REPO / "Snakefile"), "--configfile", str(workdir / "config.yaml"))
 
 
 def enabled() -> bool:
@@ -152,6 +182,12 @@ class SnakemakeRun:
         return self
 
 
+def _collect(stream: Iterable[str], lines: list[str]) -> None:
+    """Append every line of `stream` to `lines` as it comes."""
+    for line in stream:
+        lines.append(line)
+
+
 @dataclass
 class LiveSlurm:
     """A running one-node cluster: node `node`, partitions `partitions` (the first, `partition`, is
@@ -215,34 +251,45 @@ class LiveSlurm:
         default_resources: dict | None = None,
         env: dict | None = None,
         as_shipped: bool = False,
+        stop_when: Callable[[str], bool] | None = None,
     ) -> SnakemakeRun:
         """Run `snakemake <args> --profile profiles/slurm <overrides>` in `workdir` (cwd), or
         with `as_shipped` the profile alone: no status, polling or resource overrides.
 
         `args` are targets and flags (e.g. "--snakefile", path, "--configfile", path). Never
-        raises on failure: call `.check()` on the result. A run that hangs is killed (SIGKILL;
-        snakemake ignores SIGTERM while it waits for jobs) and reported with returncode -9.
+        raises on failure: call `.check()` on the result. The run is killed (SIGKILL: snakemake
+        ignores SIGTERM while it waits for jobs), and reported with returncode -9, as soon as its
+        output so far satisfies `stop_when` (a run that would wait forever), or when it hangs
+        past `timeout` seconds.
         """
         command = self._command(args, verbose, default_resources, as_shipped)
         start = time.monotonic()
-        try:
-            proc = subprocess.run(
-                command,
-                cwd=workdir,
-                env=_clean_env(env),
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-                timeout=timeout,
-            )
-            returncode, output = proc.returncode, proc.stdout
-        except subprocess.TimeoutExpired as exc:
-            out = exc.stdout or ""
-            returncode = -9
-            output = (out.decode() if isinstance(out, bytes) else out) + (
-                f"\n[slurm_fixture] killed after {timeout:.0f} s"
-            )
-        run = SnakemakeRun(command, returncode, output, time.monotonic() - start)
+        lines: list[str] = []
+        timed_out = False
+        with subprocess.Popen(
+            command,
+            cwd=workdir,
+            env=_clean_env(env),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        ) as proc:
+            reader = threading.Thread(target=_collect, args=(proc.stdout, lines), daemon=True)
+            reader.start()
+            while proc.poll() is None:
+                if stop_when is not None and stop_when("".join(lines)):
+                    proc.kill()
+                    proc.wait()
+                elif time.monotonic() - start > timeout:
+                    proc.kill()
+                    proc.wait()
+                    timed_out = True
+                else:
+                    time.sleep(0.2)
+            reader.join()
+        if timed_out:
+            lines.append(f"\n[live_slurm] killed after {timeout:.0f} s")
+        run = SnakemakeRun(command, proc.returncode, "".join(lines), time.monotonic() - start)
         self.runs.append(run)
         return run
 
@@ -313,12 +360,8 @@ def _stop() -> str:
     return proc.stderr
 
 
-def _started(env: dict | None = None) -> LiveSlurm:
-    """Start the cluster (`env`: cluster.sh options) or fail the test with its output."""
-    try:
-        info, _ = _start(env)
-    except (RuntimeError, subprocess.TimeoutExpired, OSError) as exc:
-        pytest.fail(f"could not start the local SLURM cluster:\n{exc}", pytrace=False)
+def _cluster(info: dict[str, str]) -> LiveSlurm:
+    """The LiveSlurm that `cluster.sh start` described in its KEY=VALUE lines."""
     return LiveSlurm(
         partition=info["PARTITION"],
         partitions=info.get("PARTITIONS", info["PARTITION"]).split(","),
@@ -332,28 +375,102 @@ def _started(env: dict | None = None) -> LiveSlurm:
     )
 
 
+def _started(env: dict | None = None) -> dict[str, str]:
+    """Start the cluster (`env`: cluster.sh options) or fail the test with its output."""
+    try:
+        info, _ = _start(env)
+    except (RuntimeError, subprocess.TimeoutExpired, OSError) as exc:
+        pytest.fail(f"could not start the local SLURM cluster:\n{exc}", pytrace=False)
+    return info
+
+
+@contextmanager
+def _locked(path: Path, mode: int) -> Iterator[None]:
+    """Hold an flock on `path` (fcntl.LOCK_SH or LOCK_EX) while the block runs."""
+    with open(path, "a") as handle:
+        fcntl.flock(handle, mode)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+class SharedCluster:
+    """The one cluster of a pytest run, shared by its workers through files in `directory`
+    (the run's common temporary directory): `lock` serialises starting, stopping and counting
+    the attached workers (`users`); `cluster.json` holds what `cluster.sh start` printed; `usage`
+    is held shared by every test that runs on the cluster and exclusively by the accounting
+    tests, so that no test of another worker runs while they restart it."""
+
+    def __init__(self, directory: Path):
+        self.lock, self.users = directory / "slurm.lock", directory / "slurm.users"
+        self.info, self.usage = directory / "slurm.json", directory / "slurm.usage"
+
+    def _count(self, change: int) -> int:
+        users = int(self.users.read_text()) if self.users.exists() else 0
+        self.users.write_text(str(users + change))
+        return users + change
+
+    @contextmanager
+    def attached(self) -> Iterator[None]:
+        """Start the cluster unless another worker has, and stop it after the last one."""
+        with _locked(self.lock, fcntl.LOCK_EX):
+            if self._count(+1) == 1:
+                self.info.write_text(json.dumps(_started()))
+        try:
+            yield
+        finally:
+            with _locked(self.lock, fcntl.LOCK_EX):
+                if self._count(-1) == 0:
+                    _stop()
+
+    def cluster(self) -> LiveSlurm:
+        """The running cluster, as its last start described it."""
+        return _cluster(json.loads(self.info.read_text()))
+
+    @contextmanager
+    def restarted(self, env: dict) -> Iterator[LiveSlurm]:
+        """The cluster alone, restarted with `env` (cluster.sh options) while the block runs,
+        then started again as before."""
+        with _locked(self.usage, fcntl.LOCK_EX):
+            _stop()
+            try:
+                yield _cluster(_started(env))
+            finally:
+                _stop()
+                self.info.write_text(json.dumps(_started()))
+
+
+def _shared_directory(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the workers of this pytest run meet: their common parent under pytest-xdist."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
 @pytest.fixture(scope="session")
-def live_slurm() -> Iterator[LiveSlurm]:
-    """A live one-node SLURM cluster for the whole session (see the module docstring)."""
+def slurm_cluster(tmp_path_factory) -> Iterator[SharedCluster]:
+    """The run's live cluster, started on first use (see the module docstring)."""
     if not enabled():
         pytest.skip(HOW_TO_RUN)
     if os.name != "posix" or os.geteuid() != 0:
         pytest.fail("the live SLURM tests need root (apt-get, /etc/slurm, munged)", pytrace=False)
-    try:
-        yield _started()
-    finally:
-        _stop()
+    shared = SharedCluster(_shared_directory(tmp_path_factory))
+    with shared.attached():
+        yield shared
+
+
+@pytest.fixture
+def live_slurm(slurm_cluster) -> Iterator[LiveSlurm]:
+    """The live one-node cluster, held shared for the test (see the module docstring)."""
+    with _locked(slurm_cluster.usage, fcntl.LOCK_SH):
+        yield slurm_cluster.cluster()
 
 
 @pytest.fixture(scope="module")
-def live_slurm_accounting(live_slurm) -> Iterator[LiveSlurm]:
+def live_slurm_accounting(slurm_cluster) -> Iterator[LiveSlurm]:
     """The same cluster with accounting storage, for one test module: slurmdbd with a private
     MariaDB (cluster.sh installs Debian's slurmdbd and mariadb-server when missing), the user
-    given ACCOUNT. Only one cluster runs at a time: the session's cluster is stopped first and
-    started again, without accounting, afterwards."""
-    _stop()
-    try:
-        yield _started(ACCOUNTING_ENV)
-    finally:
-        _stop()
-        _started()
+    given ACCOUNT. Only one cluster runs at a time: the module waits until no test of another
+    worker uses the cluster, restarts it with accounting and, afterwards, without."""
+    with slurm_cluster.restarted(ACCOUNTING_ENV) as cluster:
+        yield cluster

@@ -1,18 +1,23 @@
-"""Generation jobs killed with SIGKILL, or stopped by a signal (SLURM's warning before the time
-limit, SIGTERM, SIGUSR1), resume from their checkpoint, bit for bit.
+"""Generation jobs interrupted mid-sampling (an exception, SIGKILL, or a stop signal: SLURM's
+warning before the time limit, SIGTERM, SIGUSR1) resume from their checkpoint, bit for bit.
 
-Jobs run as real processes (scripts/generate.py, under torchrun for two processes); the test
-model's plug-in backbone stops them with SIGSTOP at a chosen denoiser call, where the test kills
-or signals them. Every process a job started is killed and reaped at the end, torchrun's workers
-included (they run in sessions of their own).
+What every sampler's state must carry, and which checkpoints are discarded rather than resumed,
+is decided in the job itself (`run_generation`): those tests run it in-process, interrupted by the
+test model's plug-in backbone, which raises at a chosen denoiser call. What needs a process of its
+own runs jobs as real processes (scripts/generate.py, under torchrun for two processes): SIGKILL
+at any point, signals, two ranks. There the backbone stops the job with SIGSTOP at a chosen
+denoiser call, where the test kills or signals it. Every process a job started is killed and
+reaped at the end, torchrun's workers included (they run in sessions of their own).
 """
 
 import contextlib
 import json
+import logging
 import os
 import re
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -20,13 +25,19 @@ import numpy as np
 import pytest
 import torch
 import xarray as xr
-from skyquilt_testing.backbones import CONSENT, PAUSE_VARIABLE, PAUSED_MESSAGE, plug_in
-from skyquilt_testing.models import write_random_model
+from skyquilt_testing.backbones import (
+    CONSENT,
+    FAIL_VARIABLE,
+    PAUSE_VARIABLE,
+    PAUSED_MESSAGE,
+    InjectedFailure,
+)
 from skyquilt_testing.workflow import REPO
 
-from skyquilt.jobs.generate import STOPPED_STATUS
+from skyquilt.jobs.generate import STOPPED_STATUS, run_generation
 from skyquilt.planning.resources import TIME_LIMIT_SIGNAL, launcher_command
-from skyquilt.sampling.checkpoints import FORMAT
+from skyquilt.sampling.checkpoints import FORMAT, CheckpointPolicy
+from skyquilt.sampling.request import RunSettings
 
 SETTINGS = {
     "model_target": "best",
@@ -44,8 +55,8 @@ RESUMED = re.compile(r"resumed from step (\d+) of (\d+)")
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory) -> Path:
-    return plug_in(write_random_model(tmp_path_factory.mktemp("model")))
+def model(faulty_model) -> Path:
+    return faulty_model
 
 
 @pytest.fixture(scope="module")
@@ -195,6 +206,42 @@ def latent(path: Path) -> np.ndarray:
     return xr.open_zarr(path)["latent"].values
 
 
+# In-process: the job itself, interrupted by an exception -----------------------------------
+
+
+@pytest.fixture
+def in_process(model, monkeypatch):
+    """`generate(output, checkpoint=None, fail_at=None, every_steps=1, **overrides)`: the job
+    of SETTINGS (+ overrides) run in this process by `run_generation` with one thread, its
+    checkpoint written every `every_steps` steps (None: by the default 10 minutes only); the
+    plug-in backbone raises InjectedFailure at denoiser call `fail_at`. Returns the exit
+    status; the job's log lines go to stderr (capsys). The root logger is restored after."""
+    handlers, level = logging.root.handlers[:], logging.root.level
+
+    def generate(output, checkpoint=None, fail_at=None, every_steps=1, **overrides) -> int:
+        settings = RunSettings.from_json(
+            json.dumps({**SETTINGS, "model_path": str(model), **overrides})
+        )
+        # The backbone finds its cue by the job's --output argument, as in a real job.
+        monkeypatch.setattr(sys, "argv", ["generate.py", "--output", str(output)])
+        monkeypatch.setenv(FAIL_VARIABLE, f"{output.name}@{fail_at}" if fail_at else "")
+        policy = CheckpointPolicy(every_steps=every_steps, every_minutes=10.0)
+        request = settings.member("20", "2000-04-03T00", "1")
+        return run_generation(request, str(output), 1, checkpoint, policy)
+
+    yield generate
+    logging.root.handlers[:] = handlers
+    logging.root.setLevel(level)
+
+
+def interrupted(generate, output: Path, checkpoint: Path, call: int, **overrides) -> None:
+    """Run the job until the backbone raises at denoiser call `call`: the checkpoint of the
+    last step stays, no shard is written."""
+    with pytest.raises(InjectedFailure):
+        generate(output, checkpoint, fail_at=call, **overrides)
+    assert checkpoint.is_file() and not output.exists()
+
+
 SAMPLERS = {
     "pc": ({"sampler": "pc"}, 2),  # 2 denoiser calls per step
     "ddpm": ({"sampler": "ddpm"}, 1),
@@ -206,79 +253,68 @@ SAMPLERS = {
 
 
 @pytest.mark.parametrize("name", list(SAMPLERS))
-def test_a_killed_job_resumes_bit_identical(model, tmp_path, name):
+def test_an_interrupted_member_resumes_bit_identical(in_process, tmp_path, capsys, name):
+    """Every sampler's checkpoint holds all its state: the member resumed after step 1 or 3
+    equals the uninterrupted one bit for bit, and the checkpoint is removed with the shard."""
     overrides, calls_per_step = SAMPLERS[name]
     reference = tmp_path / "reference.zarr"
-    assert run(command(model, reference, **overrides)).returncode == 0
+    assert in_process(reference, **overrides) == 0
     steps = 10 if name == "rewind" else 6  # rewind: 6 grid steps, 4 rewinds of 1
-    for kill_after in (1, 3):
-        output = tmp_path / f"killed{kill_after}.zarr"
-        checkpoint = tmp_path / "checkpoints" / f"{kill_after}.pt"
-        line = command(model, output, checkpoint, **overrides)
-        kill_at_call(line, output, kill_after * calls_per_step + 1, tmp_path / "killed.log")
-        assert checkpoint.is_file() and not output.exists()
-        resumed = run(line)
-        assert resumed.returncode == 0, resumed.stderr
-        assert RESUMED.search(resumed.stderr).groups() == (str(kill_after), str(steps))
+    for stopped_after in (1, 3):
+        output = tmp_path / f"interrupted{stopped_after}.zarr"
+        checkpoint = tmp_path / "checkpoints" / f"{stopped_after}.pt"
+        interrupted(in_process, output, checkpoint, stopped_after * calls_per_step + 1, **overrides)
+        capsys.readouterr()
+        assert in_process(output, checkpoint, **overrides) == 0
+        assert RESUMED.search(capsys.readouterr().err).groups() == (str(stopped_after), str(steps))
         assert np.array_equal(latent(output), latent(reference))
         assert not checkpoint.exists()  # removed once the shard is written
-
-
-def test_two_processes_resume_from_rank_0_checkpoint(model, reference_two_processes, tmp_path):
-    output, checkpoint = tmp_path / "killed.zarr", tmp_path / "member.pt"
-    line = command(model, output, checkpoint, processes=2)
-    kill_at_call(line, output, 3, tmp_path / "killed.log", processes=2)
-    assert checkpoint.is_file()
-    resumed = run(line)
-    assert resumed.returncode == 0, resumed.stderr
-    assert resumed.stderr.count("resumed from step 2 of 6") == 2  # every rank
-    assert np.array_equal(latent(output), reference_two_processes)
-    assert not checkpoint.exists()
-
-
-def killed_checkpoint(model, tmp_path, **overrides) -> tuple[Path, Path, str]:
-    output, checkpoint = tmp_path / "member.zarr", tmp_path / "member.pt"
-    line = command(model, output, checkpoint, **overrides)
-    kill_at_call(line, output, 3, tmp_path / "killed.log")
-    assert checkpoint.is_file()
-    return output, checkpoint, line
 
 
 @pytest.mark.parametrize(
     "change",
     [{"steps": 7}, {"sampler": "ddim"}, {"seed": 8}, {"overlap": 3}, {"precision": "bfloat16"}],
 )
-def test_a_checkpoint_of_other_settings_is_discarded(model, tmp_path, change):
-    output, checkpoint, _ = killed_checkpoint(model, tmp_path)
-    other = run(command(model, output, checkpoint, **change))
-    assert other.returncode == 0, other.stderr
-    assert "discarding checkpoint" in other.stderr and "fingerprint" in other.stderr
-    assert "resumed from" not in other.stderr
+def test_a_checkpoint_of_other_settings_is_discarded(in_process, tmp_path, capsys, change):
+    output, checkpoint = tmp_path / "member.zarr", tmp_path / "member.pt"
+    interrupted(in_process, output, checkpoint, 3)
+    capsys.readouterr()
+    assert in_process(output, checkpoint, **change) == 0
+    log = capsys.readouterr().err
+    assert "discarding checkpoint" in log and "fingerprint" in log
+    assert "resumed from" not in log
     assert not checkpoint.exists()
 
 
-def test_a_checkpoint_of_other_weights_is_discarded(model, tmp_path):
-    output, checkpoint, line = killed_checkpoint(model, tmp_path)
+def test_a_checkpoint_of_other_weights_is_discarded(in_process, model, tmp_path, capsys):
+    output, checkpoint = tmp_path / "member.zarr", tmp_path / "member.pt"
+    interrupted(in_process, output, checkpoint, 3)
     weights = model / "best.safetensors"
     original = weights.read_bytes()
+    capsys.readouterr()
     try:
         weights.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
-        other = run(line)
+        in_process(output, checkpoint)
     finally:
         weights.write_bytes(original)
-    assert "discarding checkpoint" in other.stderr and "resumed from" not in other.stderr
+    log = capsys.readouterr().err
+    assert "discarding checkpoint" in log and "resumed from" not in log
 
 
-def test_settings_that_change_no_values_still_resume(model, tmp_path):
-    output, checkpoint, _ = killed_checkpoint(model, tmp_path)
-    same = run(command(model, output, checkpoint, max_blankets_per_batch=2, every_steps=4))
-    assert same.returncode == 0, same.stderr
-    assert "resumed from step 2 of 6" in same.stderr
+def test_settings_that_change_no_values_still_resume(in_process, tmp_path, capsys):
+    output, checkpoint = tmp_path / "member.zarr", tmp_path / "member.pt"
+    interrupted(in_process, output, checkpoint, 3)
+    capsys.readouterr()
+    assert in_process(output, checkpoint, every_steps=4, max_blankets_per_batch=2) == 0
+    assert "resumed from step 2 of 6" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("damage", ["truncate", "garbage", "empty", "fields"])
-def test_a_damaged_checkpoint_is_discarded(model, reference, tmp_path, damage):
-    output, checkpoint, line = killed_checkpoint(model, tmp_path)
+def test_a_damaged_checkpoint_is_discarded(in_process, tmp_path, capsys, damage):
+    reference = tmp_path / "reference.zarr"
+    assert in_process(reference) == 0
+    output, checkpoint = tmp_path / "member.zarr", tmp_path / "member.pt"
+    interrupted(in_process, output, checkpoint, 3)
     data = checkpoint.read_bytes()
     if damage == "truncate":
         checkpoint.write_bytes(data[: len(data) // 2])
@@ -291,19 +327,49 @@ def test_a_damaged_checkpoint_is_discarded(model, reference, tmp_path, damage):
         assert payload["format"] == FORMAT
         del payload["state"]["x"]
         torch.save(payload, checkpoint)
-    other = run(line)
-    assert other.returncode == 0, other.stderr
-    assert "discarding checkpoint" in other.stderr and "damaged" in other.stderr
-    assert "resumed from" not in other.stderr
-    assert np.array_equal(latent(output), reference)
+    capsys.readouterr()
+    assert in_process(output, checkpoint) == 0
+    log = capsys.readouterr().err
+    assert "discarding checkpoint" in log and "damaged" in log
+    assert "resumed from" not in log
+    assert np.array_equal(latent(output), latent(reference))
 
 
-def test_no_checkpoint_is_written_without_a_due_interval(model, tmp_path):
+def test_no_checkpoint_is_written_without_a_due_interval(in_process, tmp_path):
     output, checkpoint = tmp_path / "member.zarr", tmp_path / "member.pt"
-    line = command(model, output, checkpoint).replace(
-        "--checkpoint-every-steps 1", "--checkpoint-every-steps none"
-    )
-    kill_at_call(line, output, 4, tmp_path / "killed.log")  # default: every 10 minutes
+    with pytest.raises(InjectedFailure):  # default: every 10 minutes
+        in_process(output, checkpoint, fail_at=4, every_steps=None)
+    assert not checkpoint.exists()
+
+
+# Real processes: SIGKILL anywhere, stop signals, two ranks ----------------------------------
+
+
+def test_a_killed_job_resumes_bit_identical(model, reference, tmp_path):
+    """SIGKILL in the middle of a step (the default sampler, ddpm) leaves the checkpoint of the
+    step before; the rerun resumes there and writes the uninterrupted job's shard."""
+    for kill_after in (1, 3):
+        output = tmp_path / f"killed{kill_after}.zarr"
+        checkpoint = tmp_path / "checkpoints" / f"{kill_after}.pt"
+        line = command(model, output, checkpoint)
+        kill_at_call(line, output, kill_after + 1, tmp_path / "killed.log")
+        assert checkpoint.is_file() and not output.exists()
+        resumed = run(line)
+        assert resumed.returncode == 0, resumed.stderr
+        assert RESUMED.search(resumed.stderr).groups() == (str(kill_after), "6")
+        assert np.array_equal(latent(output), reference)
+        assert not checkpoint.exists()  # removed once the shard is written
+
+
+def test_two_processes_resume_from_rank_0_checkpoint(model, reference_two_processes, tmp_path):
+    output, checkpoint = tmp_path / "killed.zarr", tmp_path / "member.pt"
+    line = command(model, output, checkpoint, processes=2)
+    kill_at_call(line, output, 3, tmp_path / "killed.log", processes=2)
+    assert checkpoint.is_file()
+    resumed = run(line)
+    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.stderr.count("resumed from step 2 of 6") == 2  # every rank
+    assert np.array_equal(latent(output), reference_two_processes)
     assert not checkpoint.exists()
 
 
