@@ -225,11 +225,17 @@ def job_requests(hardware: dict, resources: dict, defaults: dict) -> list[JobReq
 
 def preflight(
     cluster: Cluster, polling: StatusPolling, account: str | None, requests: list[JobRequest]
-) -> None:
-    """Every check, in the order a user would fix them; the first refusal stops the run."""
+) -> list[Partition]:
+    """Every check, in the order a user would fix them; the first refusal stops the run.
+
+    Returns the partition each request's jobs will run on, in the order of `requests`.
+    """
     check_status_queries(cluster, polling)
     check_account(cluster, account)
+    partitions = []
     for request in requests:
         partition = find_partition(cluster, request)
         check_limits(partition, request)
         check_gpus(partition, request)
+        partitions.append(partition)
+    return partitions

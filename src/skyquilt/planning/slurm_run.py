@@ -89,17 +89,17 @@ def constant_resources(workflow: object) -> dict:
 
 def check_cluster(polling: StatusPolling, hardware: dict, resources: dict, defaults: dict) -> str:
     """Read the cluster (2-3 SLURM calls) and run the preflight on it; a one-line summary
-    of what passed. resources: rule -> Snakemake resources from config['hardware']."""
+    of what passed: how job states are read, and the partitions the run's jobs go to.
+    resources: rule -> Snakemake resources from config['hardware']."""
     started = time.monotonic()
     cluster = read_cluster(getpass.getuser())
-    preflight(
-        cluster, polling, hardware.get("account"), job_requests(hardware, resources, defaults)
-    )
+    requests = job_requests(hardware, resources, defaults)
+    used = preflight(cluster, polling, hardware.get("account"), requests)
     status = polling.command_used(cluster.min_job_age)
     return (
         f"SLURM preflight passed in {time.monotonic() - started:.2f} s: job states via "
         f"{status} (accounting {cluster.accounting}, MinJobAge {cluster.min_job_age} s), "
-        f"partitions {', '.join(sorted(cluster.partitions))}"
+        f"partitions {', '.join(sorted({partition.name for partition in used}))}"
     )
 
 

@@ -176,4 +176,5 @@ def test_a_run_that_fits_the_cluster_passes():
         for section, rule in [("gen", "generate"), ("aggregate", "aggregate")]
     }
     requests = job_requests(hardware, resources, {"mem_mb": 4000, "runtime": 60})
-    preflight(cluster(True), SHIPPED, "skyquilt-test", requests)
+    # Default resources go to the default partition; each section to its own.
+    assert preflight(cluster(True), SHIPPED, "skyquilt-test", requests) == [DEBUG, DEBUG, CPU]

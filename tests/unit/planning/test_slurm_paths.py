@@ -13,15 +13,29 @@ from snakemake_interface_executor_plugins.utils import format_cli_arg
 from skyquilt.planning.config import ConfigError
 from skyquilt.planning.slurm_paths import PATH_KEYS, SCRIPT_OPTION, check_slurm_paths
 
-# Every character that means something to a shell, alone and together.
-PROBES = [
-    "/data/plain",
-    "/data/with space",
-    *(f"/data/a{character}b" for character in "\"'$`\\&;()#!*?<>|~ \t"),
-    "/data/it's",
-    '/data/odd dir "$5" & (x); #!*?`',
-    '/data/odd dir it\'s "$5"',
-    "/data/non\xa0breaking",
+# Every character that means something to a shell, alone and together, with the verdict of the
+# check without and with --slurm-pass-command-as-script (True: accepted).
+PROBES = {
+    "/data/plain": (True, True),
+    "/data/with space": (True, True),
+    '/data/a"b': (True, True),
+    "/data/a'b": (False, False),
+    "/data/a$b": (False, True),
+    "/data/a`b": (False, True),
+    "/data/a\\b": (False, False),
+    **{f"/data/a{character}b": (True, True) for character in "&;()#!*?<>|~ "},
+    "/data/a\tb": (False, False),
+    "/data/it's": (False, False),
+    '/data/odd dir "$5" & (x); #!*?`': (False, True),
+    '/data/odd dir it\'s "$5"': (False, False),
+    "/data/non\xa0breaking": (False, False),
+}
+MODES = {"wrap": False, "script": True}
+ACCEPTED = [
+    pytest.param(path, script, id=f"{path!r}-{mode}")
+    for path, verdicts in PROBES.items()
+    for (mode, script), verdict in zip(MODES.items(), verdicts, strict=True)
+    if verdict
 ]
 
 
@@ -47,11 +61,16 @@ def accepted(path: str, pass_command_as_script: bool) -> bool:
     return True
 
 
-@pytest.mark.parametrize("script", [False, True], ids=["wrap", "script"])
+@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("path", PROBES)
+def test_every_path_gets_its_verdict(path, mode):
+    verdict = PROBES[path][list(MODES).index(mode)]
+    assert accepted(path, MODES[mode]) is verdict
+
+
+@pytest.mark.parametrize(("path", "script"), ACCEPTED)
 def test_every_accepted_path_reaches_the_slurm_job_unchanged(path, script):
-    if accepted(path, script):
-        assert reaches_the_job(path, script), f"{path!r} is accepted but changes on its way"
+    assert reaches_the_job(path, script), f"{path!r} is accepted but changes on its way"
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ import sys
 import types
 
 import imageio.v3 as iio
+import imageio_ffmpeg
 import numpy as np
 import pytest
 import xarray as xr
@@ -120,11 +121,10 @@ def test_animation_is_a_gif_of_every_state_and_an_mp4(case, tmp_path):
     assert gif.shape[:3] == (6, height, width)
     for frame in gif:
         assert_real_image(frame)
-    if ffmpeg_available():
-        assert written[1] == tmp_path / "a.mp4"
-        import imageio_ffmpeg
-
-        assert imageio_ffmpeg.count_frames_and_secs(str(written[1]))[0] == 6
+    # imageio-ffmpeg, one of skyquilt's dependencies, ships its own ffmpeg.
+    assert ffmpeg_available(), "no ffmpeg: the environment lacks imageio-ffmpeg's binary"
+    assert written[1] == tmp_path / "a.mp4"
+    assert imageio_ffmpeg.count_frames_and_secs(str(written[1]))[0] == 6
     assert sorted(path.name for path in tmp_path.iterdir()) == sorted(p.name for p in written)
 
 
@@ -140,8 +140,6 @@ def test_animation_without_ffmpeg_is_a_gif_only(case, tmp_path, monkeypatch):
 
 
 def test_ffmpeg_available_is_false_when_imageio_ffmpeg_finds_none(monkeypatch):
-    import imageio_ffmpeg
-
     def missing():
         raise RuntimeError("No ffmpeg exe could be found.")
 
