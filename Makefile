@@ -48,9 +48,12 @@ CONFIG ?= config/config.yaml
 bench: $(STAMP)
 	$(PYTHON) benchmarks/run_all.py --config $(CONFIG)
 
-# The GPU measurement (BENCHMARKS.md, "GPU"): every number in one run, about 4 minutes on one H100.
+# The GPU measurement (BENCHMARKS.md, "GPU"): every number in one run, 4 to 7 minutes on one
+# H100. A rehearsal anywhere: make bench-gpu GPU_DEVICE=cpu GPU_FLAGS=--quick
+GPU_DEVICE ?= cuda
+GPU_FLAGS ?=
 bench-gpu: $(STAMP)
-	$(PYTHON) benchmarks/gpu.py --device cuda --config $(CONFIG)
+	$(PYTHON) benchmarks/gpu.py --device $(GPU_DEVICE) --config $(CONFIG) $(GPU_FLAGS)
 
 # Wheels for making the environment on a GPU machine without a package registry
 # (benchmarks/gpu_machine.sh runs bench-gpu there), for its Python (GPU_PYTHON).

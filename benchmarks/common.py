@@ -197,6 +197,8 @@ def commit() -> str:
         ).stdout.strip()
     except OSError:
         return "unknown"
+    if not head:  # not a git checkout (a copy of the tree)
+        return "unknown"
     return head + ("+" if dirty else "")
 
 

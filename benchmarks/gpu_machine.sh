@@ -4,8 +4,10 @@
 # benchmarks/output/wheels (copy that folder along with the repository), run the measurement,
 # and copy its results to $OUT (default benchmarks/output/gpu/results):
 #
-#   OUT=/some/dir bash benchmarks/gpu_machine.sh
+#   OUT=/some/dir bash benchmarks/gpu_machine.sh [make arguments]
 #
+# Arguments go to `make bench-gpu`; `GPU_DEVICE=cpu GPU_FLAGS=--quick` rehearses the whole
+# script on a machine without a GPU.
 # $OUT gets bench-gpu.log (everything printed), results-gpu.csv (the header and the rows this
 # run appended to benchmarks/results.csv) and workflow-logs.tar.gz (the workflow run's job
 # logs). The exit status is that of `make bench-gpu`.
@@ -39,7 +41,7 @@ echo "gpu_machine.sh: environment made in $(($(date +%s) - began)) s"
 
 rows=$(wc -l <benchmarks/results.csv)
 set +e
-make bench-gpu 2>&1 | tee "$out/bench-gpu.log"
+make bench-gpu "$@" 2>&1 | tee "$out/bench-gpu.log"
 status=${PIPESTATUS[0]}
 set -e
 {

@@ -111,6 +111,7 @@ def main() -> None:
     shutil.rmtree(WHEELS, ignore_errors=True)
     WHEELS.mkdir(parents=True)
     if not download(pins, arguments.python_version):
+        print("gpu_wheels: one by one now, to build those published only as source (above)")
         for pin in pins:  # find the ones published only as source
             if not download([pin], arguments.python_version):
                 build_pure(pin)
