@@ -8,7 +8,7 @@ of 2K - 1 = 95 taps, K = 48) scaled up to about 100 M parameters (width 1024, 10
 97 M) for the demo's latent scaled up to a research grid: latent (8, 32, 64) is what the
 demo's autoencoder (4x downsampling to 8 channels; latent (8, 8, 16) of its 32 x 64,
 5.625-degree grid) gives on WeatherBench2's 128 x 256, 1.40625-degree ERA5 grid. A blanket is
-then 48 x 2,048 latent points and a forward pass costs about 20 TFLOP, so batching, memory
+then 48 x 2,048 latent points and a forward pass costs 18.7 TFLOP, so batching, memory
 and precision are measured where a real model's GPU time goes, not where the CPU demo's
 does. The weights are torch's default initialisation (speed and memory do not depend on
 them); the model directory is written once under benchmarks/output/gpu.
@@ -34,10 +34,11 @@ overlap (O = 24) and precision are those of --config (default config/config.yaml
 
 A part that cannot run here (GPU memory on a CPU, P = 2 on one GPU, a part whose estimate
 would pass --budget-minutes) is recorded as not measured, with the reason. Budget on one
-H100 (estimated from FLOPs): about 600 blanket forwards of 20 TFLOP, 12 PFLOP, 2 minutes at
-100 TFLOP/s (a fifth of the H100's dense TF32 peak), plus about a minute of process starts
-and the workflow run: 3 to 4 minutes, with the environment's creation 5; the run prints its
-own estimate from the first measured forward pass.
+H100, estimated from FLOPs: about 615 float32-equivalent blanket forwards (1: 87, 2: 266,
+3: 130, 4: 132) of 18.7 TFLOP, 11.5 PFLOP: 2 minutes at 100 TFLOP/s (a fifth of the H100's
+dense TF32 peak), 5 at 40; plus about 75 s of process starts, model writing and the
+workflow run: 3 to 6.5 minutes. The run prints each part's estimate from its first measured
+forward pass before running it.
 """
 
 import argparse
@@ -241,6 +242,9 @@ def set_up(arguments) -> Run:
         f"width {spec['hidden_channels']}, {spec['blocks']} blocks"
     )
     inputs = {"device": name, "network": network, "config": str(arguments.config)}
+    if device.type == "cuda":  # torch's defaults: float32 convolutions in TF32, matmuls not
+        inputs["tf32"] = {"convolutions": torch.backends.cudnn.allow_tf32,
+                          "matmul": torch.backends.cuda.matmul.allow_tf32}  # fmt: skip
     deadline = time.perf_counter() + 60 * arguments.budget_minutes
     run = Run(arguments, device, sizes, path, denoiser.to(device), model, settings, inputs,
               deadline)  # fmt: skip
