@@ -78,8 +78,8 @@ from skyquilt.models.weights import build_denoiser, load_denoiser, write_model_d
 from skyquilt.planning.resources import launcher_command
 from skyquilt.sampling.blankets import blanket_count
 from skyquilt.sampling.composition import ComposedDenoiser
-from skyquilt.sampling.generation import NonFiniteSampleError, generate_member
-from skyquilt.sampling.request import RunSettings
+from skyquilt.sampling.generation import MemberResult, NonFiniteSampleError, generate_member
+from skyquilt.sampling.request import MemberRequest, RunSettings
 from skyquilt.sampling.timestamps import trajectory_times
 
 ROOT = OUTPUT / "gpu"
@@ -209,9 +209,7 @@ def composed(run: Run, precision: str) -> ComposedDenoiser:
     """The library's composed denoiser (one call for any number of blankets) at `precision`."""
     size = run.model.blanket_size
     features = time_features(trajectory_times(np.datetime64(START, "ns"), size, 1))
-    return ComposedDenoiser(
-        run.denoiser, features, run.model.blanket_size, 0, precision=precision
-    ).to(run.device)
+    return ComposedDenoiser(run.denoiser, features, size, 0, precision=precision).to(run.device)
 
 
 def forward_seconds(run: Run, count: int, precision: str) -> float:
@@ -224,7 +222,7 @@ def forward_seconds(run: Run, count: int, precision: str) -> float:
     return denoiser.forward_seconds
 
 
-def set_up(arguments) -> Run:
+def set_up(arguments: argparse.Namespace) -> Run:
     """Load the network on the device, time one blanket and print the run's estimate."""
     device = torch.device(arguments.device)
     if device.type == "cuda" and not torch.cuda.is_available():
@@ -271,8 +269,10 @@ def peak_bytes(run: Run, count: int, precision: str) -> int:
 
 
 def largest_fitting(run: Run, precision: str, base: float, per_blanket: float) -> tuple[int, int]:
-    """The most blankets per call that fit the free memory, confirmed by a call of that many
-    (10 % fewer after each out-of-memory error): (blankets, that call's peak bytes)."""
+    """The most blankets per call that fit 95 % of the free memory, confirmed by a call of that
+    many (10 % fewer after each out-of-memory error): (blankets, that call's peak bytes)."""
+    if per_blanket <= 0:
+        raise RuntimeError(f"peak memory did not grow with the blankets at {precision}")
     torch.cuda.empty_cache()
     free, _ = torch.cuda.mem_get_info(run.device)
     count = min(MOST_BLANKETS, int((0.95 * free - base) // per_blanket))
@@ -280,8 +280,9 @@ def largest_fitting(run: Run, precision: str, base: float, per_blanket: float) -
         try:
             return count, peak_bytes(run, count, precision)
         except torch.cuda.OutOfMemoryError:
-            torch.cuda.empty_cache()
-            count = int(count * 0.9)
+            pass  # its traceback holds the call's tensors until this block ends
+        torch.cuda.empty_cache()
+        count = int(count * 0.9)
     raise RuntimeError(f"not even one blanket fits in {free / 2**30:.1f} GiB at {precision}")
 
 
@@ -345,7 +346,9 @@ def measure_batching(run: Run) -> None:
                 "max_abs_difference": float(f"{difference:.2g}")})  # fmt: skip
 
 
-def member_at(run: Run, request, precision: str, steps: int | None = None):
+def member_at(
+    run: Run, request: MemberRequest, precision: str, steps: int | None = None
+) -> MemberResult:
     """`request` sampled by generate_member at `precision` (and `steps`, if given)."""
     settings = replace(request.settings, precision=precision, steps=steps or request.settings.steps)
     member = replace(request, settings=settings)
