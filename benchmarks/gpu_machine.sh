@@ -10,7 +10,9 @@
 # script on a machine without a GPU.
 # $OUT gets bench-gpu.log (everything printed), results-gpu.csv (the header and the rows this
 # run appended to benchmarks/results.csv) and workflow-logs.tar.gz (the workflow run's job
-# logs). The exit status is that of `make bench-gpu`.
+# logs). The exit status is that of `make bench-gpu` (124: stopped at the time limit).
+# GPU_MACHINE_SECONDS (default 560) bounds the whole script, so that on a machine whose
+# commands are stopped after 10 minutes the results found so far are still copied.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${OUT:-benchmarks/output/gpu/results}"
@@ -40,8 +42,10 @@ print(f"gpu_machine.sh: torch {torch.__version__}, CUDA devices: {torch.cuda.dev
 echo "gpu_machine.sh: environment made in $(($(date +%s) - began)) s"
 
 rows=$(wc -l <benchmarks/results.csv)
+left=$((${GPU_MACHINE_SECONDS:-560} - ($(date +%s) - began)))
+left=$((left > 1 ? left : 1)) # timeout 0 would mean no limit
 set +e
-make bench-gpu "$@" 2>&1 | tee "$out/bench-gpu.log"
+PYTHONUNBUFFERED=1 timeout "$left" make bench-gpu "$@" 2>&1 | tee "$out/bench-gpu.log"
 status=${PIPESTATUS[0]}
 set -e
 {
