@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 PYTHON_BASE ?= python3
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: install test check lint demo fidelity bench bench-scale clean
+.PHONY: install test check lint demo fidelity bench bench-scale bench-gpu bench-gpu-wheels clean
 
 # (Re)install when the venv is missing or pyproject.toml changed since the last install.
 # pip byte-compiles at install on purpose: where PYTHONDONTWRITEBYTECODE is set (as in CI), a
@@ -55,8 +55,23 @@ demo-train: $(STAMP)
 fidelity: $(STAMP)
 	snakemake --cores all fidelity
 
+# Every CPU benchmark, at the settings of config/config.yaml (another: make bench CONFIG=path).
+CONFIG ?= config/config.yaml
 bench: $(STAMP)
-	$(PYTHON) benchmarks/run_all.py
+	$(PYTHON) benchmarks/run_all.py --config $(CONFIG)
+
+# The GPU measurement (BENCHMARKS.md, "GPU"): every number in one run, 4 to 7 minutes on one
+# H100. A rehearsal anywhere: make bench-gpu GPU_DEVICE=cpu GPU_FLAGS=--quick
+GPU_DEVICE ?= cuda
+GPU_FLAGS ?=
+bench-gpu: $(STAMP)
+	$(PYTHON) benchmarks/gpu.py --device $(GPU_DEVICE) --config $(CONFIG) $(GPU_FLAGS)
+
+# Wheels for making the environment on a GPU machine without a package registry
+# (benchmarks/gpu_machine.sh runs bench-gpu there), for its Python (GPU_PYTHON).
+GPU_PYTHON ?= 3.12
+bench-gpu-wheels: $(STAMP)
+	$(PYTHON) benchmarks/gpu_wheels.py --python-version $(GPU_PYTHON)
 
 # The 256-member ensemble end to end, stage by stage (BENCHMARKS.md, "Scale: 256 members").
 bench-scale: $(STAMP)

@@ -1,119 +1,138 @@
-"""Batched vs per-blanket: the library's composed denoiser against a loop over blankets.
+"""Batched vs per-blanket: the library's composed denoiser against one denoiser call per blanket.
 
 Issue 7, point 2. The same denoiser, sampler, schedule and initial noise sample a trajectory
-of T states (T = 72 and 240 with the model's K and the default overlap O = 4) twice:
-with skyquilt's ComposedDenoiser, which sends all N blankets through the denoiser as one
-batch, and with `PerBlanketDenoiser` below, the straightforward design that calls the
-denoiser once per blanket. Both produce the same trajectory (checked). The ratio is
-per sampler step, so a few steps measure it as well as the full default count.
-Target on the 2-core CPU: batched >= 3x faster at N >= 8 blankets.
+of T states (T = 72, 240 and 480 with the model's K and the overlap of --config, by default
+config/config.yaml: N = 2, 9 and 19 blankets of the demo's K = 48 at O = 24) twice: with
+skyquilt's ComposedDenoiser as the config sets it up (all N blankets per step in as few calls
+as `generation.max_blankets_per_batch` allows, at the config's precision) and with the same
+composed denoiser limited to one blanket per call, the straightforward design that calls the
+denoiser once per blanket. Both produce the same trajectory (checked). The ratio is per
+sampler step (the config's sampler), so a few steps measure it as well as the full default
+count. Target on the 2-core CPU: batched >= 3x faster at N >= 8 blankets.
 
-Where N > --chunk (16), the row also times the batched path with
-generation.max_blankets_per_batch = --chunk: on a CPU, batches whose activations outgrow
-the caches run slower per blanket than chunks of a few MB.
+Where the config's cap splits the blankets, the row also times them in one call
+(`one_call_s_per_step`): on a CPU, batches whose activations outgrow the caches run slower
+per blanket than chunks of a few MB.
 """
 
 import numpy as np
 import torch
-from common import best_of, model_label, model_path, parser, record
-from torch import Tensor, nn
+from common import best_of, default_plan, model_label, model_path, parser, record
+from torch import Tensor
 
 from skyquilt.diffusion.samplers import build_sampler, init_noise
 from skyquilt.diffusion.schedules import build_schedule
 from skyquilt.models.calendar import time_features
+from skyquilt.models.config import ModelConfig
 from skyquilt.models.weights import load_denoiser
-from skyquilt.sampling.blankets import blanket_count, fold, padded_size
+from skyquilt.sampling.blankets import blanket_count, padded_size
 from skyquilt.sampling.composition import ComposedDenoiser
+from skyquilt.sampling.request import RunSettings
 from skyquilt.sampling.timestamps import trajectory_times
 
-OVERLAP = 4
 TARGET = 3.0
 START = np.datetime64("2000-04-03T00", "ns")
 
 
-class PerBlanketDenoiser(nn.Module):
-    """Reference: denoise(x_t: (B, T', C, H, W), sigma) with one denoiser call per blanket.
+def time_batching(
+    denoiser: torch.nn.Module,
+    model: ModelConfig,
+    settings: RunSettings,
+    size: int,
+    caps: dict[str, int | None],
+    steps: int,
+    repeats: int,
+    device: torch.device,
+) -> dict:
+    """Seconds per sampler step of a T = `size` trajectory for each cap of blankets per call.
 
-    What the composed denoiser replaces; kept here, not in the library, as the baseline.
+    Arguments:
+        denoiser: the blanket denoiser, already on `device`.
+        model: its config.
+        settings: the run's sampler, options, overlap, stitch and precision.
+        size: T.
+        caps: side name -> max_blankets_per_batch (1: one call per blanket, None: one call).
+        steps: sampler steps timed per run.
+        repeats: runs per side, interleaved; the fastest is kept.
+        device: where to sample.
+
+    Returns:
+        {"padded": T', "count": N, "seconds_per_step": {side: s}, "samples": {side: x0}}, the
+        samples (1, T', C, H, W) on the CPU.
     """
+    padded = padded_size(size, model.blanket_size, settings.overlap)
+    features = time_features(trajectory_times(START, padded, model.blanket_dt))
+    schedule = build_schedule(model.noise_schedule, model.sigma_min, model.sigma_max)
+    torch.manual_seed(0)
+    noise = init_noise(schedule, (1, padded, *model.latent_shape)).to(device)
+    sides = {
+        name: ComposedDenoiser(
+            denoiser,
+            features,
+            model.blanket_size,
+            settings.overlap,
+            stitch=settings.stitch,
+            max_blankets_per_batch=cap,
+            precision=settings.precision,
+        ).to(device)
+        for name, cap in caps.items()
+    }
+    samples = {}
 
-    def __init__(self, denoiser: nn.Module, time_features: Tensor, blanket_size: int, overlap: int):
-        super().__init__()
-        self.denoiser = denoiser
-        self.time_features = time_features
-        self.blanket_size = blanket_size
-        self.overlap = overlap
+    def run(name: str) -> None:
+        torch.manual_seed(1)
+        sampler = build_sampler(
+            settings.sampler, sides[name], schedule, steps, settings.sampler_options
+        )
+        with torch.inference_mode():
+            samples[name] = sampler(noise.clone()).cpu()
 
-    def forward(self, x_t: Tensor, sigma: Tensor) -> Tensor:
-        samples, stride = x_t.shape[0], self.blanket_size - self.overlap
-        count = (x_t.shape[1] - self.blanket_size) // stride + 1
-        noise_levels = torch.as_tensor(sigma, dtype=x_t.dtype).reshape(-1).expand(samples)
-        denoised = []
-        for index in range(count):
-            window = slice(index * stride, index * stride + self.blanket_size)
-            features = self.time_features[window].expand(samples, -1, -1)
-            denoised.append(self.denoiser(x_t[:, window], noise_levels, features))
-        return fold(torch.stack(denoised), self.overlap, dim=1)
+    run(next(iter(sides)))  # warm-up: the first calls pay for allocator and kernel set-up
+    seconds = best_of(repeats, *(lambda name=name: run(name) for name in sides))
+    return {
+        "padded": padded,
+        "count": blanket_count(size, model.blanket_size, settings.overlap),
+        "seconds_per_step": {
+            name: value / steps for name, value in zip(sides, seconds, strict=True)
+        },
+        "samples": samples,
+    }
 
 
-def sample(composed: nn.Module, schedule, sampler: str, steps: int, noise: Tensor) -> Tensor:
-    """`steps` sampler steps from `noise` (B, T', C, H, W), with the sampler's noise seeded."""
-    torch.manual_seed(1)
-    with torch.inference_mode():
-        return build_sampler(sampler, composed, schedule, steps)(noise.clone())
+def sample_difference(samples: dict[str, Tensor], tolerance: float) -> float:
+    """Max |batched - loop| of two samples; raise if it exceeds `tolerance` x max |loop|."""
+    difference = float((samples["batched"] - samples["loop"]).abs().max())
+    scale = max(1.0, float(samples["loop"].abs().max()))
+    if not difference <= tolerance * scale:
+        raise AssertionError(
+            f"batched and per-blanket samples differ by {difference:.2e} (scale {scale:.2e})"
+        )
+    return difference
 
 
 def main() -> None:
     arguments = parser(__doc__.splitlines()[0])
-    arguments.add_argument("--sizes", type=int, nargs="+", default=[72, 240])
+    arguments.add_argument("--sizes", type=int, nargs="+", default=[72, 240, 480])
     arguments.add_argument("--steps", type=int, default=4)
     arguments.add_argument("--repeats", type=int, default=3)
-    arguments.add_argument("--sampler", default="lms")
-    arguments.add_argument("--chunk", type=int, default=16)
     arguments = arguments.parse_args()
-    sizes = [24] if arguments.quick else arguments.sizes
+    sizes = [72] if arguments.quick else arguments.sizes
     steps = 1 if arguments.quick else arguments.steps
     repeats = 1 if arguments.quick else arguments.repeats
     torch.set_num_threads(arguments.threads)
     path = model_path(arguments)
-    denoiser, model = load_denoiser(path)
-    schedule = build_schedule(model.noise_schedule, model.sigma_min, model.sigma_max)
+    settings = default_plan(arguments, path, sizes[0], None).settings
+    denoiser, model = load_denoiser(path, settings.model_target)
+    cap = settings.max_blankets_per_batch
     for size in sizes:
-        padded = padded_size(size, model.blanket_size, OVERLAP)
-        count = blanket_count(size, model.blanket_size, OVERLAP)
-        features = time_features(trajectory_times(START, padded, model.blanket_dt))
-        sides = {
-            "batched": ComposedDenoiser(denoiser, features, model.blanket_size, OVERLAP),
-            "loop": PerBlanketDenoiser(denoiser, features, model.blanket_size, OVERLAP),
-        }
-        if count > arguments.chunk:
-            sides["chunked"] = ComposedDenoiser(
-                denoiser,
-                features,
-                model.blanket_size,
-                OVERLAP,
-                max_blankets_per_batch=arguments.chunk,
-            )
-        torch.manual_seed(0)
-        noise = init_noise(schedule, (1, padded, *model.latent_shape))
-        samples = {}
-
-        def run(name: str, noise: Tensor = noise, sides: dict = sides, samples: dict = samples):
-            samples[name] = sample(sides[name], schedule, arguments.sampler, steps, noise)
-
-        run("batched")  # warm-up: the first calls pay for allocator and kernel set-up
-        seconds = dict(
-            zip(
-                sides,
-                best_of(repeats, *(lambda name=name: run(name) for name in sides)),
-                strict=True,
-            )
+        count = blanket_count(size, model.blanket_size, settings.overlap)
+        caps = {"batched": cap, "loop": 1, **({"one_call": None} if cap and cap < count else {})}
+        measured = time_batching(
+            denoiser, model, settings, size, caps, steps, repeats, torch.device("cpu")
         )
-        batched_s, loop_s = seconds["batched"], seconds["loop"]
-        difference = float((samples["batched"] - samples["loop"]).abs().max())
-        if not torch.allclose(samples["batched"], samples["loop"], rtol=1e-3, atol=1e-3):
-            raise AssertionError(f"batched and per-blanket samples differ by {difference:.2e}")
-        ratio = loop_s / batched_s
+        per_step = measured["seconds_per_step"]
+        difference = sample_difference(measured["samples"], 1e-3)
+        ratio = per_step["loop"] / per_step["batched"]
         record(
             arguments,
             "batched_vs_loop",
@@ -121,13 +140,11 @@ def main() -> None:
             ratio,
             f">= {TARGET} at N >= 8",
             ratio >= TARGET if count >= 8 else None,
-            {"T": size, "padded_T": padded, "N": count, "K": model.blanket_size, "O": OVERLAP,
-             "steps": steps, "sampler": arguments.sampler, "threads": arguments.threads,
-             "model": model_label(path)},
-            {"batched_s_per_step": round(batched_s / steps, 4),
-             "loop_s_per_step": round(loop_s / steps, 4),
-             **({f"chunked_{arguments.chunk}_s_per_step": round(seconds["chunked"] / steps, 4)}
-                if "chunked" in seconds else {}),
+            {"T": size, "padded_T": measured["padded"], "N": count, "K": model.blanket_size,
+             "O": settings.overlap, "max_blankets_per_batch": cap, "steps": steps,
+             "sampler": settings.sampler, "precision": settings.precision,
+             "threads": arguments.threads, "model": model_label(path)},
+            {**{f"{name}_s_per_step": round(value, 4) for name, value in per_step.items()},
              "max_abs_difference": float(f"{difference:.2g}")},
         )  # fmt: skip
 

@@ -1,7 +1,7 @@
 """The cost of checkpointing the sampler state during generation, and the checkpoint size.
 
-Issue "checkpoint and resume", point 5. One member of the default demo settings (T = 72, the
-config's sampler and steps, float32) generated with a checkpoint every 4 steps against
+Issue "checkpoint and resume", point 5. One member of the demo model (T = 72, the sampler,
+steps and precision of --config) generated with a checkpoint every 4 steps against
 without checkpoints, interleaved in alternating order, best of the repeats. The ratio judged
 is (time without + the time spent writing checkpoints) / time without, the writes timed around
 each one (the only work checkpointing adds, besides a comparison per step); the wall-clock
@@ -37,7 +37,7 @@ def main() -> None:
     steps = 8 if arguments.quick else arguments.steps
     repeats = 1 if arguments.quick else arguments.repeats
     model = model_path(arguments)
-    plan = default_plan(model, size, steps)
+    plan = default_plan(arguments, model, size, steps)
     torch.set_num_threads(arguments.threads)
     denoiser, config = load_denoiser(model, plan.settings.model_target)
     request = plan.request(size, START, 0)

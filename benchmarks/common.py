@@ -11,6 +11,7 @@ import datetime as dt
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -26,9 +27,10 @@ RESULTS = BENCHMARKS / "results.csv"
 OUTPUT = BENCHMARKS / "output"
 PYTHON = sys.executable
 DEMO_MODEL = REPO / "resources/demo/autoencoders/ae/0/latents/demo/denoisers/denoiser/0"
-DEMO_SCHEMA = REPO / "config/schema.demo.yaml"
-# A random-weight stand-in of the demo denoiser's size, used until the demo model is built.
-DEMO_LIKE = {"latent_shape": (4, 8, 16), "blanket_size": 8, "hidden_channels": 32, "blocks": 3}
+# The demo's shipped weights (src/skyquilt/demo/pretrained) laid out as a model directory, used
+# until `make demo` has built the demo model: the same network, so the same speed.
+SHIPPED_MODEL = OUTPUT / "demo-shipped/autoencoders/ae/0/latents/demo/denoisers/denoiser/0"
+DEFAULT_CONFIG = REPO / "config/config.yaml"
 COLUMNS = (
     "timestamp",
     "benchmark",
@@ -44,14 +46,21 @@ COLUMNS = (
 
 
 def parser(description: str) -> argparse.ArgumentParser:
-    """Arguments every benchmark takes: --model-path, --quick, --threads, --no-record."""
+    """Arguments every benchmark takes: --config, --model-path, --quick, --threads, --no-record."""
     arguments = argparse.ArgumentParser(description=description)
+    arguments.add_argument(
+        "--config",
+        type=Path,
+        default=DEFAULT_CONFIG,
+        help="the run config whose overlap, sampler, steps and precision are measured "
+        "(default: config/config.yaml)",
+    )
     arguments.add_argument(
         "--model-path",
         type=Path,
         default=None,
-        help="denoiser directory; default: the demo model if built, else a random "
-        "demo-sized model under benchmarks/output",
+        help="denoiser directory; default: the demo model if built, else the demo's shipped "
+        "weights (copied under benchmarks/output)",
     )
     arguments.add_argument("--quick", action="store_true", help="tiny sizes, for smoke tests")
     arguments.add_argument(
@@ -66,75 +75,41 @@ def parser(description: str) -> argparse.ArgumentParser:
     return arguments
 
 
-def _schema_default(schema: object, key: str):
-    """The `default` of property `key` anywhere in a JSON schema, or None."""
-    if isinstance(schema, dict):
-        found = schema.get("properties", {}).get(key)
-        if isinstance(found, dict) and "default" in found:
-            return found["default"]
-        for value in schema.values():
-            default = _schema_default(value, key)
-            if default is not None:
-                return default
-    elif isinstance(schema, list):
-        for value in schema:
-            default = _schema_default(value, key)
-            if default is not None:
-                return default
-    return None
-
-
-def demo_like_sizes() -> dict:
-    """The demo denoiser's sizes from config/schema.demo.yaml's defaults, where it exists.
-
-    latent_shape = (latent_channels, grid / 2**downsamplings) of the demo autoencoder.
-    """
-    sizes = dict(DEMO_LIKE)
-    if not DEMO_SCHEMA.is_file():
-        return sizes
-    schema = yaml.safe_load(DEMO_SCHEMA.read_text())
-    defaults = {
-        key: _schema_default(schema, key)
-        for key in ("blanket_size", "hidden_channels", "blocks", "latent_channels", "grid")
-    }
-    defaults["downsamplings"] = _schema_default(schema, "downsamplings")
-    for key in ("blanket_size", "hidden_channels", "blocks"):
-        if defaults[key] is not None:
-            sizes[key] = defaults[key]
-    if None not in (defaults["latent_channels"], defaults["grid"], defaults["downsamplings"]):
-        factor = 2 ** defaults["downsamplings"]
-        height, width = defaults["grid"]
-        sizes["latent_shape"] = (defaults["latent_channels"], height // factor, width // factor)
-    return sizes
-
-
 def model_path(arguments: argparse.Namespace) -> Path:
-    """--model-path, else the built demo model, else a random model of the demo's size."""
+    """--model-path, else the built demo model, else the demo's shipped weights."""
     if arguments.model_path is not None:
         return arguments.model_path
     if (DEMO_MODEL / "config.yaml").is_file():
         return DEMO_MODEL
-    from skyquilt_testing.models import write_random_model
+    return shipped_demo_model()
 
-    sizes = demo_like_sizes()
-    root = OUTPUT / "model-{}x{}x{}-K{}-h{}-b{}".format(
-        *sizes["latent_shape"], sizes["blanket_size"], sizes["hidden_channels"], sizes["blocks"]
-    )
-    path = root / "autoencoders/ae/0/latents/dump/denoisers/denoiser/0"
-    if not (path / "best.safetensors").is_file():
-        write_random_model(root, **sizes)
-    return path
+
+def shipped_demo_model() -> Path:
+    """The demo's shipped denoiser (config and weights) copied into a model directory."""
+    from skyquilt.planning.demo import pretrained_directory
+
+    shipped = Path(pretrained_directory(None)) / "denoiser"
+    for name in ("config.yaml", "best.safetensors", "last.safetensors"):
+        copy = SHIPPED_MODEL / name
+        if not copy.is_file() or copy.read_bytes() != (shipped / name).read_bytes():
+            SHIPPED_MODEL.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(shipped / name, copy)
+    return SHIPPED_MODEL
 
 
 def model_label(path: Path) -> str:
-    """'demo', 'random <sizes>' (the stand-in of the demo's size) or the path."""
+    """'demo', 'demo (shipped weights)' or the path."""
     path = Path(path).resolve()
     if path == DEMO_MODEL.resolve():
         return "demo"
-    if OUTPUT.resolve() in path.parents:
-        stand_in = path.relative_to(OUTPUT.resolve()).parts[0]
-        return "random " + stand_in.removeprefix("model-").replace("-", " ")
+    if path == SHIPPED_MODEL.resolve():
+        return "demo (shipped weights)"
     return str(path)
+
+
+def run_config(arguments: argparse.Namespace) -> dict:
+    """The config of --config (default config/config.yaml), as Snakemake would read it."""
+    return yaml.safe_load(Path(arguments.config).read_text())
 
 
 def best_of(repeats: int, *functions: Callable[[], object]) -> list[float]:
@@ -190,7 +165,7 @@ def run_command(
 
 
 def machine() -> str:
-    """CPU model, cores, memory, Python/torch versions and load: where a number was taken."""
+    """CPU model, cores, memory, GPUs, Python/torch versions and load: where a number was taken."""
     model = platform.processor() or platform.machine()
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.is_file():
@@ -202,9 +177,12 @@ def machine() -> str:
     import torch
 
     load = os.getloadavg()[0]
+    gpus = ""
+    if torch.cuda.is_available():
+        gpus = f", {torch.cuda.device_count()} x {torch.cuda.get_device_name(0)}"
     return (
-        f"{model}, {os.cpu_count()} cores, {memory_gb:.0f} GB, Python {platform.python_version()}, "
-        f"torch {torch.__version__}, load {load:.1f}"
+        f"{model}, {os.cpu_count()} cores, {memory_gb:.0f} GB{gpus}, "
+        f"Python {platform.python_version()}, torch {torch.__version__}, load {load:.1f}"
     )
 
 
@@ -219,6 +197,8 @@ def commit() -> str:
         ).stdout.strip()
     except OSError:
         return "unknown"
+    if not head:  # not a git checkout (a copy of the tree)
+        return "unknown"
     return head + ("+" if dirty else "")
 
 
@@ -226,7 +206,7 @@ def record(
     arguments: argparse.Namespace,
     benchmark: str,
     quantity: str,
-    ratio: float,
+    ratio: float | None,
     target: str,
     met: bool | None,
     inputs: dict,
@@ -234,13 +214,17 @@ def record(
 ) -> None:
     """Print the one-line result and append it to results.csv (unless --no-record/--quick).
 
+    ratio: None where the quantity could not be measured here (`not_measured`).
     met: None where the quantity has no target (reported for information).
     """
-    verdict = "no target" if met is None else ("met" if met else "NOT met")
-    if arguments.quick:
-        verdict = "smoke run, not judged"
+    if ratio is None:
+        verdict, shown_ratio = "not measured", "not measured"
+    else:
+        verdict = "no target" if met is None else ("met" if met else "NOT met")
+        verdict = "smoke run, not judged" if arguments.quick else verdict
+        shown_ratio = f"{ratio:.3g}"
     shown = ", ".join(f"{key}={value}" for key, value in {**inputs, **numbers}.items())
-    print(f"{benchmark}: {quantity} = {ratio:.3g} (target {target}: {verdict}) [{shown}]")
+    print(f"{benchmark}: {quantity} = {shown_ratio} (target {target}: {verdict}) [{shown}]")
     if arguments.no_record or arguments.quick:
         return
     new = not RESULTS.is_file()
@@ -253,7 +237,7 @@ def record(
                 dt.datetime.now().isoformat(timespec="seconds"),
                 benchmark,
                 quantity,
-                f"{ratio:.4g}",
+                "" if ratio is None else f"{ratio:.4g}",
                 target,
                 verdict,
                 json.dumps(inputs, sort_keys=True),
@@ -264,15 +248,27 @@ def record(
         )
 
 
+def not_measured(
+    arguments: argparse.Namespace,
+    benchmark: str,
+    quantity: str,
+    target: str,
+    inputs: dict,
+    reason: str,
+) -> None:
+    """Record that `quantity` was not measured in this run, and why (never a silent skip)."""
+    record(arguments, benchmark, quantity, None, target, None, inputs, {"reason": reason})
+
+
 def median(values: Sequence[float]) -> float:
     return statistics.median(values)
 
 
-def default_plan(model: Path, size: int, steps: int | None):
-    """The plan of config/config.yaml pointed at `model` (T = size, `steps` if given)."""
+def default_plan(arguments: argparse.Namespace, model: Path, size: int, steps: int | None):
+    """The plan of --config pointed at `model` (T = size, `steps` if given)."""
     from skyquilt.planning.plan import make_plan
 
-    config = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    config = run_config(arguments)
     config.update(model_path=str(model), trajectory_sizes=size)
     if steps is not None:
         config["diffusion"]["num_steps"] = steps

@@ -17,8 +17,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
-from common import DEMO_MODEL, OUTPUT, PYTHON, REPO, parser, record, reporting_peak, run_command
+from common import (
+    DEMO_MODEL,
+    OUTPUT,
+    PYTHON,
+    REPO,
+    parser,
+    record,
+    reporting_peak,
+    run_command,
+    run_config,
+)
 from skyquilt_testing.decoding import install_autoencoder, random_autoencoder, synthetic_dataset
 
 from skyquilt.io.shards import write_shard
@@ -88,7 +97,7 @@ def main() -> None:
     root = OUTPUT / "decode_memory"
     demo = arguments.model_path or (DEMO_MODEL if (DEMO_MODEL / "config.yaml").is_file() else None)
     if demo is not None:
-        config = yaml.safe_load((REPO / "config/config.yaml").read_text())
+        config = run_config(arguments)
         model, dataset = Path(demo), arguments.dataset or REPO / config["dataset"]
         world = "demo" if model.resolve() == DEMO_MODEL.resolve() else str(model)
     else:

@@ -2,9 +2,10 @@
 
 Issue 7, point 3. Two numbers:
 
-1. Inside one generation (default demo settings: T = 72, the config's sampler and steps,
-   float32), the time outside the denoiser's forward pass (sampler arithmetic, unfold/fold,
-   time features, building the sampler, writing the shard) as a fraction of the total.
+1. Inside one generation (T = 72 and the sampler, steps and precision of --config, by
+   default config/config.yaml), the time outside the denoiser's forward pass (sampler
+   arithmetic, unfold/fold, time features, building the sampler, writing the shard) as a
+   fraction of the total.
    Target <= 5 %. The forward time is ComposedDenoiser.forward_seconds, accumulated around
    every denoiser call.
 2. The fixed cost of a generation job before it samples anything: interpreter start,
@@ -39,21 +40,25 @@ TARGET = 0.05
 START = "2000-04-03T00"
 
 
-def in_process_overhead(model: Path, plan, size: int, threads: int, repeats: int) -> dict:
-    """Seconds of one generation + shard write, and the denoiser's share of them.
+def in_process_overhead(
+    model: Path, plan, size: int, threads: int, repeats: int, device: str = "cpu"
+) -> dict:
+    """Seconds of one generation on `device` + shard write, and the denoiser's share of them.
 
     Of `repeats` members, the fastest is kept: the one least disturbed by other load.
     """
     torch.set_num_threads(threads)
+    device = torch.device(device)
     denoiser, config = load_denoiser(model, plan.settings.model_target)
+    denoiser = denoiser.to(device)
     request = plan.request(size, START, 0)
     # A first, short member warms up the allocator and kernels as a job's first step would.
     warm_up = replace(request, settings=replace(request.settings, steps=1))
-    generate_member(denoiser, config, warm_up, progress=False)
+    generate_member(denoiser, config, warm_up, device=device, progress=False)
     runs = []
     for _ in range(repeats):
         began = time.perf_counter()
-        result = generate_member(denoiser, config, request, progress=False)
+        result = generate_member(denoiser, config, request, device=device, progress=False)
         shard = OUTPUT / "overhead/shard.zarr"
         write_shard(shard, result.latent, result.times, request.provenance())
         total = time.perf_counter() - began
@@ -103,7 +108,7 @@ def main() -> None:
     steps = 2 if arguments.quick else arguments.steps
     repeats = 1 if arguments.quick else arguments.repeats
     model = model_path(arguments)
-    plan = default_plan(model, size, steps)
+    plan = default_plan(arguments, model, size, steps)
     settings = plan.settings
     inputs = {"T": size, "steps": settings.steps, "sampler": settings.sampler,
               "precision": settings.precision, "threads": arguments.threads,

@@ -1,6 +1,7 @@
 """Run every benchmark (`make bench`), each in its own process, and print their results.
 
-    python benchmarks/run_all.py [--quick] [--model-path PATH] [--threads N] [--only NAME ...]
+    python benchmarks/run_all.py [--quick] [--config PATH] [--model-path PATH] [--threads N]
+                                 [--only NAME ...]
 
 Each benchmark prints one line per result and appends it to benchmarks/results.csv (not
 with --quick, which runs tiny sizes as a smoke test). The exit status is 1 when a benchmark
@@ -30,11 +31,14 @@ SCRIPTS = (
 def main() -> int:
     arguments = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     arguments.add_argument("--quick", action="store_true")
+    arguments.add_argument("--config", default=None, help="default: config/config.yaml")
     arguments.add_argument("--model-path", default=None)
     arguments.add_argument("--threads", type=int, default=None)
     arguments.add_argument("--only", nargs="+", choices=SCRIPTS, default=SCRIPTS)
     arguments = arguments.parse_args()
     passed = ["--quick"] if arguments.quick else []
+    if arguments.config:
+        passed += ["--config", arguments.config]
     if arguments.model_path:
         passed += ["--model-path", arguments.model_path]
     if arguments.threads:

@@ -1,6 +1,7 @@
 """CPU speed of generation: seconds per sampler step of the default demo, variant by variant.
 
-Issue 7, point 7. The default demo member (T = 72, the config's sampler, float32) is sampled
+Issue 7, point 7. The default demo member (T = 72, the sampler, overlap and precision of
+--config, by default config/config.yaml) is sampled
 for a few steps under each variant, interleaved, best of the repeats:
 
 - no_grad:         torch.no_grad(), what azula's samplers already apply to every call;
@@ -18,8 +19,7 @@ import time
 
 import numpy as np
 import torch
-import yaml
-from common import REPO, best_of, model_label, model_path, parser, record
+from common import best_of, default_plan, model_label, model_path, parser, record
 
 from skyquilt.diffusion.samplers import build_sampler, init_noise
 from skyquilt.diffusion.schedules import build_schedule
@@ -48,12 +48,10 @@ def main() -> None:
     repeats = 1 if arguments.quick else arguments.repeats
     compile_too = arguments.compile and not arguments.quick
 
-    config = yaml.safe_load((REPO / "config/config.yaml").read_text())
-    sampler_name = config["diffusion"]["sampler"]["type"]
-    sampler_options = config["diffusion"]["sampler"].get("config") or {}
-    overlap = config["blanket_overlap"]
     path = model_path(arguments)
-    denoiser, model = load_denoiser(path)
+    settings = default_plan(arguments, path, size, None).settings
+    sampler_name, overlap = settings.sampler, settings.overlap
+    denoiser, model = load_denoiser(path, settings.model_target)
     schedule = build_schedule(model.noise_schedule, model.sigma_min, model.sigma_max)
     padded = padded_size(size, model.blanket_size, overlap)
     features = time_features(trajectory_times(START, padded, model.blanket_dt))
@@ -61,11 +59,21 @@ def main() -> None:
     noise = init_noise(schedule, (1, padded, *model.latent_shape))
 
     def variant(network: torch.nn.Module, context: str, threads: int):
-        composed = ComposedDenoiser(network, features, model.blanket_size, overlap)
+        composed = ComposedDenoiser(
+            network,
+            features,
+            model.blanket_size,
+            overlap,
+            stitch=settings.stitch,
+            max_blankets_per_batch=settings.max_blankets_per_batch,
+            precision=settings.precision,
+        )
 
         def sample() -> None:
             torch.set_num_threads(threads)
-            sampler = build_sampler(sampler_name, composed, schedule, steps, sampler_options)
+            sampler = build_sampler(
+                sampler_name, composed, schedule, steps, settings.sampler_options
+            )
             with CONTEXTS[context]():
                 sampler(noise.clone())
 
@@ -90,7 +98,8 @@ def main() -> None:
     seconds = best_of(repeats, *variants.values())
     per_step = {name: value / steps for name, value in zip(variants, seconds, strict=True)}
     inputs = {"T": size, "N": (padded - model.blanket_size) // (model.blanket_size - overlap) + 1,
-              "sampler": sampler_name, "steps_timed": steps, "repeats": repeats,
+              "sampler": sampler_name, "precision": settings.precision,
+              "steps_timed": steps, "repeats": repeats,
               "threads": job_threads, "model": model_label(path)}  # fmt: skip
     shown = {f"{name}_s_per_step": round(value, 4) for name, value in per_step.items()}
     ratio = per_step["no_grad"] / per_step["inference_mode"]
@@ -100,7 +109,7 @@ def main() -> None:
     record(arguments, "step_speed_threads", "2 threads / 1 thread s per step", ratio,
            "none", None, inputs, shown)  # fmt: skip
     if compile_too:
-        member_steps = config["diffusion"]["num_steps"] or model.denoising_steps
+        member_steps = settings.steps
         eager = member_steps * per_step["inference_mode"]
         compiled_s = compile_seconds + member_steps * per_step["compile"]
         record(arguments, "step_speed_compile",

@@ -23,7 +23,17 @@ import sys
 from pathlib import Path
 
 import yaml
-from common import OUTPUT, REPO, best_of, model_label, model_path, parser, record, run_command
+from common import (
+    OUTPUT,
+    REPO,
+    best_of,
+    model_label,
+    model_path,
+    parser,
+    record,
+    run_command,
+    run_config,
+)
 
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 BARE = Path(__file__).resolve().parent / "bare/Snakefile"
@@ -38,14 +48,14 @@ def start_dates(count: int) -> list[str]:
     return [f"{moment:%Y-%m-%d} {moment.hour}h" for moment in moments]
 
 
-def write_workdirs(root: Path, model: Path, jobs: int) -> tuple[Path, Path]:
-    """Working directories of both workflows for `jobs` generation jobs."""
+def write_workdirs(root: Path, config: dict, model: Path, jobs: int) -> tuple[Path, Path]:
+    """Working directories of both workflows for `jobs` generation jobs of `config`."""
     dates = start_dates(jobs // MEMBERS)
     skyquilt, bare = root / f"skyquilt-{jobs}", root / f"bare-{jobs}"
     for directory in (skyquilt, bare):
         shutil.rmtree(directory, ignore_errors=True)
         directory.mkdir(parents=True)
-    config = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    config = dict(config)
     config.update(
         model_path=str(model), start_dates=dates, num_samples_per_date=MEMBERS, trajectory_sizes=72
     )
@@ -94,7 +104,7 @@ def main() -> None:
     env = without_scontrol(root)
     for jobs in sizes:
         repeats = arguments.repeats or (1 if arguments.quick else min(3, max(1, 20000 // jobs)))
-        skyquilt, bare = write_workdirs(root, model, jobs)
+        skyquilt, bare = write_workdirs(root, run_config(arguments), model, jobs)
         commands = {
             "skyquilt": (dry_run(REPO / "Snakefile", skyquilt), skyquilt),
             "bare": (dry_run(BARE, bare), bare),

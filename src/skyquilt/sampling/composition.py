@@ -95,7 +95,8 @@ class ComposedDenoiser(nn.Module):
         return list(itertools.pairwise(bounds))
 
     def denoise_blankets(self, blankets: Tensor, sigma: Tensor, features: Tensor) -> Tensor:
-        """Denoise blankets in `chunks`, adding the time taken to `forward_seconds`.
+        """Denoise blankets in `chunks`, adding the time taken to `forward_seconds` (on a GPU,
+        from the end of the work queued before to the end of the denoiser's own).
 
         Arguments:
             blankets: (M, K, C, H, W) noisy blankets.
@@ -107,6 +108,8 @@ class ComposedDenoiser(nn.Module):
         """
         chunks = self.chunks(blankets.shape[0])
         outputs = []
+        if blankets.is_cuda:  # the sampler's queued kernels are not the denoiser's time
+            torch.cuda.synchronize(blankets.device)
         began = time.perf_counter()
         with self._autocast(blankets.device):
             for start, stop in chunks:
