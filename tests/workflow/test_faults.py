@@ -108,12 +108,6 @@ def copy_run(finished_run: Path, tmp_path: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def faulty_model(tmp_path_factory) -> Path:
-    """The tiny model (same weights as `tiny_model`) with the plug-in faulty backbone."""
-    return plug_in(write_random_model(tmp_path_factory.mktemp("faulty_model")))
-
-
-@pytest.fixture(scope="module")
 def finished_run(tmp_path_factory, faulty_model) -> Path:
     """One uninterrupted run; most tests start from a copy of it."""
     return finished(tmp_path_factory.mktemp("finished"), faulty_model)

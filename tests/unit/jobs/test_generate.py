@@ -2,7 +2,6 @@
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 
@@ -10,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 import xarray as xr
-from skyquilt_testing.backbones import CONSENT, FAIL_VARIABLE, FAILURE_MESSAGE, plug_in
+from skyquilt_testing.backbones import CONSENT, FAIL_VARIABLE, FAILURE_MESSAGE
 from skyquilt_testing.workflow import REPO
 
 from skyquilt.models.weights import load_denoiser
@@ -87,9 +86,9 @@ def test_non_finite_sample_fails_and_writes_no_shard(tiny_model, tmp_path):
         generate_member(denoiser, config, request, progress=False)
 
 
-def test_a_job_failing_at_its_last_denoiser_call_leaves_no_shard(tiny_model, tmp_path):
+def test_a_job_failing_at_its_last_denoiser_call_leaves_no_shard(faulty_model, tmp_path):
     """The failure comes once every other step has run: nothing half-made may remain."""
-    model = plug_in(shutil.copytree(tiny_model, tmp_path / "model"))
+    model = faulty_model
     outputs = tmp_path / "outputs"
     steps = SETTINGS["steps"]  # ddpm: one denoiser call per step
     failing = outputs / "failing.zarr"
