@@ -7,9 +7,9 @@ rule verify:
         PLAN.log_path("verify"),
     conda:
         "../envs/skyquilt.yaml"
-    threads: get_threads("aggregate")
+    threads: get_threads("verify")
     resources:
-        **get_resources("aggregate"),
+        **get_resources("verify"),
     params:
         settings=PLAN.settings.to_json(),
         sizes=PLAN.sizes,

@@ -5,17 +5,17 @@ import re
 import pytest
 from skyquilt_testing.workflow import REPO, example_config
 
-from skyquilt.planning.config import ConfigError, normalise_integers
+from skyquilt.planning.errors import ConfigError
 from skyquilt.planning.plan import make_plan
 from skyquilt.planning.resources import (
     check_backend,
-    check_executor,
     generation_processes,
     hardware_resources,
-    launcher_command,
-    time_limit_warning,
     visible_gpu_count,
 )
+from skyquilt.planning.slurm.executor import check_executor
+from skyquilt.planning.slurm.launcher import launcher_command, time_limit_warning
+from skyquilt.planning.yaml_values import normalise_integers
 
 
 def test_the_original_example_config_is_accepted(tiny_model):
