@@ -118,7 +118,7 @@ class DemoPlan:
         }
 
     def built_models(self) -> dict[str, ModelConfig]:
-        """{model_path: config} of the models the workflow builds (see rules/common.smk)."""
+        """{model_path: config} of the models the workflow builds (rules/demo.smk)."""
         return {str(self.model_path): self.model_config()}
 
 

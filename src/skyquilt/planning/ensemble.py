@@ -3,8 +3,8 @@ blanket overlap."""
 
 from skyquilt.planning.errors import ConfigError
 
-# Upper bounds (README, Configuration): beyond them a config is a mistake, and planning it
-# would build lists of millions of jobs before saying so.
+# Upper bounds (config/README.md, what the checks accept): beyond them a config is a mistake,
+# and planning it would build lists of millions of jobs before saying so.
 MAX_TRAJECTORY_SIZE = 100_000
 MAX_GENERATION_JOBS = 100_000
 
