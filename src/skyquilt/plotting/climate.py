@@ -50,7 +50,9 @@ def _spectrum_panel(ax, rows: pd.DataFrame) -> None:
     wavenumbers, those where the truth holds >= 1 % of its peak power (filled points).
 
     Power rather than the ratio model / truth: beyond the judged wavenumbers the truth has next
-    to no power, and the ratio there is large without meaning anything.
+    to no power, and the ratio there is large without meaning anything. The y axis starts a
+    decade below the model's lowest power and the band's, so that the truth's negligible power
+    there, many decades down, does not squeeze the rest into a sliver: it falls below the axis.
     """
     rows = rows[(rows["metric"] == "spectrum_ratio") & (rows["wavenumber"] >= 1)]
     rows = rows.sort_values("wavenumber")
@@ -69,6 +71,9 @@ def _spectrum_panel(ax, rows: pd.DataFrame) -> None:
     ax.loglog(
         rows["wavenumber"][judged], rows["model"][judged], "o", color="tab:blue", markersize=3
     )
+    powers = pd.concat([rows["model"], low * rows["reference"][judged]])
+    if (powers > 0).any():
+        ax.set_ylim(bottom=powers[powers > 0].min() / 10)
     ax.set_xlabel("zonal wavenumber")
     ax.set_ylabel("mean power")
     ax.grid(alpha=0.3, which="both")

@@ -1,5 +1,6 @@
 """The climate and fidelity plots read right: spectra as powers with the target band only where
-the spectrum is judged, and ratio panels scaled to the ratios, not to a band's edge at 0."""
+the spectrum is judged, the truth's negligible power below the axis, and ratio panels scaled to
+the ratios, not to a band's edge at 0."""
 
 import imageio.v3 as iio
 import numpy as np
@@ -59,6 +60,8 @@ def test_the_spectrum_panel_shows_both_powers_and_the_band_over_the_judged_waven
     band_x = np.concatenate([path.vertices[:, 0] for path in band.get_paths()])
     judged = spectrum.loc[spectrum["judged"], "wavenumber"]
     assert (band_x.min(), band_x.max()) == (judged.min(), judged.max()) == (1, 10)
+    # The truth's negligible power (1e-6) lies below the axis; the model's lowest power, not.
+    assert 1e-6 < ax.get_ylim()[0] <= 1e3 / 10
 
 
 def test_ratio_panels_are_scaled_to_the_ratios_not_to_a_band_at_zero(tmp_path):
