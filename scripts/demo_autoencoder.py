@@ -13,10 +13,7 @@ with job_log(snakemake.log[0], capture_stderr=False) as log:  # noqa: F821
     run_demo_autoencoder(
         dataset=snakemake.input.dataset,  # noqa: F821
         config_file=snakemake.output.config,  # noqa: F821
-        settings=snakemake.params.settings,  # noqa: F821
-        held_out=list(snakemake.params.held_out),  # noqa: F821
-        pretrained=snakemake.params.pretrained,  # noqa: F821
-        training=snakemake.params.training,  # noqa: F821
         threads=snakemake.threads,  # noqa: F821
         log=log,
+        **dict(snakemake.params.items()),  # settings, held_out, pretrained, training  # noqa: F821
     )

@@ -1,9 +1,17 @@
-"""Hardware values: SLURM time limits and memory sizes as Snakemake resources."""
+"""Hardware as Snakemake resources: SLURM times, memory sizes, and the section of each rule."""
+
+import re
 
 import pytest
+from skyquilt_testing.workflow import REPO
 
 from skyquilt.planning.errors import ConfigError
-from skyquilt.planning.resources import parse_memory, parse_slurm_time
+from skyquilt.planning.resources import (
+    HARDWARE_SECTIONS,
+    RULE_HARDWARE,
+    parse_memory,
+    parse_slurm_time,
+)
 
 
 @pytest.mark.parametrize(
@@ -37,3 +45,16 @@ def test_memory_sizes_become_mem_mb(value, megabytes):
 def test_bad_memory_names_the_key():
     with pytest.raises(ConfigError, match="hardware.gen.ram"):
         parse_memory("lots", "hardware.gen.ram")
+
+
+def test_every_rule_takes_the_resources_of_its_own_name_and_hardware_section():
+    """Each rule's threads and resources come from the plan's entry of that very rule
+    (rules/*.smk), and each such rule has a hardware section (RULE_HARDWARE)."""
+    asked = {}
+    for smk in sorted((REPO / "rules").glob("*.smk")):
+        for block in re.split(r"^(?=\s*rule \w+:)", smk.read_text(), flags=re.MULTILINE):
+            rule = re.match(r"\s*rule (\w+):", block)
+            for name in re.findall(r"get_(?:threads|resources)\(\"(\w+)\"\)", block):
+                asked.setdefault(rule.group(1) if rule else None, set()).add(name)
+    assert asked == {rule: {rule} for rule in RULE_HARDWARE}
+    assert set(RULE_HARDWARE.values()) == set(HARDWARE_SECTIONS)
