@@ -10,6 +10,8 @@ report: "report/workflow.rst"
 
 
 include: "rules/common.smk"
+include: "rules/slurm.smk"
+include: "rules/inputs.smk"
 include: "rules/demo.smk"
 include: "rules/generate.smk"
 include: "rules/aggregate.smk"

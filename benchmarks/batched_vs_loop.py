@@ -34,6 +34,29 @@ TARGET = 3.0
 START = np.datetime64("2000-04-03T00", "ns")
 
 
+def composed_sides(
+    denoiser: torch.nn.Module,
+    model: ModelConfig,
+    settings: RunSettings,
+    features: Tensor,
+    caps: dict[str, int | None],
+    device: torch.device,
+) -> dict[str, ComposedDenoiser]:
+    """Side name -> the composed denoiser with that cap of blankets per call, on `device`."""
+    return {
+        name: ComposedDenoiser(
+            denoiser,
+            features,
+            model.blanket_size,
+            settings.overlap,
+            stitch=settings.stitch,
+            max_blankets_per_batch=cap,
+            precision=settings.precision,
+        ).to(device)
+        for name, cap in caps.items()
+    }
+
+
 def time_batching(
     denoiser: torch.nn.Module,
     model: ModelConfig,
@@ -65,18 +88,7 @@ def time_batching(
     schedule = build_schedule(model.noise_schedule, model.sigma_min, model.sigma_max)
     torch.manual_seed(0)
     noise = init_noise(schedule, (1, padded, *model.latent_shape)).to(device)
-    sides = {
-        name: ComposedDenoiser(
-            denoiser,
-            features,
-            model.blanket_size,
-            settings.overlap,
-            stitch=settings.stitch,
-            max_blankets_per_batch=cap,
-            precision=settings.precision,
-        ).to(device)
-        for name, cap in caps.items()
-    }
+    sides = composed_sides(denoiser, model, settings, features, caps, device)
     samples = {}
 
     def run(name: str) -> None:

@@ -75,7 +75,7 @@ from skyquilt.models.blanket_net import TimeMixing
 from skyquilt.models.calendar import time_features
 from skyquilt.models.config import ModelConfig, parse_model_config
 from skyquilt.models.weights import build_denoiser, load_denoiser, write_model_directory
-from skyquilt.planning.resources import launcher_command
+from skyquilt.planning.slurm.launcher import launcher_command
 from skyquilt.sampling.blankets import blanket_count
 from skyquilt.sampling.composition import ComposedDenoiser
 from skyquilt.sampling.generation import MemberResult, NonFiniteSampleError, generate_member

@@ -3,8 +3,8 @@
 Synthetic decoded members of one start date in the decode job's layout
 (T = 16 states of 3 variables on a 64 x 128 grid, 8 states per chunk: 1.6 MB each, 400 MB for
 256, enough to show if the job loaded the ensemble) are written once; then
-skyquilt.jobs.statistics.run_statistics computes the mean, std, min, max and the 0.05, 0.5 and
-0.95 quantiles of the first 16 and of all 256, each in a fresh process that reports its own
+skyquilt.jobs.ensemble_statistics.run_statistics computes the mean, std, min, max and the 0.05,
+0.5 and 0.95 quantiles of the first 16 and of all 256, each in a fresh process that reports its own
 peak resident memory (VmHWM). Target: peak(256) / peak(16) <= 1.25.
 
 The quantile blocks hold at most `--block-mb` of member values (the job's `statistics.block_mb`);
@@ -26,7 +26,7 @@ GRID = (64, 128)
 STATISTICS = reporting_peak(
     """
 import json, sys, time
-from skyquilt.jobs.statistics import run_statistics
+from skyquilt.jobs.ensemble_statistics import run_statistics
 members, output, block_mb = json.loads(sys.argv[1])
 began = time.perf_counter()
 run_statistics(members, output, (0.05, 0.5, 0.95), block_mb=block_mb)
@@ -36,7 +36,7 @@ print(json.dumps({"seconds": time.perf_counter() - began, "peak_mb": peak_mb()})
 IMPORT_ONLY = reporting_peak(
     """
 import json
-import skyquilt.jobs.statistics
+import skyquilt.jobs.ensemble_statistics
 print(json.dumps({"peak_mb": peak_mb()}))
 """
 )

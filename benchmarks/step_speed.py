@@ -36,6 +36,50 @@ CONTEXTS = {
 }
 
 
+def step_variant(network, model, settings, schedule, features, noise, steps, context, threads):
+    """A function that samples `steps` steps of the composed `network` under `context`
+    (no_grad or inference_mode) with `threads` torch threads."""
+    composed = ComposedDenoiser(
+        network,
+        features,
+        model.blanket_size,
+        settings.overlap,
+        stitch=settings.stitch,
+        max_blankets_per_batch=settings.max_blankets_per_batch,
+        precision=settings.precision,
+    )
+
+    def sample() -> None:
+        torch.set_num_threads(threads)
+        sampler = build_sampler(
+            settings.sampler, composed, schedule, steps, settings.sampler_options
+        )
+        with CONTEXTS[context]():
+            sampler(noise.clone())
+
+    return sample
+
+
+def record_ratios(arguments, per_step, inputs, member_steps, compile_seconds) -> None:
+    """The no_grad / inference_mode and 2 / 1 threads ratios, and with compile_seconds the
+    member time with torch.compile over the eager one."""
+    shown = {f"{name}_s_per_step": round(value, 4) for name, value in per_step.items()}
+    ratio = per_step["no_grad"] / per_step["inference_mode"]
+    record(arguments, "step_speed", "no_grad / inference_mode s per step", ratio,
+           "none (before/after)", None, inputs, shown)  # fmt: skip
+    ratio = per_step["threads=2"] / per_step["threads=1"]
+    record(arguments, "step_speed_threads", "2 threads / 1 thread s per step", ratio,
+           "none", None, inputs, shown)  # fmt: skip
+    if compile_seconds is not None:
+        eager = member_steps * per_step["inference_mode"]
+        compiled_s = compile_seconds + member_steps * per_step["compile"]
+        record(arguments, "step_speed_compile",
+               "member time with torch.compile (compile included) / eager", compiled_s / eager,
+               "< 1 to add a compile flag", compiled_s / eager < 1,
+               {**inputs, "member_steps": member_steps},
+               {**shown, "compile_s": round(compile_seconds, 1)})  # fmt: skip
+
+
 def main() -> None:
     arguments = parser(__doc__.splitlines()[0])
     arguments.add_argument("--size", type=int, default=72)
@@ -50,34 +94,17 @@ def main() -> None:
 
     path = model_path(arguments)
     settings = default_plan(arguments, path, size, None).settings
-    sampler_name, overlap = settings.sampler, settings.overlap
     denoiser, model = load_denoiser(path, settings.model_target)
     schedule = build_schedule(model.noise_schedule, model.sigma_min, model.sigma_max)
-    padded = padded_size(size, model.blanket_size, overlap)
+    padded = padded_size(size, model.blanket_size, settings.overlap)
     features = time_features(trajectory_times(START, padded, model.blanket_dt))
     torch.manual_seed(0)
     noise = init_noise(schedule, (1, padded, *model.latent_shape))
 
     def variant(network: torch.nn.Module, context: str, threads: int):
-        composed = ComposedDenoiser(
-            network,
-            features,
-            model.blanket_size,
-            overlap,
-            stitch=settings.stitch,
-            max_blankets_per_batch=settings.max_blankets_per_batch,
-            precision=settings.precision,
+        return step_variant(
+            network, model, settings, schedule, features, noise, steps, context, threads
         )
-
-        def sample() -> None:
-            torch.set_num_threads(threads)
-            sampler = build_sampler(
-                sampler_name, composed, schedule, steps, settings.sampler_options
-            )
-            with CONTEXTS[context]():
-                sampler(noise.clone())
-
-        return sample
 
     job_threads = arguments.threads
     variants = {
@@ -97,26 +124,12 @@ def main() -> None:
         sample()  # warm-up
     seconds = best_of(repeats, *variants.values())
     per_step = {name: value / steps for name, value in zip(variants, seconds, strict=True)}
+    overlap = settings.overlap
     inputs = {"T": size, "N": (padded - model.blanket_size) // (model.blanket_size - overlap) + 1,
-              "sampler": sampler_name, "precision": settings.precision,
+              "sampler": settings.sampler, "precision": settings.precision,
               "steps_timed": steps, "repeats": repeats,
               "threads": job_threads, "model": model_label(path)}  # fmt: skip
-    shown = {f"{name}_s_per_step": round(value, 4) for name, value in per_step.items()}
-    ratio = per_step["no_grad"] / per_step["inference_mode"]
-    record(arguments, "step_speed", "no_grad / inference_mode s per step", ratio,
-           "none (before/after)", None, inputs, shown)  # fmt: skip
-    ratio = per_step["threads=2"] / per_step["threads=1"]
-    record(arguments, "step_speed_threads", "2 threads / 1 thread s per step", ratio,
-           "none", None, inputs, shown)  # fmt: skip
-    if compile_too:
-        member_steps = settings.steps
-        eager = member_steps * per_step["inference_mode"]
-        compiled_s = compile_seconds + member_steps * per_step["compile"]
-        record(arguments, "step_speed_compile",
-               "member time with torch.compile (compile included) / eager", compiled_s / eager,
-               "< 1 to add a compile flag", compiled_s / eager < 1,
-               {**inputs, "member_steps": member_steps},
-               {**shown, "compile_s": round(compile_seconds, 1)})  # fmt: skip
+    record_ratios(arguments, per_step, inputs, settings.steps, compile_seconds)
 
 
 if __name__ == "__main__":

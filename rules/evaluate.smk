@@ -5,65 +5,27 @@ rule evaluation:
     input:
         unpack(get_evaluation_inputs),
     output:
-        metrics_csv=report(
-            PRODUCTS.evaluation_path("{size}", "metrics.csv"),
-            caption="../report/metrics.rst",
-            category="Evaluation",
-            subcategory="{size}h trajectories",
-            labels={"figure": "metrics table"},
-        ),
+        metrics_csv=evaluation_report("metrics.csv", "metrics", "metrics table"),
         metrics_zarr=directory(PRODUCTS.evaluation_path("{size}", "metrics.zarr")),
         spectra_csv=PRODUCTS.evaluation_path("{size}", "spectra.csv"),
         steps_csv=PRODUCTS.evaluation_path("{size}", "steps.csv"),
-        climate_csv=report(
-            PRODUCTS.evaluation_path("{size}", "climate.csv"),
-            caption="../report/climate_table.rst",
-            category="Evaluation",
-            subcategory="{size}h trajectories",
-            labels={"figure": "climate diagnostics table"},
+        climate_csv=evaluation_report(
+            "climate.csv", "climate_table", "climate diagnostics table"
         ),
-        scores_png=report(
-            PRODUCTS.evaluation_path("{size}", "scores.png"),
-            caption="../report/scores.rst",
-            category="Evaluation",
-            subcategory="{size}h trajectories",
-            labels={"figure": "scores vs lead time"},
+        scores_png=evaluation_report("scores.png", "scores", "scores vs lead time"),
+        spectra_png=evaluation_report("spectra.png", "spectra", "zonal power spectra"),
+        seams_png=evaluation_report("seams.png", "seams", "blanket-seam continuity"),
+        rank_histogram_png=evaluation_report(
+            "rank_histogram.png", "rank_histogram", "rank histograms"
         ),
-        spectra_png=report(
-            PRODUCTS.evaluation_path("{size}", "spectra.png"),
-            caption="../report/spectra.rst",
-            category="Evaluation",
-            subcategory="{size}h trajectories",
-            labels={"figure": "zonal power spectra"},
-        ),
-        seams_png=report(
-            PRODUCTS.evaluation_path("{size}", "seams.png"),
-            caption="../report/seams.rst",
-            category="Evaluation",
-            subcategory="{size}h trajectories",
-            labels={"figure": "blanket-seam continuity"},
-        ),
-        rank_histogram_png=report(
-            PRODUCTS.evaluation_path("{size}", "rank_histogram.png"),
-            caption="../report/rank_histogram.rst",
-            category="Evaluation",
-            subcategory="{size}h trajectories",
-            labels={"figure": "rank histograms"},
-        ),
-        climate_png=report(
-            PRODUCTS.evaluation_path("{size}", "climate.png"),
-            caption="../report/climate.rst",
-            category="Evaluation",
-            subcategory="{size}h trajectories",
-            labels={"figure": "climate diagnostics"},
-        ),
+        climate_png=evaluation_report("climate.png", "climate", "climate diagnostics"),
     log:
         PLAN.log_path("evaluate/{size}h"),
     conda:
         "../envs/skyquilt.yaml"
-    threads: get_threads("evaluate")
+    threads: get_threads("evaluation")
     resources:
-        **get_resources("evaluate"),
+        **get_resources("evaluation"),
     params:
         fields=config["evaluate"]["fields"],
         climatology_period=PRODUCTS.climatology_period,
@@ -72,7 +34,7 @@ rule evaluation:
         overlap=PLAN.settings.overlap,
         seed=PLAN.settings.seed,
     script:
-        "../scripts/evaluate.py"
+        "../scripts/evaluation.py"
 
 
 rule composition_fidelity:
@@ -83,31 +45,23 @@ rule composition_fidelity:
     input:
         unpack(get_fidelity_inputs),
     output:
-        fidelity_csv=report(
-            PRODUCTS.evaluation_path("{size}", "fidelity.csv"),
-            caption="../report/fidelity_table.rst",
-            category="Evaluation",
-            subcategory="{size}h trajectories",
-            labels={"figure": "composition fidelity table"},
+        fidelity_csv=evaluation_report(
+            "fidelity.csv", "fidelity_table", "composition fidelity table"
         ),
-        fidelity_png=report(
-            PRODUCTS.evaluation_path("{size}", "fidelity.png"),
-            caption="../report/fidelity.rst",
-            category="Evaluation",
-            subcategory="{size}h trajectories",
-            labels={"figure": "composition fidelity"},
+        fidelity_png=evaluation_report(
+            "fidelity.png", "fidelity", "composition fidelity"
         ),
     log:
         PLAN.log_path("fidelity/{size}h"),
     conda:
         "../envs/skyquilt.yaml"
-    threads: get_threads("generate")
+    threads: get_threads("composition_fidelity")
     resources:
-        **get_resources("generate"),
+        **get_resources("composition_fidelity"),
     params:
         settings=PLAN.settings.to_json(),
         date_labels=PLAN.date_labels,
         members=PLAN.members,
         climate_period=PRODUCTS.climate_period,
     script:
-        "../scripts/fidelity.py"
+        "../scripts/composition_fidelity.py"

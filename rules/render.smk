@@ -14,15 +14,15 @@ rule gallery:
         PLAN.log_path("render/{size}h/gallery/{date}/{field}"),
     conda:
         "../envs/skyquilt.yaml"
-    threads: get_threads("render")
+    threads: get_threads("gallery")
     resources:
-        **get_resources("render"),
+        **get_resources("gallery"),
     params:
         field=get_field,
         lead_hours=lambda wildcards: PRODUCTS.gallery_lead_hours(wildcards.size),
         quantile=PRODUCTS.quantile,
     script:
-        "../scripts/render_gallery.py"
+        "../scripts/gallery.py"
 
 
 rule frames:
@@ -41,15 +41,15 @@ rule frames:
         PLAN.log_path("render/{size}h/frames/{date}/{member}/{field}-{chunk}"),
     conda:
         "../envs/skyquilt.yaml"
-    threads: get_threads("render")
+    threads: get_threads("frames")
     resources:
-        **get_resources("render"),
+        **get_resources("frames"),
     params:
         field=get_field,
         indices=get_frame_indices,
         quantile=PRODUCTS.quantile,
     script:
-        "../scripts/render_frames.py"
+        "../scripts/frames.py"
 
 
 rule animation:
@@ -63,12 +63,12 @@ rule animation:
         PLAN.log_path("render/{size}h/animation/{date}/{member}/{field}"),
     conda:
         "../envs/skyquilt.yaml"
-    threads: get_threads("render")
+    threads: get_threads("animation")
     resources:
-        **get_resources("render"),
+        **get_resources("animation"),
     params:
         field=get_field,
         quantile=PRODUCTS.quantile,
         fps=PRODUCTS.fps,
     script:
-        "../scripts/render_animation.py"
+        "../scripts/animation.py"

@@ -10,14 +10,14 @@ rule ensemble_statistics:
         PLAN.log_path("statistics/{size}h/{date}"),
     conda:
         "../envs/skyquilt.yaml"
-    threads: get_threads("statistics")
+    threads: get_threads("ensemble_statistics")
     resources:
-        **get_resources("statistics"),
+        **get_resources("ensemble_statistics"),
     params:
         quantiles=list(PRODUCTS.quantiles),
         block_mb=PRODUCTS.statistics_block_mb,
     script:
-        "../scripts/statistics.py"
+        "../scripts/ensemble_statistics.py"
 
 
 rule latent_ensemble_statistics:
@@ -31,8 +31,8 @@ rule latent_ensemble_statistics:
         PLAN.log_path("latent_statistics/{size}h"),
     conda:
         "../envs/skyquilt.yaml"
-    threads: get_threads("statistics")
+    threads: get_threads("latent_ensemble_statistics")
     resources:
-        **get_resources("statistics"),
+        **get_resources("latent_ensemble_statistics"),
     script:
-        "../scripts/latent_statistics.py"
+        "../scripts/latent_ensemble_statistics.py"

@@ -1,15 +1,15 @@
 rule verify:
     """Re-check every finished shard and aggregate (checksums, shapes, attributes) and move
     the damaged ones to <output_dir>/damaged/<run>/, so that the next run regenerates exactly
-    those and their aggregates. Fails, naming them, when it found damage (README, verify).
+    those and their aggregates. Fails, naming them, when it found damage (docs/outputs-and-evaluation.md, verify).
     """
     log:
         PLAN.log_path("verify"),
     conda:
         "../envs/skyquilt.yaml"
-    threads: get_threads("aggregate")
+    threads: get_threads("verify")
     resources:
-        **get_resources("aggregate"),
+        **get_resources("verify"),
     params:
         settings=PLAN.settings.to_json(),
         sizes=PLAN.sizes,

@@ -8,33 +8,12 @@ traceback if the job fails.
 from skyquilt.jobs.logs import job_log
 
 with job_log(snakemake.log[0], capture_stderr=False) as log:  # noqa: F821
-    import json
-    from pathlib import Path
+    from skyquilt.jobs.demo import run_demo_autoencoder
 
-    import torch
-
-    from skyquilt.demo.pretrained import install_if_usable
-    from skyquilt.demo.train_autoencoder import METRICS_FILE, make_autoencoder
-    from skyquilt.planning.demo_settings import AutoencoderSettings
-
-    torch.set_num_threads(snakemake.threads)  # noqa: F821
-    directory = Path(snakemake.output.config).parent  # noqa: F821
-    installed = install_if_usable(
-        snakemake.params.pretrained,  # noqa: F821
-        "autoencoder",
-        snakemake.input.dataset,  # noqa: F821
-        snakemake.params.training,  # noqa: F821
-        directory,
-        log,
+    run_demo_autoencoder(
+        dataset=snakemake.input.dataset,  # noqa: F821
+        config_file=snakemake.output.config,  # noqa: F821
+        threads=snakemake.threads,  # noqa: F821
+        log=log,
+        **dict(snakemake.params.items()),  # settings, held_out, pretrained, training  # noqa: F821
     )
-    if installed:
-        metrics = json.loads((directory / METRICS_FILE).read_text())
-    else:
-        metrics = make_autoencoder(
-            dataset_path=snakemake.input.dataset,  # noqa: F821
-            directory=directory,
-            settings=AutoencoderSettings(**snakemake.params.settings),  # noqa: F821
-            held_out=tuple(snakemake.params.held_out),  # noqa: F821
-            progress=True,
-        )
-    print(json.dumps(metrics, indent=2), file=log)

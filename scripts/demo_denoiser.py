@@ -9,32 +9,14 @@ fails.
 from skyquilt.jobs.logs import job_log
 
 with job_log(snakemake.log[0], capture_stderr=False) as log:  # noqa: F821
-    import json
-    from pathlib import Path
+    from skyquilt.jobs.demo import run_demo_denoiser
 
-    import torch
-
-    from skyquilt.demo.pretrained import install_if_usable
-    from skyquilt.demo.train_denoiser import make_denoiser
-    from skyquilt.planning.demo_settings import DenoiserSettings
-
-    torch.set_num_threads(snakemake.threads)  # noqa: F821
-    model_path = Path(snakemake.output.config).parent  # noqa: F821
-    installed = install_if_usable(
-        snakemake.params.pretrained,  # noqa: F821
-        "denoiser",
-        snakemake.input.dataset,  # noqa: F821
-        snakemake.params.training,  # noqa: F821
-        model_path,
-        log,
+    run_demo_denoiser(
+        dataset=snakemake.input.dataset,  # noqa: F821
+        config_file=snakemake.output.config,  # noqa: F821
+        stats=snakemake.input.stats,  # noqa: F821
         autoencoder_weights=snakemake.input.ae_weights,  # noqa: F821
+        threads=snakemake.threads,  # noqa: F821
+        log=log,
+        **dict(snakemake.params.items()),  # settings, held_out, pretrained, training  # noqa: F821
     )
-    if not installed:
-        summary = make_denoiser(
-            latent_dir=Path(snakemake.input.stats).parent,  # noqa: F821
-            model_path=model_path,
-            settings=DenoiserSettings(**snakemake.params.settings),  # noqa: F821
-            held_out=tuple(snakemake.params.held_out),  # noqa: F821
-            progress=True,
-        )
-        print(json.dumps({"training": summary}, indent=2), file=log)

@@ -6,13 +6,15 @@ from skyquilt.jobs.logs import job_log
 with job_log(snakemake.log[0]) as log:  # noqa: F821
     from pathlib import Path
 
-    from skyquilt.demo.pretrained import dataset_fingerprint, export
+    from skyquilt.jobs.demo import run_demo_export
 
-    fingerprint = dataset_fingerprint(snakemake.input.dataset)  # noqa: F821
-    destination = Path(snakemake.output.fingerprint).parent  # noqa: F821
-    directories = {
-        "autoencoder": Path(snakemake.input.autoencoder).parent,  # noqa: F821
-        "denoiser": Path(snakemake.input.denoiser).parent,  # noqa: F821
-    }
-    export(directories, fingerprint, snakemake.params.training, destination)  # noqa: F821
-    print(f"exported the demo weights to {destination} (dataset {fingerprint})", file=log)
+    run_demo_export(
+        dataset=snakemake.input.dataset,  # noqa: F821
+        fingerprint_file=snakemake.output.fingerprint,  # noqa: F821
+        directories={
+            "autoencoder": Path(snakemake.input.autoencoder).parent,  # noqa: F821
+            "denoiser": Path(snakemake.input.denoiser).parent,  # noqa: F821
+        },
+        training=snakemake.params.training,  # noqa: F821
+        log=log,
+    )

@@ -7,22 +7,13 @@ if the job fails.
 from skyquilt.jobs.logs import job_log
 
 with job_log(snakemake.log[0], capture_stderr=False) as log:  # noqa: F821
-    from pathlib import Path
+    from skyquilt.jobs.demo import run_demo_latents
 
-    import torch
-
-    from skyquilt.demo.latents import dump_latents
-
-    torch.set_num_threads(snakemake.threads)  # noqa: F821
-    mean, std = dump_latents(
-        dataset_path=snakemake.input.dataset,  # noqa: F821
-        autoencoder_dir=Path(snakemake.input.config).parent,  # noqa: F821
-        latent_dir=Path(snakemake.output.stats).parent,  # noqa: F821
-        held_out=tuple(snakemake.params.held_out),  # noqa: F821
-        progress=True,
-    )
-    print(f"latent shape {tuple(mean.shape)}", file=log)
-    print(
-        f"latent mean: mean {mean.mean():.4f}, std: min {std.min():.4f} max {std.max():.4f}",
-        file=log,
+    run_demo_latents(
+        dataset=snakemake.input.dataset,  # noqa: F821
+        autoencoder_config=snakemake.input.config,  # noqa: F821
+        stats=snakemake.output.stats,  # noqa: F821
+        held_out=list(snakemake.params.held_out),  # noqa: F821
+        threads=snakemake.threads,  # noqa: F821
+        log=log,
     )

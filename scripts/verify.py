@@ -4,11 +4,11 @@
 from skyquilt.jobs.logs import job_log
 
 with job_log(snakemake.log[0]):  # noqa: F821
+    from skyquilt.jobs.arguments import run_settings
     from skyquilt.jobs.verify import run_verify
-    from skyquilt.sampling.request import RunSettings
 
     run_verify(
-        settings=RunSettings.from_json(snakemake.params.settings),  # noqa: F821
+        settings=run_settings(snakemake.params.settings),  # noqa: F821
         sizes=list(snakemake.params.sizes),  # noqa: F821
         start_dates=list(snakemake.params.start_dates),  # noqa: F821
         members=list(snakemake.params.members),  # noqa: F821

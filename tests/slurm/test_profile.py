@@ -1,7 +1,7 @@
 """Job arrays of profiles/slurm when one member fails, on a live local SLURM cluster.
 
 Arrays are off in the profile and on with `--slurm-array-jobs generate --keep-incomplete`
-(README, "Running on SLURM"). A throwaway three-member workflow makes exactly array task 2 fail,
+(docs/slurm.md). A throwaway three-member workflow makes exactly array task 2 fail,
 which the real workflow cannot choose: the plugin orders the members of an array arbitrarily.
 The real workflow runs in tests/slurm/test_workflow.py. Needs the `live_slurm` fixture
 (skyquilt_testing.slurm): runs in CI or with SKYQUILT_SLURM_TESTS=1, skipped otherwise.

@@ -41,7 +41,7 @@ def test_odd_paths_run_every_stage_through_slurm(live_slurm, tmp_path):
     )
     write_config(workdir, config)
     args = ("--snakefile", str(REPO / "Snakefile"), "--configfile", str(workdir / "config.yaml"))
-    # As the README says for such paths: the job's command goes to sbatch as a script.
+    # As docs/slurm.md says for such paths: the job's command goes to sbatch as a script.
     script = "--slurm-pass-command-as-script"
     live_slurm.snakemake(workdir, *TARGETS, *args, script, timeout=540).check()
 

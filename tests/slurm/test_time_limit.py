@@ -23,8 +23,8 @@ DATE = "2000-04-20T12"
 
 # A member that needs at least 3 SLURM jobs: 56 LMS steps of 2 s each (the plug-in backbone
 # sleeps before every denoiser call) against a 2-minute time limit. SLURM warns a job 60 s before
-# its limit (skyquilt.planning.resources.time_limit_warning), and, as it checks time limits every
-# 30 s, up to 35 s earlier still: a job, after some 10 s of start-up, samples for 15 to 50 s,
+# its limit (skyquilt.planning.slurm.launcher.time_limit_warning), and, as it checks time limits
+# every 30 s, up to 35 s earlier still: a job, after some 10 s of start-up, samples for 15 to 50 s,
 # one step more at most. Two jobs never cover the 112 s; up to about 8 may be needed.
 SLOW_STEPS, SLOW_SECONDS = 56, 2
 TIME_LIMITED_RETRIES = 9

@@ -251,7 +251,7 @@ def test_failed_member_reruns_alone_and_equals_the_uninterrupted_run(
 def test_grouped_members_run_as_one_slurm_job_and_equal_a_local_run(
     live_slurm, tiny_model, local_members, tmp_path
 ):
-    """The job grouping the README gives for short members: the 3 generation jobs go to
+    """The job grouping docs/slurm.md gives for short members: the 3 generation jobs go to
     SLURM as one job that asks for one GPU and the time of all three, then the aggregate."""
     hardware = slurm_hardware(live_slurm.partition, live_slurm.gpu_type)
     write_config(tmp_path, one_date_config(tiny_model, 3, hardware=hardware))

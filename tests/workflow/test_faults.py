@@ -558,7 +558,7 @@ def test_generation_refuses_a_checkpoint_that_runs_code(tiny_model, tmp_path):
     shutil.copytree(model_root, tmp_path / "model")
     model_path = tmp_path / "model" / tiny_model.relative_to(model_root)
     # Planned while the weights are intact: the job must refuse them on its own (the dry run
-    # refuses them too, without running them: tests/unit/models/test_checkpoints.py).
+    # refuses them too, without running them: tests/unit/models/test_weight_files.py).
     request = make_plan(tiny_config(model_path)).request(12, *VICTIM)
     (model_path / "best.safetensors").unlink()
     marker = tmp_path / "payload-ran"

@@ -7,5 +7,5 @@ Modules: `shallow_water` (the forced model), `dataset` (zarr in WeatherBench2 la
 normalisation statistics), `train_autoencoder` (of the built-in `skyquilt.models.autoencoder`),
 `latents` (dump + latent statistics), `train_denoiser`, `sanity` (decoded samples vs data),
 `training` (shared budget). Its settings and paths are planned by `skyquilt.planning.demo`.
-A top layer, like the jobs: it may import every layer but the jobs.
+Below the jobs (skyquilt.jobs.demo runs it) and above every other layer, which it may import.
 """

@@ -26,7 +26,7 @@ from skyquilt.diffusion.samplers import build_sampler, init_noise
 from skyquilt.diffusion.schedules import build_schedule
 from skyquilt.models.calendar import time_features
 from skyquilt.models.config import ModelConfig, ModelDirectory
-from skyquilt.models.decoder import load_decoder, load_latent_stats
+from skyquilt.models.decoder import Decoder, load_decoder, load_latent_stats
 from skyquilt.models.precondition import BlanketDenoiser
 from skyquilt.models.weights import load_denoiser
 from skyquilt.planning.demo_settings import held_out_mask, window_starts
@@ -181,6 +181,37 @@ def miss_lines(rows: pd.DataFrame) -> list[str]:
 
 
 @torch.no_grad()
+def decoded_trajectories(
+    denoiser: BlanketDenoiser,
+    model: ModelConfig,
+    decoder: Decoder,
+    stats_file: Path,
+    times: np.ndarray,
+    held: np.ndarray,
+    truth: xr.Dataset,
+    sampling: Trajectories,
+) -> xr.Dataset:
+    """`sampling.members` composed trajectories from start times spread over the held-out
+    states (`held`: (T,) bool over the dataset's `times`), decoded beside `truth`, in the
+    layout of `as_forecast`."""
+    latent_mean, latent_std = load_latent_stats(stats_file)
+    padded = padded_size(sampling.size, model.blanket_size, sampling.overlap)
+    hours = np.arange(padded) * np.timedelta64(1, "h")
+    starts = start_indices(held, sampling.size, sampling.members)
+    latents, features = [], []
+    for member, start in enumerate(starts.tolist()):
+        member_features = time_features(times[start] + hours)
+        trajectory = sample_trajectory(
+            denoiser, model, member_features, sampling, sampling.seed + member
+        )
+        latents.append(trajectory[: sampling.size])
+        features.append(member_features[: sampling.size])
+    latents = torch.stack(latents) * latent_std + latent_mean
+    fields = decoder.decode(latents.flatten(0, 1), torch.stack(features).flatten(0, 1))
+    return as_forecast(fields.unflatten(0, latents.shape[:2]), truth, decoder.variables)
+
+
+@torch.no_grad()
 def sanity_check(
     model_path: Path | str,
     dataset_path: Path | str,
@@ -202,25 +233,12 @@ def sanity_check(
     denoiser, model = load_denoiser(Path(model_path), "best")
     directory = ModelDirectory(Path(model_path))
     decoder = load_decoder(directory.autoencoder_dir)
-    latent_mean, latent_std = load_latent_stats(directory.stats_file)
     dataset = xr.open_zarr(dataset_path)
     held = held_out_mask(dataset.time.values, held_out)
     truth = dataset.isel(time=held)[list(decoder.variables)].load()
-
-    padded = padded_size(sampling.size, model.blanket_size, sampling.overlap)
-    hours = np.arange(padded) * np.timedelta64(1, "h")
-    starts = start_indices(held, sampling.size, sampling.members)
-    latents, features = [], []
-    for member, start in enumerate(starts.tolist()):
-        member_features = time_features(dataset.time.values[start] + hours)
-        trajectory = sample_trajectory(
-            denoiser, model, member_features, sampling, sampling.seed + member
-        )
-        latents.append(trajectory[: sampling.size])
-        features.append(member_features[: sampling.size])
-    latents = torch.stack(latents) * latent_std + latent_mean
-    fields = decoder.decode(latents.flatten(0, 1), torch.stack(features).flatten(0, 1))
-    forecast = as_forecast(fields.unflatten(0, latents.shape[:2]), truth, decoder.variables)
+    forecast = decoded_trajectories(
+        denoiser, model, decoder, directory.stats_file, dataset.time.values, held, truth, sampling
+    )
 
     seams = seam_pairs(sampling.size, model.blanket_size, sampling.overlap)
     rows = judged_rows(climate_diagnostics(forecast, truth, seams), mean_errors(forecast, truth))

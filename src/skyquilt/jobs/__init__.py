@@ -1,5 +1,7 @@
-"""Jobs: one module per Snakemake job, plus the logging they share.
+"""Jobs: the work of each Snakemake rule, plus what they share (logging, memory, arguments).
 
-The jobs are generate, aggregate, decode, render, evaluate and statistics. This is the only
-code that scripts/ calls; it may import every other layer.
+One module per kind of job, named after its rule: generate, aggregate, verify, decode, render
+(the rules gallery, frames, animation), evaluation, composition_fidelity, ensemble_statistics
+(also latent_ensemble_statistics), and demo (the demo's rules). This is the only code that
+scripts/ calls; it may import every other layer.
 """

@@ -1,5 +1,10 @@
-"""The generation job: one ensemble member, run by scripts/generate.py (possibly under torchrun)."""
+"""The generation job: one ensemble member, run by scripts/generate.py (possibly under torchrun).
 
+`main` reads the job's command line (written by rule `generate`), `run_generation` samples the
+member and writes its shard, checkpointing and resuming as `generation.checkpoint` asks.
+"""
+
+import argparse
 import logging
 import os
 import signal
@@ -11,10 +16,11 @@ import torch.distributed as dist
 
 from skyquilt import __version__
 from skyquilt.io.shards import write_shard
-from skyquilt.jobs.logs import configure_logging, reporting_full_disk
+from skyquilt.jobs.logs import configure_logging, failure_last, reporting_full_disk
 from skyquilt.models.config import ModelConfig
 from skyquilt.models.weights import load_denoiser
-from skyquilt.planning.resources import TIME_LIMIT_SIGNAL
+from skyquilt.planning.plan import member_checkpoint
+from skyquilt.planning.slurm.launcher import TIME_LIMIT_SIGNAL
 from skyquilt.sampling.checkpoints import (
     Checkpointer,
     CheckpointPolicy,
@@ -24,7 +30,7 @@ from skyquilt.sampling.checkpoints import (
 )
 from skyquilt.sampling.composition import ProcessSplit
 from skyquilt.sampling.generation import MemberResult, generate_member
-from skyquilt.sampling.request import MemberRequest
+from skyquilt.sampling.request import MemberRequest, RunSettings
 from skyquilt.sampling.stopping import SamplingStopped, StopRequest
 
 log = logging.getLogger("skyquilt")
@@ -199,3 +205,51 @@ def _generate(
             log.info("removed checkpoint %s", checkpoint)
     if split.world_size > 1:
         dist.barrier()
+
+
+def interval(text: str) -> float | None:
+    """A checkpoint interval: a number, or 'none'."""
+    return None if text.lower() in ("none", "null") else float(text)
+
+
+def command_line() -> argparse.ArgumentParser:
+    """The generation job's command line, as rule `generate` writes it."""
+    parser = argparse.ArgumentParser(description="Generation job: one ensemble member.")
+    parser.add_argument("--settings", required=True, help="JSON settings of the run")
+    parser.add_argument("--size", required=True, help="trajectory size T")
+    parser.add_argument("--date", required=True, help="start date label YYYY-MM-DDTHH")
+    parser.add_argument("--member", required=True, help="member index")
+    parser.add_argument("--output", required=True, help="shard path <...>/<member>.zarr")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--checkpoint", default=None, help="checkpoint file of the member")
+    parser.add_argument(
+        "--checkpoint-dir",
+        default=None,
+        help="checkpoints of the run: <dir>/<T>h/<date>/<member>.pt",
+    )
+    parser.add_argument("--checkpoint-every-steps", type=interval, default=None)
+    parser.add_argument("--checkpoint-every-minutes", type=interval, default=10.0)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the generation job of the command line `argv` (default: sys.argv[1:]).
+
+    Returns its exit status: 0, or STOPPED_STATUS when a signal stopped sampling with a
+    checkpoint written. A failure ends the job's log (stderr) with its traceback.
+    """
+    arguments = command_line().parse_args(argv)
+    settings = RunSettings.from_json(arguments.settings)
+    request = settings.member(arguments.size, arguments.date, arguments.member)
+    with failure_last(exit_quietly=True):  # stderr is the rule's log: it ends with the traceback
+        checkpoint = arguments.checkpoint
+        if checkpoint is None and arguments.checkpoint_dir is not None:
+            checkpoint = member_checkpoint(
+                arguments.checkpoint_dir, arguments.size, arguments.date, arguments.member
+            )
+        steps = arguments.checkpoint_every_steps
+        policy = CheckpointPolicy(
+            every_steps=None if steps is None else int(steps),
+            every_minutes=arguments.checkpoint_every_minutes,
+        )
+        return run_generation(request, arguments.output, arguments.threads, checkpoint, policy)

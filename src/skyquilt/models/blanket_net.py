@@ -19,14 +19,13 @@ Two ways to reach across a long blanket:
 """
 
 import math
-from collections.abc import Sequence
 
 import torch
 from einops import rearrange
 from torch import Tensor, nn
 
+from skyquilt.models.blanket_net_options import BlanketNetOptions
 from skyquilt.models.calendar import FEATURES
-from skyquilt.models.checkpoints import check_dilations, check_time_mixing
 
 
 def sinusoidal_embedding(values: Tensor, size: int) -> Tensor:
@@ -106,27 +105,16 @@ class BlanketNet(nn.Module):
 
     x: (B, K, C, H, W), c_noise: (B,), time_features: (B, K, 4) -> (B, K, C, H, W).
 
-    dilations: the time dilation of each block's convolution, one per block; None: 1 each.
-    time_kernel: taps of each block's time mixing (odd, >= 3); 0: none.
-    factorised: spatial-only block convolutions (needs time_kernel, and no dilations).
+    options: the keyword arguments of `BlanketNetOptions` (hidden_channels, blocks, embedding,
+    dilations, time_kernel, factorised), the `backbone.kwargs` of the model config.
     Through its convolutions the network reaches 2 + sum over blocks of max(dilation,
     time_kernel // 2) states to either side (a factorised block: time_kernel // 2).
     """
 
-    def __init__(
-        self,
-        latent_shape: tuple[int, int, int],
-        blanket_size: int,
-        hidden_channels: int = 32,
-        blocks: int = 3,
-        embedding: int = 64,
-        dilations: Sequence[int] | None = None,
-        time_kernel: int = 0,
-        factorised: bool = False,
-    ):
+    def __init__(self, latent_shape: tuple[int, int, int], blanket_size: int, **options):
         super().__init__()
-        dilations = check_dilations(dilations, blocks)
-        check_time_mixing(time_kernel, factorised, dilations)
+        options = BlanketNetOptions(**options)
+        hidden_channels, embedding = options.hidden_channels, options.embedding
         channels = latent_shape[0]
         self.blanket_size = blanket_size
         self.embedding_size = embedding
@@ -137,8 +125,10 @@ class BlanketNet(nn.Module):
         self.encode = nn.Conv3d(channels, hidden_channels, kernel_size=3, padding=1)
         self.blocks = nn.ModuleList(
             [
-                ResidualBlock(hidden_channels, embedding, dilation, time_kernel, factorised)
-                for dilation in dilations
+                ResidualBlock(
+                    hidden_channels, embedding, dilation, options.time_kernel, options.factorised
+                )
+                for dilation in options.block_dilations
             ]
         )
         self.decode = nn.Conv3d(hidden_channels, channels, kernel_size=3, padding=1)

@@ -48,17 +48,44 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class ModelDirectory:
-    """Paths of a model directory, from `model_path` = <latent_dir>/denoisers/<name>/<lap>."""
+    """Paths of a model directory, from `model_path` = <latent_dir>/denoisers/<name>/<lap>.
+
+    <root>/autoencoders/<ae>/<lap>/                  the autoencoder as trained
+    <root>/autoencoders/<ae>/<lap>/latents/<dump>/   latent_dir: stats, ae/, latents.zarr
+    <latent_dir>/denoisers/<denoiser>/<lap>/         model_path: config.yaml, weights
+    """
 
     model_path: Path
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "model_path", Path(self.model_path))
 
+    @classmethod
+    def under(
+        cls,
+        root: Path | str,
+        autoencoder: str,
+        dump: str,
+        denoiser: str,
+        autoencoder_lap: int = 0,
+        denoiser_lap: int = 0,
+    ) -> "ModelDirectory":
+        """The model directory of the denoiser `denoiser` trained on the latents `dump` of
+        the autoencoder `autoencoder`, under `root`."""
+        autoencoder_dir = Path(root) / "autoencoders" / autoencoder / str(autoencoder_lap)
+        latent_dir = autoencoder_dir / "latents" / dump
+        return cls(latent_dir / "denoisers" / denoiser / str(denoiser_lap))
+
     @property
     def latent_dir(self) -> Path:
         """<latent_dir>, three levels above `model_path`."""
         return self.model_path.parents[2]
+
+    @property
+    def trained_autoencoder_dir(self) -> Path:
+        """<root>/autoencoders/<ae>/<lap>, the autoencoder as trained, two levels above
+        <latent_dir>."""
+        return self.latent_dir.parents[1]
 
     @property
     def config_file(self) -> Path:

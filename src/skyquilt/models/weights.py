@@ -15,10 +15,10 @@ import torch
 from torch import nn
 
 from skyquilt.io.atomic import atomic_file, write_yaml
-from skyquilt.models.checkpoints import mismatch
 from skyquilt.models.config import ModelConfig, ModelDirectory, ModelError, read_model_config
 from skyquilt.models.precondition import BlanketDenoiser
 from skyquilt.models.registry import Trust, build_backbone
+from skyquilt.models.weight_files import mismatch
 
 
 def load_state_dict(weights_file: Path) -> dict[str, torch.Tensor]:

@@ -1,7 +1,7 @@
 """What the demo rules build and where.
 
 The settings from the `demo:` config section, checked, and the paths of the model directory
-layout (docs/architecture.md) under `resources/demo`.
+layout (docs/model-directory.md, `ModelDirectory.under`) under `resources/demo`.
 """
 
 import dataclasses
@@ -13,9 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from skyquilt.diffusion.options import check_schedule
-from skyquilt.models.checkpoints import check_time_mixing
-from skyquilt.models.config import ModelConfig, parse_model_config
-from skyquilt.planning.config import ConfigError
+from skyquilt.models.blanket_net_options import check_time_mixing
+from skyquilt.models.config import ModelConfig, ModelDirectory, parse_model_config
 from skyquilt.planning.demo_settings import (
     AutoencoderSettings,
     DatasetSettings,
@@ -24,6 +23,7 @@ from skyquilt.planning.demo_settings import (
     held_out_mask,
     window_starts,
 )
+from skyquilt.planning.errors import ConfigError
 
 ROOT = Path("resources/demo")
 # The repository's shipped demo weights (skyquilt.demo.pretrained).
@@ -60,19 +60,25 @@ class DemoPlan:
         return self.root / "era5_demo.zarr"
 
     @property
+    def model_directory(self) -> ModelDirectory:
+        """The demo's model directory under `root`: autoencoder `ae`, latent dump `demo`,
+        denoiser `denoiser`, lap 0 of each."""
+        return ModelDirectory.under(self.root, autoencoder="ae", dump="demo", denoiser="denoiser")
+
+    @property
     def autoencoder_dir(self) -> Path:
         """The trained autoencoder's directory."""
-        return self.root / "autoencoders/ae/0"
+        return self.model_directory.trained_autoencoder_dir
 
     @property
     def latent_dir(self) -> Path:
         """The dataset's latents and their statistics, encoded by the autoencoder."""
-        return self.autoencoder_dir / "latents/demo"
+        return self.model_directory.latent_dir
 
     @property
     def model_path(self) -> Path:
         """The trained denoiser's directory, the workflow's `model_path`."""
-        return self.latent_dir / "denoisers/denoiser/0"
+        return self.model_directory.model_path
 
     @property
     def latent_shape(self) -> tuple[int, int, int]:
@@ -112,7 +118,7 @@ class DemoPlan:
         }
 
     def built_models(self) -> dict[str, ModelConfig]:
-        """{model_path: config} of the models the workflow builds (see rules/common.smk)."""
+        """{model_path: config} of the models the workflow builds (rules/demo.smk)."""
         return {str(self.model_path): self.model_config()}
 
 

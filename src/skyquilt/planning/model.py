@@ -9,13 +9,7 @@ only checked against the config's consent (`trust_model_code`).
 import os
 from pathlib import Path
 
-from skyquilt.models.checkpoints import (
-    CONSENT_KEY,
-    check_code_consent,
-    expected_shapes,
-    mismatch,
-    tensor_shapes,
-)
+from skyquilt.models.backbones import CONSENT_KEY, check_code_consent, expected_shapes
 from skyquilt.models.config import (
     TARGETS,
     ModelConfig,
@@ -23,7 +17,8 @@ from skyquilt.models.config import (
     ModelError,
     read_model_config,
 )
-from skyquilt.planning.config import ConfigError
+from skyquilt.models.weight_files import mismatch, tensor_shapes
+from skyquilt.planning.errors import ConfigError
 
 
 def model_config_for(config: dict, built_by_workflow: dict[str, ModelConfig]) -> ModelConfig:

@@ -11,23 +11,12 @@ from pathlib import Path
 
 from skyquilt.diffusion.options import SAMPLERS, resolve_options
 from skyquilt.models.config import PRECISIONS, ModelConfig, ModelDirectory
-from skyquilt.planning.config import (
-    ConfigError,
-    check_job_count,
-    check_output_paths,
-    check_overlap,
-    check_path,
-    check_trajectory_ends,
-    parse_start_dates,
-    parse_trajectory_sizes,
-)
+from skyquilt.planning.dates import check_trajectory_ends, parse_start_dates
+from skyquilt.planning.ensemble import check_job_count, check_overlap, parse_trajectory_sizes
+from skyquilt.planning.errors import ConfigError
 from skyquilt.planning.model import check_weights, code_consent, model_config_for
-from skyquilt.planning.resources import (
-    HARDWARE_SECTIONS,
-    check_backend,
-    generation_processes,
-    hardware_resources,
-)
+from skyquilt.planning.paths import check_output_paths, check_path
+from skyquilt.planning.resources import check_backend, generation_processes, rule_resources
 from skyquilt.sampling.blankets import blanket_count
 from skyquilt.sampling.request import MemberRequest, RunSettings
 
@@ -104,6 +93,15 @@ class Plan:
     def shard_path(self, size: int | str, label: str, member: int | str) -> str:
         """The shard of one member: <prior>/<T>h/shards/<date>/<member>.zarr."""
         return f"{self.prior_dir}/{size}h/shards/{label}/{member}.zarr"
+
+    def members_of(
+        self, size: int | str, label: str | None = None
+    ) -> list[tuple[int | str, str, int]]:
+        """(size, date label, member) of every member of trajectory size `size`, or only of
+        those from start date `label`: the keys of their shards and decoded members, in the
+        order of the aggregate (start date, then member)."""
+        labels = self.date_labels if label is None else [label]
+        return [(size, date, member) for date in labels for member in self.members]
 
     @property
     def checkpoint_dir(self) -> str:
@@ -210,9 +208,7 @@ def make_plan(config: dict, built_by_workflow: dict[str, ModelConfig] | None = N
     check_job_count(len(sizes), len(labels), samples)
     hardware = _section(config, "hardware")
     check_backend(hardware)
-    resources = {
-        rule: hardware_resources(hardware, section) for section, rule in HARDWARE_SECTIONS.items()
-    }
+    resources = rule_resources(hardware)
     processes, warnings = generation_processes(
         hardware, resources["generate"], int(_section(config, "generation").get("processes", 1))
     )

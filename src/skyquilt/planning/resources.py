@@ -1,47 +1,88 @@
-"""Hardware settings as Snakemake resources, and the command line that starts a generation job.
+"""Hardware settings as Snakemake resources: `config["hardware"]` -> threads, memory, time, GPUs.
 
-`config["hardware"]` has one section per kind of job; the seed config calls the generation
-section `gen`, which this module maps onto the `generate` rule.
+`config["hardware"]` has one section per kind of job (RULE_HARDWARE says which section sizes
+which rule); the original config calls the generation section `gen`, and the code names it after
+its rule, `generate`. Memory ('60GB') and time limits (SLURM's formats, '6:00:00') are read here,
+for every backend. How a SLURM job is started and warned lives in `planning.slurm`.
 """
 
 import glob
 import math
 import os
-import shlex
-import sys
+import re
 
-from skyquilt.planning.config import ConfigError, parse_memory, parse_slurm_time
+from skyquilt.planning.errors import ConfigError
+from skyquilt.planning.slurm.launcher import TIME_LIMIT_SIGNAL, time_limit_warning
 
 BACKENDS = ("local", "slurm")
-
-# Sections of config["hardware"], one per kind of job, and the rule each one sizes.
-HARDWARE_SECTIONS = {
-    "gen": "generate",
+# The section of config["hardware"] that sizes the jobs of each rule with a hardware entry.
+RULE_HARDWARE = {
+    "generate": "gen",
     "aggregate": "aggregate",
+    "verify": "aggregate",
     "decode": "decode",
-    "render": "render",
-    "evaluate": "evaluate",
-    "statistics": "statistics",
+    "gallery": "render",
+    "frames": "render",
+    "animation": "render",
+    "evaluation": "evaluate",
+    "composition_fidelity": "gen",
+    "ensemble_statistics": "statistics",
+    "latent_ensemble_statistics": "statistics",
 }
+# The sections of config["hardware"], one per kind of job: gen, aggregate, decode, ...
+HARDWARE_SECTIONS = tuple(dict.fromkeys(RULE_HARDWARE.values()))
+SLURM_TIME_PATTERN = re.compile(
+    r"^(?:(?P<days>\d+)-(?P<dh>\d+)(?::(?P<dm>\d+)(?::(?P<ds>\d+))?)?"
+    r"|(?P<a>\d+)(?::(?P<b>\d+)(?::(?P<c>\d+))?)?)$"
+)
+MEMORY_UNITS = {"": 1e-6, "b": 1e-6, "kb": 1e-3, "mb": 1, "gb": 1e3, "tb": 1e6}
+MEMORY_UNITS |= {"kib": 1024 / 1e6, "mib": 1.048576, "gib": 1073.741824, "tib": 1099511.627776}
+MEMORY_PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
 
 
-# The signal SLURM sends a generation job before its time limit (`sbatch --signal`), on which
-# the job checkpoints and ends (skyquilt.sampling.stopping). Without the B: prefix SLURM signals
-# every process of the job's steps: the generation processes, but also the Snakemake process
-# and the shell that run them, which would die of USR1 (its default action) and take the job
-# down before its checkpoint is written. URG is ignored by every process that does not handle
-# it. With B:, only the batch shell that the executor plugin writes would get the signal.
-TIME_LIMIT_SIGNAL = "URG"
+def parse_slurm_time(value: str | int, key: str) -> int:
+    """A SLURM time limit in minutes (rounded up): M, M:S, H:M:S, D-H, D-H:M, D-H:M:S."""
+    if isinstance(value, bool) or isinstance(value, float):
+        raise ConfigError(f'{key}: {value!r} is not a SLURM time such as "6:00" or "1-12:00:00"')
+    if isinstance(value, int):
+        raise ConfigError(
+            f"{key}: {value!r} is an integer; YAML reads an unquoted time such as 6:00 as "
+            f'minutes*60+seconds, so quote it in SLURM\'s format, e.g. "6:00:00" for six hours'
+        )
+    match = SLURM_TIME_PATTERN.match(str(value).strip())
+    if not match:
+        raise ConfigError(
+            f"{key}: {value!r} is not a SLURM time; allowed: M, M:S, H:M:S, D-H, D-H:M, D-H:M:S"
+        )
+    parts = match.groupdict()
+    if parts["days"] is not None:
+        days, hours = int(parts["days"]), int(parts["dh"])
+        minutes, seconds = int(parts["dm"] or 0), int(parts["ds"] or 0)
+    else:
+        numbers = [int(part) for part in (parts["a"], parts["b"], parts["c"]) if part is not None]
+        days = 0
+        hours, minutes, seconds = (
+            (0, numbers[0], 0)
+            if len(numbers) == 1
+            else (0, numbers[0], numbers[1])
+            if len(numbers) == 2
+            else tuple(numbers)
+        )
+    total = days * 1440 + hours * 60 + minutes + math.ceil(seconds / 60)
+    if total <= 0:
+        raise ConfigError(f"{key}: {value!r} is zero; a job needs a positive time limit")
+    return total
 
 
-def time_limit_warning(minutes: int) -> int:
-    """Seconds before a time limit of `minutes` at which SLURM warns a generation job.
-
-    A tenth of the limit, at least a minute and at most ten (a sampler step and a checkpoint
-    must fit), and never more than half the limit. SLURM may send it up to a minute earlier.
-    """
-    seconds = 60 * minutes
-    return min(max(seconds // 10, 60), 600, seconds // 2)
+def parse_memory(value: str | int, key: str) -> int:
+    """Memory in MB (Snakemake's mem_mb): '60GB' -> 60000, '512MiB' -> 537, 2048 -> 2048."""
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    match = MEMORY_PATTERN.match(str(value))
+    unit = match.group(2).lower() if match else None
+    if not match or unit not in MEMORY_UNITS or float(match.group(1)) <= 0:
+        raise ConfigError(f'{key}: {value!r} is not a memory size such as "60GB" or "512MB"')
+    return max(1, math.ceil(float(match.group(1)) * MEMORY_UNITS[unit]))
 
 
 def hardware_resources(hardware: dict, section_name: str) -> dict:
@@ -82,6 +123,18 @@ def hardware_resources(hardware: dict, section_name: str) -> dict:
     return resources
 
 
+def rule_resources(hardware: dict) -> dict[str, dict]:
+    """Snakemake resources of every rule of RULE_HARDWARE (`hardware_resources` of its
+    section); rules sized by one section share one dict."""
+    sections = {section: hardware_resources(hardware, section) for section in HARDWARE_SECTIONS}
+    return {rule: sections[section] for rule, section in RULE_HARDWARE.items()}
+
+
+def section_rule(section: str) -> str:
+    """The first rule that config['hardware'][section] sizes (its resources are the section's)."""
+    return next(rule for rule, sized_by in RULE_HARDWARE.items() if sized_by == section)
+
+
 def check_backend(hardware: dict) -> str:
     """hardware.backend, one of BACKENDS."""
     backend = hardware.get("backend", "local")
@@ -90,21 +143,6 @@ def check_backend(hardware: dict) -> str:
             f"hardware.backend: {backend!r} is unknown; allowed: {', '.join(BACKENDS)}"
         )
     return backend
-
-
-# Executors that run jobs on this machine (dryrun and touch stand in for them in -n / -t).
-LOCAL_EXECUTORS = ("local", "dryrun", "touch")
-
-
-def check_executor(hardware: dict, executor: str | None) -> None:
-    """Backend local runs every job here: refuse an executor that would submit them (sbatch)."""
-    backend = hardware.get("backend", "local")
-    if backend == "local" and executor is not None and executor not in LOCAL_EXECUTORS:
-        raise ConfigError(
-            f"hardware.backend: 'local', but snakemake runs the {executor!r} executor, which "
-            "would submit the jobs elsewhere; set hardware.backend: slurm (with the SLURM "
-            "profile), or run here with --cores N"
-        )
 
 
 def visible_gpu_count() -> int | None:
@@ -167,27 +205,3 @@ def generation_processes(
             "process(es), on the CPU unless torch finds another GPU"
         )
     return (gpus if gpus > 1 else processes), warnings
-
-
-def launcher_command(processes: int, nodes: int = 1) -> str:
-    """How a generation job starts its script: one process, or torchrun with P processes.
-
-    On one node torchrun runs standalone; across nodes (P GPUs > gpus_per_node) every node
-    runs one torchrun that meets the others through c10d rendezvous on the allocation's
-    first node, which the job resolves from SLURM_JOB_NODELIST when it starts. The job
-    already runs inside the SLURM executor's own job step, so the inner srun shares its
-    resources (--overlap) instead of waiting for them.
-    """
-    python = shlex.quote(sys.executable)
-    if processes <= 1:
-        return python
-    torchrun = f"{python} -m torch.distributed.run"
-    if nodes <= 1:
-        return f"{torchrun} --standalone --nproc-per-node {processes}"
-    per_node = -(-processes // nodes)
-    first_node = '$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)'
-    return (
-        f"srun --overlap --nodes {nodes} --ntasks-per-node 1 {torchrun} --nnodes {nodes} "
-        f"--nproc-per-node {per_node} --rdzv-backend c10d "
-        f'--rdzv-endpoint "{first_node}:29500" --rdzv-id "$SLURM_JOB_ID"'
-    )

@@ -1,6 +1,6 @@
 """The config as the workflow parses it: every parse-time check, in order, in one call.
 
-rules/common.smk calls `parse_config` once, through `skyquilt.planning.config.checked`, before
+rules/common.smk calls `parse_config` once, through `skyquilt.planning.errors.checked`, before
 any rule is defined, so that `snakemake` (a dry run too) stops with one line naming the key when
 the config cannot be used. The checks that depend on what a run asks for (`check_request`) or
 where its jobs run (`check_executor`, SLURM paths and the preflight) follow while Snakemake
@@ -14,10 +14,10 @@ from pathlib import Path
 
 from snakemake.utils import validate
 
-from skyquilt.planning.config import check_no_yaml_dates, normalise_integers
 from skyquilt.planning.demo import DemoPlan, make_demo_plan
 from skyquilt.planning.plan import Plan, make_plan
 from skyquilt.planning.products import Products, make_products
+from skyquilt.planning.yaml_values import check_no_yaml_dates, normalise_integers
 
 # The JSON schemas of the config, under the workflow's config/ directory: the demo section,
 # generation, and the on-request outputs (decode, render, evaluate, statistics).

@@ -15,12 +15,19 @@ BAND = {"color": "tab:green", "alpha": 0.15}
 
 
 def _ratio_panel(ax, rows: pd.DataFrame, metrics: tuple[str, ...], targets: dict) -> None:
-    """One marker per metric at its ratio, its target band shaded behind it."""
+    """One marker per metric at its ratio, its target band shaded behind it.
+
+    The y axis spans the ratios and the bands' edges, but not a band's lower edge of 0 (a
+    target "at most h"), which would squeeze every ratio near 1 into a few pixels.
+    """
+    shown = [1.0]
     for index, metric in enumerate(metrics):
         low, high = targets[metric]
         ax.fill_between([index - 0.4, index + 0.4], low, high, **BAND)
+        shown += [edge for edge in (low, high) if edge > 0]
         value = rows.loc[rows["metric"] == metric, "ratio"]
         if len(value) and np.isfinite(value.iloc[0]):
+            shown.append(value.iloc[0])
             ax.plot(index, value.iloc[0], "o", color="tab:blue")
             ax.annotate(
                 f"{value.iloc[0]:.2f}",
@@ -32,28 +39,51 @@ def _ratio_panel(ax, rows: pd.DataFrame, metrics: tuple[str, ...], targets: dict
     ax.axhline(1.0, color="grey", linestyle=":", linewidth=1)
     ax.set_xticks(range(len(metrics)), [metric.removesuffix("_ratio") for metric in metrics])
     ax.set_xlim(-0.6, len(metrics) - 0.4)
+    margin = 0.1 * (max(shown) - min(shown))
+    ax.set_ylim(min(shown) - margin, max(shown) + margin)
     ax.grid(alpha=0.3, axis="y")
 
 
 def _spectrum_panel(ax, rows: pd.DataFrame) -> None:
-    """Spectrum ratio against wavenumber (k >= 1), log-log, the factor-2 band shaded; judged
-    wavenumbers (truth holding >= 1 % of its peak power) filled."""
+    """The mean zonal power of the model and of the truth against wavenumber (k >= 1),
+    log-log, and the target band (the truth's power times 0.5 to 2) shaded over the judged
+    wavenumbers, those where the truth holds >= 1 % of its peak power (filled points).
+
+    Power rather than the ratio model / truth: beyond the judged wavenumbers the truth has next
+    to no power, and the ratio there is large without meaning anything. The y axis starts a
+    decade below the model's lowest power and the band's, so that the truth's negligible power
+    there, many decades down, does not squeeze the rest into a sliver: it falls below the axis.
+    """
     rows = rows[(rows["metric"] == "spectrum_ratio") & (rows["wavenumber"] >= 1)]
     rows = rows.sort_values("wavenumber")
+    judged = rows["judged"].astype(bool)
     low, high = TARGETS["spectrum_ratio"]
-    ax.axhspan(low, high, **BAND)
-    ax.loglog(rows["wavenumber"], rows["ratio"], color="tab:blue", linewidth=1)
-    judged = rows[rows["judged"].astype(bool)]
-    ax.loglog(judged["wavenumber"], judged["ratio"], "o", color="tab:blue", markersize=3)
-    ax.axhline(1.0, color="grey", linestyle=":", linewidth=1)
+    ax.fill_between(
+        rows["wavenumber"],
+        low * rows["reference"],
+        high * rows["reference"],
+        where=judged,
+        label="target (judged k)",
+        **BAND,
+    )
+    ax.loglog(rows["wavenumber"], rows["reference"], color="black", linewidth=1, label="truth")
+    ax.loglog(rows["wavenumber"], rows["model"], color="tab:blue", linewidth=1, label="model")
+    ax.loglog(
+        rows["wavenumber"][judged], rows["model"][judged], "o", color="tab:blue", markersize=3
+    )
+    powers = pd.concat([rows["model"], low * rows["reference"][judged]])
+    if (powers > 0).any():
+        ax.set_ylim(bottom=powers[powers > 0].min() / 10)
     ax.set_xlabel("zonal wavenumber")
-    ax.set_ylabel("power ratio model / truth")
+    ax.set_ylabel("mean power")
     ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7)
 
 
 def plot_climate(table: pd.DataFrame, path: str | os.PathLike) -> Path:
     """Climate ratios per (variable, level): std, hourly change and seam ratios against their
-    target bands (left), the spectrum ratio against wavenumber (right).
+    target bands (left), the zonal spectra of model and truth with the spectrum's target band
+    over the judged wavenumbers (right).
 
     `table` has skyquilt.scoring.climate.CLIMATE_COLUMNS.
     """

@@ -77,7 +77,7 @@ def plot_scores(
                 ax.axhline(1.0, color="grey", linestyle=":", linewidth=1)
             label = METRIC_LABELS[metric]
             ax.set_ylabel(label if metric in UNITLESS or not unit else f"{label} [{unit}]")
-            ax.set_title(f"{panel_title(variable, level)}: {label}", fontsize=9)
+            ax.set_title(f"{panel_title(variable, level)}\n{label}", fontsize=9)
             ax.grid(alpha=0.3)
             if row == len(panels) - 1:
                 ax.set_xlabel("lead time [h]")
@@ -183,11 +183,14 @@ def plot_rank_histograms(scores: pd.DataFrame, path: str | os.PathLike) -> Path:
         flatness = rows_of(flat, variable, level).groupby("source", sort=False)["value"].mean()
         shown = ", ".join(f"{source} {value:.2f}" for source, value in flatness.items())
         ax.set_title(f"{panel_title(variable, level)}\nflatness: {shown}", fontsize=9)
+        ax.set_xticks(range(int(rows["rank"].max()) + 1))  # ranks are whole numbers
         ax.set_xlabel("rank of the truth among the members")
         ax.set_ylabel("frequency (latitude-weighted)")
         ax.grid(alpha=0.3, axis="y")
-        ax.legend(fontsize=8)
     for ax in axes.flat[len(panels) :]:
         ax.set_visible(False)
+    # One legend for the figure, outside the panels: inside, it would hide the highest bars.
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="outside upper right", ncols=max(1, len(labels)))
     figure.suptitle("Rank histograms over all lead times (dotted: flat = reliable)")
     return save_figure(figure, path)

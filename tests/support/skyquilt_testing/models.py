@@ -51,3 +51,8 @@ def write_random_model(root: Path, seed: int = 0, **config_overrides) -> Path:
     return write_model_directory(
         model_path, config, denoiser, latent_mean=torch.zeros(shape), latent_std=torch.ones(shape)
     )
+
+
+def state_shapes(module: torch.nn.Module) -> dict:
+    """Name -> shape of every tensor of a module's state dict."""
+    return {name: tuple(value.shape) for name, value in module.state_dict().items()}

@@ -375,7 +375,7 @@ WIRING_CASES = (
     "slurm_output_dir_with_a_dollar",  # the SLURM executor's command line
     "slurm_output_dir_with_a_single_quote",  # ... passed as a script
 )
-# The product whose check the input function of each target rule calls (rules/common.smk).
+# The product whose check the input function of each target rule calls (rules/inputs.smk).
 TARGET_PRODUCTS = {"render": "render", "evaluate": "evaluation", "statistics": "statistics"}
 
 

@@ -1,5 +1,5 @@
 """Configs and a real `snakemake` runner for the workflow tests: the seed's example config,
-tiny configs that run in seconds on 2 cores, and the tiny demo."""
+tiny configs that run in seconds on 2 cores, and the tiny demo of .test/config.yaml."""
 
 import os
 import subprocess
@@ -80,6 +80,21 @@ def tiny_config(model_path: Path, **overrides) -> dict:
     return config
 
 
+# The on-request sections of a tiny config, as the report schema's defaults would fill them in
+# (render's fields and frames per job chosen for the product tests).
+ON_REQUEST = {
+    "decode": {"states_per_chunk": 8},
+    "render": {
+        "lead_hours": [0, 6, 11, 48],
+        "quantile": 0.01,
+        "gallery_members": 4,
+        "animation": {"fps": 4, "mp4": False, "frames_per_job": 5, "members": 1},
+        "fields": [{"variable": "geopotential", "level": 500}, {"variable": "t2m"}],
+    },
+    "evaluate": {"fields": None, "climatology_period": None},
+}
+
+
 def write_config(directory: Path, config: dict) -> Path:
     path = directory / "config.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
@@ -129,43 +144,18 @@ def planned_jobs(output: str) -> dict[str, int]:
     return counts
 
 
-# The tiny demo: the whole demo chain builds in seconds, then samples 2 members of T = 8.
-TINY_DEMO = {
-    "dataset": {
-        "start": "2000-04-01",
-        "days": 4,
-        "grid": [16, 32],
-        "spinup_days": 2,
-        "held_out": ["2000-04-04", "2000-04-04"],
-    },
-    "autoencoder": {"steps": 30, "width": 8},
-    "denoiser": {
-        "blanket_size": 4,
-        "steps": 20,
-        "validation_every": 5,
-        "validation_blankets": 4,
-        "hidden_channels": 8,
-        "denoising_steps": 4,
-        "sanity_members": 2,
-        "sanity_trajectory_size": 8,
-    },
-}
+# The tiny demo (.test/config.yaml, a config a user can run too): the whole demo chain builds
+# in seconds, then samples 2 members of T = 8.
+TEST_CONFIG = REPO / ".test" / "config.yaml"
+TINY_DEMO = yaml.safe_load(TEST_CONFIG.read_text())["demo"]
 DEMO = "resources/demo"
 MODEL = f"{DEMO}/autoencoders/ae/0/latents/demo/denoisers/denoiser/0"
 
 
 def tiny_demo_config(**overrides) -> dict:
-    """The default config with the tiny demo: the workflow builds the demo model, then
-    samples 2 members of T = 8 from it."""
-    config = yaml.safe_load((REPO / "config/config.yaml").read_text())
-    config.update(
-        demo=TINY_DEMO,
-        trajectory_sizes="8",
-        start_dates=["2000-04-04 0h"],
-        blanket_overlap=2,
-        num_samples_per_date=2,
-        diffusion={"num_steps": 4, "sampler": {"type": "lms", "config": {}}},
-    )
+    """The tiny test config (.test/config.yaml): the workflow builds the tiny demo model, then
+    samples 2 members of T = 8 from it; `overrides` replace top-level keys."""
+    config = yaml.safe_load(TEST_CONFIG.read_text())
     config.update(overrides)
     return config
 

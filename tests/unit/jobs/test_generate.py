@@ -13,7 +13,7 @@ from skyquilt_testing.backbones import CONSENT, FAIL_VARIABLE, FAILURE_MESSAGE
 from skyquilt_testing.workflow import REPO
 
 from skyquilt.models.weights import load_denoiser
-from skyquilt.planning.resources import launcher_command
+from skyquilt.planning.slurm.launcher import launcher_command
 from skyquilt.sampling.generation import NonFiniteSampleError, generate_member
 from skyquilt.sampling.request import RunSettings
 

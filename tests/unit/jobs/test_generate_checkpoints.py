@@ -35,7 +35,7 @@ from skyquilt_testing.backbones import (
 from skyquilt_testing.workflow import REPO
 
 from skyquilt.jobs.generate import STOPPED_STATUS, run_generation
-from skyquilt.planning.resources import TIME_LIMIT_SIGNAL, launcher_command
+from skyquilt.planning.slurm.launcher import TIME_LIMIT_SIGNAL, launcher_command
 from skyquilt.sampling.checkpoints import FORMAT, CheckpointPolicy
 from skyquilt.sampling.request import RunSettings
 

@@ -7,7 +7,6 @@ import pytest
 import yaml
 from snakemake.utils import validate
 
-from skyquilt.planning.config import ConfigError
 from skyquilt.planning.demo import make_demo_plan
 from skyquilt.planning.demo_settings import (
     AutoencoderSettings,
@@ -15,6 +14,7 @@ from skyquilt.planning.demo_settings import (
     DenoiserSettings,
     Forcing,
 )
+from skyquilt.planning.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[3]
 SCHEMA = REPO / "config/schema.demo.yaml"

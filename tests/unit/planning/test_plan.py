@@ -3,19 +3,19 @@
 import re
 
 import pytest
-from skyquilt_testing.workflow import REPO, example_config
+from skyquilt_testing.workflow import REPO, example_config, tiny_config
 
-from skyquilt.planning.config import ConfigError, normalise_integers
+from skyquilt.planning.errors import ConfigError
 from skyquilt.planning.plan import make_plan
 from skyquilt.planning.resources import (
     check_backend,
-    check_executor,
     generation_processes,
     hardware_resources,
-    launcher_command,
-    time_limit_warning,
     visible_gpu_count,
 )
+from skyquilt.planning.slurm.executor import check_executor
+from skyquilt.planning.slurm.launcher import launcher_command, time_limit_warning
+from skyquilt.planning.yaml_values import normalise_integers
 
 
 def test_the_original_example_config_is_accepted(tiny_model):
@@ -230,3 +230,10 @@ def test_checkpoint_arguments_are_no_recorded_snakemake_parameter(tiny_model):
         "--checkpoint-dir 'my results/checkpoints/default' --checkpoint-every-steps 4 "
         "--checkpoint-every-minutes 10.0"
     )
+
+
+def test_members_of_a_size_or_of_one_start_date_come_in_the_aggregate_s_order(tiny_model):
+    plan = make_plan(tiny_config(tiny_model))
+    dates = ["2000-04-03T00", "2000-04-20T12"]
+    assert plan.members_of(12) == [(12, date, member) for date in dates for member in (0, 1)]
+    assert plan.members_of("12", dates[1]) == [("12", dates[1], 0), ("12", dates[1], 1)]

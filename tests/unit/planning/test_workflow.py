@@ -28,10 +28,10 @@ from skyquilt_testing.refusals import (
 from skyquilt_testing.workflow import REPO, tiny_config, write_config
 from snakemake.common.configfile import load_configfile
 
-from skyquilt.planning.config import checked
-from skyquilt.planning.products import check_request
-from skyquilt.planning.resources import check_executor
-from skyquilt.planning.slurm_paths import check_slurm_paths
+from skyquilt.planning.dataset_checks import check_request
+from skyquilt.planning.errors import checked
+from skyquilt.planning.slurm.executor import check_executor
+from skyquilt.planning.slurm.job_paths import check_slurm_paths
 from skyquilt.planning.workflow import parse_config
 
 
