@@ -7,6 +7,8 @@ from snakemake.utils import validate
 
 from skyquilt.models.config import ModelDirectory
 from skyquilt.planning.config import checked, check_no_yaml_dates, normalise_integers
+from skyquilt.planning.files import check_input_limits, check_output_limits
+from skyquilt.planning.fingerprints import PlannedInputs
 from skyquilt.planning.products import FIELD_WILDCARD, check_request, make_products
 from skyquilt.planning.plan import WILDCARDS, make_plan
 from skyquilt.planning.resources import check_executor, launcher_command
@@ -30,6 +32,7 @@ checked(check_no_yaml_dates, config)
 checked(normalise_integers, config, f"{SCHEMAS}/schema.yaml")
 checked(normalise_integers, config, f"{SCHEMAS}/schema.report.yaml")
 checked(validate, config, schema=f"{SCHEMAS}/schema.yaml")
+checked(check_input_limits, config)
 PLAN = checked(
     make_plan, config, built_by_workflow=globals().get("WORKFLOW_BUILT_MODELS", {})
 )
@@ -153,6 +156,14 @@ for size in PLAN.sizes:
 # On-request outputs (decode, render, evaluate): settings, checks, inputs.
 checked(validate, config, schema=f"{SCHEMAS}/schema.report.yaml")
 PRODUCTS = checked(make_products, config, PLAN)
+checked(check_output_limits, PLAN, PRODUCTS)
+# The models and datasets that the workflow builds itself (the demo).
+BUILT = [
+    *globals().get("WORKFLOW_BUILT_MODELS", {}),
+    *globals().get("WORKFLOW_BUILT_DATASETS", ()),
+]
+# The content fingerprints of the on-request rules' inputs, computed when a rule asks.
+INPUTS = PlannedInputs(PRODUCTS, BUILT)
 
 
 wildcard_constraints:
@@ -169,11 +180,7 @@ def check_product(product):
     the DAG needs it (Snakemake knows the targets only after parsing), once, before any job.
     """
     check_where_jobs_run()
-    built = [
-        *globals().get("WORKFLOW_BUILT_MODELS", {}),
-        *globals().get("WORKFLOW_BUILT_DATASETS", ()),
-    ]
-    checked(check_request, PRODUCTS, {product}, built)
+    checked(check_request, PRODUCTS, {product}, BUILT)
 
 
 def get_render_targets(wildcards):
@@ -198,6 +205,32 @@ def get_statistics_targets(wildcards):
     """The ensemble statistics of every trajectory size and start date."""
     check_product("statistics")
     return PRODUCTS.statistics_targets()
+
+
+def get_decode_fingerprints(wildcards):
+    """The fingerprints of what decoding reads: the decoder and the dataset's grid."""
+    return checked(lambda: INPUTS.decode)
+
+
+def get_truth_fingerprint(fields):
+    """A function of the wildcards: the fingerprint of the truth of `fields` (of every
+    decoded variable when None), for the params of the rules that read the truth."""
+    return lambda wildcards: checked(INPUTS.truth, fields)
+
+
+def get_recorded_products():
+    """Every decoded member, evaluation and statistics store the run may have made: the
+    outputs besides shards and aggregates that record their inputs (for `verify`)."""
+    decoded = [
+        PRODUCTS.decoded_path(size, label, member)
+        for size in PLAN.sizes
+        for label in PLAN.date_labels
+        for member in PLAN.members
+    ]
+    evaluations = [
+        PRODUCTS.evaluation_path(size, "metrics.zarr") for size in PLAN.sizes
+    ]
+    return decoded + evaluations + PRODUCTS.statistics_targets()
 
 
 def get_existing_products():

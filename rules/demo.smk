@@ -11,7 +11,11 @@ from snakemake.utils import validate
 from skyquilt.planning.config import checked, check_no_yaml_dates, normalise_integers
 from skyquilt.planning.demo import make_demo_plan
 from skyquilt.planning.demo_settings import stats_path
+from skyquilt.planning.files import check_config_files
 
+# First: the config files as Snakemake was given them, read again strictly (a key given
+# twice, which Snakemake's reader lets the last one win).
+checked(check_config_files, workflow.configfiles)
 checked(check_no_yaml_dates, config)
 checked(
     normalise_integers,
