@@ -46,7 +46,8 @@ def big_weights_model(gigabytes: float) -> Path:
     root = ROOT / f"weights_{gigabytes:g}gb"
     model = root / "autoencoders/ae/0/latents/dump/denoisers/denoiser/0"
     if not (model / "best.safetensors").exists():
-        hidden = round(math.sqrt(gigabytes * 1e9 / 4 / 27))  # one 3x3x3 conv of hidden^2
+        # One 3x3x3 convolution of hidden^2 weights; GroupNorm wants multiples of 8.
+        hidden = 8 * round(math.sqrt(gigabytes * 1e9 / 4 / 27) / 8)
         write_random_model(root, latent_shape=(2, 1, 1), hidden_channels=hidden, blocks=1)
     return model
 
@@ -207,6 +208,7 @@ def main() -> None:
             times = timed(name, checkouts, arguments.repeats, run)
             if arguments.before:
                 numbers = {label: round(value, 3) for label, value in times.items()}
+                inputs = {**inputs, "before": arguments.before.name}
                 for state in ("cold", "warm"):
                     ratio = times[f"after {state}"] / times[f"before {state}"]
                     quantity = f"{name}, after / before ({state} fingerprint cache)"

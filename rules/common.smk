@@ -209,7 +209,7 @@ def get_statistics_targets(wildcards):
 
 def get_decode_fingerprints(wildcards):
     """The fingerprints of what decoding reads: the decoder and the dataset's grid."""
-    return checked(lambda: INPUTS.decode)
+    return checked(lambda: INPUTS.decoding)
 
 
 def get_truth_fingerprint(fields):

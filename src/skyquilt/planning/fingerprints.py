@@ -67,20 +67,20 @@ class PlannedInputs:
             raise ConfigError(f"dataset: {error}") from None
 
     @functools.cached_property
-    def decode(self) -> dict[str, str | None]:
+    def decoding(self) -> dict[str, str | None]:
         """The params of a decode job: the fingerprints of the decoder (autoencoder config and
-        weights, latent statistics) and of the dataset's grid."""
+        weights, latent statistics) and of the dataset's grid; None for what the workflow
+        builds."""
         model_path = self.products.plan.settings.model_path
-        decoder = None
-        if not self._is_built(model_path):
-            try:
-                decoder = files_record(ModelDirectory(Path(model_path)).decoder_files().values())
-            except FingerprintError as error:
-                raise ConfigError(f"model_path: {error}") from None
-        grid = None
-        if not (self._is_built(model_path) or self._is_built(self.products.dataset)):
-            grid = self._record("grid", self.decoder_variables)
-        return {"decoder": decoder and decoder["fingerprint"], "grid": grid}
+        if self._is_built(model_path):
+            return {"decoder": None, "grid": None}
+        try:
+            decoder = files_record(ModelDirectory(Path(model_path)).decoder_files().values())
+        except FingerprintError as error:
+            raise ConfigError(f"model_path: {error}") from None
+        built_dataset = self._is_built(self.products.dataset)
+        grid = None if built_dataset else self._record("grid", self.decoder_variables)
+        return {"decoder": decoder["fingerprint"], "grid": grid}
 
     def truth(self, fields: Sequence[Field] | None = None) -> str | None:
         """The fingerprint of the truth of the variables of `fields` (of every variable the
