@@ -23,6 +23,7 @@ import os
 import shutil
 import sys
 import tempfile
+from functools import partial
 from pathlib import Path
 
 import yaml
@@ -124,13 +125,20 @@ def environment(checkout: Path, cache: Path) -> dict:
     return {"PYTHONPATH": str(checkout / "src"), "XDG_CACHE_HOME": str(cache)}
 
 
-def dry_run(checkout: Path, directory: Path, cache: Path, *targets: str) -> None:
+def dry_run(
+    checkout: Path,
+    cache: Path,
+    directory: Path,
+    targets: tuple[str, ...] = (),
+    configfile: Path | None = None,
+) -> None:
+    configfile = configfile or directory / "config.yaml"
     command = [SNAKEMAKE, "--snakefile", str(checkout / "Snakefile"), "--directory"]
-    command += [str(directory), "--configfile", str(directory / "config.yaml"), "-n", *targets]
+    command += [str(directory), "--configfile", str(configfile), "-n", *targets]
     run_command(command, cwd=directory, env=environment(checkout, cache))
 
 
-def generation(checkout: Path, model: Path, cache: Path) -> None:
+def generation(checkout: Path, cache: Path, model: Path) -> None:
     output = Path(tempfile.mkdtemp(dir=ROOT)) / "member.zarr"
     settings = json.dumps({**SETTINGS, "model_path": str(model)})
     command = [PYTHON, str(checkout / "scripts/generate.py"), "--settings", settings]
@@ -166,26 +174,26 @@ def cases(arguments) -> dict:
         model = big_weights_model(arguments.weights_gb)
         directory = workdir("weights", model, None)
         inputs = {"weights_gb": arguments.weights_gb}
-        found["weights: snakemake -n"] = (lambda c, k: dry_run(c, directory, k), inputs)
-        found["weights: generation job"] = (lambda c, k: generation(c, model, k), inputs)
+        found["weights: snakemake -n"] = (partial(dry_run, directory=directory), inputs)
+        found["weights: generation job"] = (partial(generation, model=model), inputs)
     if arguments.dataset_gb:
         dataset, model = big_dataset(arguments.dataset_gb, arguments.chunk_hours)
         directory = workdir("dataset", model, dataset)
         files = sum(len(files) for _, _, files in os.walk(dataset))
         inputs = {"dataset_gb": arguments.dataset_gb, "files": files}
         found["dataset: snakemake -n evaluate"] = (
-            lambda c, k: dry_run(c, directory, k, "evaluate"), inputs
+            partial(dry_run, directory=directory, targets=("evaluate",)), inputs
         )  # fmt: skip
     if arguments.demo and DEMO_MODEL.exists():
         directory = workdir("demo", DEMO_MODEL, DEMO_DATASET)
-        found["demo (own model): snakemake -n"] = (lambda c, k: dry_run(c, directory, k), {})
+        found["demo (own model): snakemake -n"] = (partial(dry_run, directory=directory), {})
         found["demo (own model): snakemake -n evaluate"] = (
-            lambda c, k: dry_run(c, directory, k, "evaluate"), {}
+            partial(dry_run, directory=directory, targets=("evaluate",)), {}
         )  # fmt: skip
-        found["demo (own model): generation job"] = (
-            lambda c, k: generation(c, DEMO_MODEL, k), {}
+        found["demo (own model): generation job"] = (partial(generation, model=DEMO_MODEL), {})
+        found["demo (default config): snakemake -n"] = (
+            partial(dry_run, directory=REPO, configfile=REPO / "config/config.yaml"), {}
         )  # fmt: skip
-        found["demo (default config): snakemake -n"] = (lambda c, k: dry_run(c, REPO, k), {})
     return found
 
 
