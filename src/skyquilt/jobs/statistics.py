@@ -71,7 +71,8 @@ def open_member(path: str | Path) -> xr.Dataset:
 
 def check_members(paths: Sequence[str | Path]) -> tuple[xr.Dataset, dict]:
     """The first member (the layout every other one must share) and the attributes that every
-    member has with the same value; ValueError naming the first member that differs."""
+    member has with the same value; ValueError naming the first member that differs, or the
+    members made from different inputs (skyquilt.io.fingerprints) and their fingerprints."""
     if not paths:
         raise ValueError("no decoded members to compute statistics of")
     first = open_member(paths[0])
