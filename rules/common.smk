@@ -10,6 +10,7 @@ import os
 from snakemake.logging import logger
 
 from skyquilt.planning.errors import checked
+from skyquilt.planning.fingerprints import PlannedInputs
 from skyquilt.planning.plan import WILDCARDS
 from skyquilt.planning.products import FIELD_WILDCARD
 from skyquilt.planning.slurm.launcher import launcher_command
@@ -18,10 +19,13 @@ from skyquilt.planning.workflow import parse_config
 # The post-deploy script of envs/skyquilt.yaml installs skyquilt from here into rule
 # environments (`--use-conda`); Snakemake creates them from this process.
 os.environ.update(SKYQUILT_SOURCE=workflow.basedir)
-# Every parse-time check of the config, in one call (skyquilt.planning.workflow); it also fills
-# in the schemas' defaults and makes floats that equal an integer (2.0) that integer.
-PARSED = checked(parse_config, config, workflow.basedir)
+# Every parse-time check of the config files and the config, in one call
+# (skyquilt.planning.workflow); it also fills in the schemas' defaults and makes floats that
+# equal an integer (2.0) that integer.
+PARSED = checked(parse_config, config, workflow.basedir, workflow.configfiles)
 DEMO, PLAN, PRODUCTS = PARSED.demo, PARSED.plan, PARSED.products
+# The content fingerprints of the on-request rules' inputs, computed when a rule asks.
+INPUTS = PlannedInputs(PRODUCTS, PARSED.built_by_workflow)
 if workflow.is_main_process:
     for warning in PLAN.warnings:
         logger.warning(f"skyquilt: {warning}")

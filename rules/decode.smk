@@ -15,5 +15,7 @@ rule decode:
     params:
         model_path=PLAN.settings.model_path,
         states_per_chunk=PRODUCTS.states_per_chunk,
+        # Content fingerprints: a new decoder or grid reruns the decoding, whatever the times.
+        fingerprints=get_decode_fingerprints,
     script:
         "../scripts/decode.py"

@@ -33,6 +33,7 @@ rule evaluation:
         blanket_size=PLAN.model.blanket_size,
         overlap=PLAN.settings.overlap,
         seed=PLAN.settings.seed,
+        truth=get_truth_fingerprint(PRODUCTS.evaluate_fields),
     script:
         "../scripts/evaluation.py"
 
@@ -63,5 +64,7 @@ rule composition_fidelity:
         date_labels=PLAN.date_labels,
         members=PLAN.members,
         climate_period=PRODUCTS.climate_period,
+        fingerprints=get_decode_fingerprints,
+        truth=get_truth_fingerprint(None),
     script:
         "../scripts/composition_fidelity.py"

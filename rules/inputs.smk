@@ -85,6 +85,31 @@ def get_statistics_targets(wildcards):
     return PRODUCTS.statistics_targets()
 
 
+def get_decode_fingerprints(wildcards):
+    """The fingerprints of what decoding reads: the decoder and the dataset's grid."""
+    return checked(lambda: INPUTS.decoding)
+
+
+def get_truth_fingerprint(fields):
+    """A function of the wildcards: the fingerprint of the truth of `fields` (of every
+    decoded variable when None), for the params of the rules that read the truth."""
+    return lambda wildcards: checked(INPUTS.truth, fields)
+
+
+def get_recorded_products():
+    """Every decoded member, evaluation and statistics store the run may have made: the
+    outputs besides shards and aggregates that record their inputs (for `verify`)."""
+    decoded = [
+        PRODUCTS.decoded_path(*key)
+        for size in PLAN.sizes
+        for key in PLAN.members_of(size)
+    ]
+    evaluations = [
+        PRODUCTS.evaluation_path(size, "metrics.zarr") for size in PLAN.sizes
+    ]
+    return decoded + evaluations + PRODUCTS.statistics_targets()
+
+
 def get_existing_products():
     """Renders, evaluations and statistics made earlier on request: `all` keeps them up to
     date, and `snakemake --report` finds them."""

@@ -21,6 +21,7 @@ rule gallery:
         field=get_field,
         lead_hours=lambda wildcards: PRODUCTS.gallery_lead_hours(wildcards.size),
         quantile=PRODUCTS.quantile,
+        truth=get_truth_fingerprint(PRODUCTS.render_fields),
     script:
         "../scripts/gallery.py"
 
@@ -48,6 +49,7 @@ rule frames:
         field=get_field,
         indices=get_frame_indices,
         quantile=PRODUCTS.quantile,
+        truth=get_truth_fingerprint(PRODUCTS.render_fields),
     script:
         "../scripts/frames.py"
 
@@ -69,6 +71,7 @@ rule animation:
     params:
         field=get_field,
         quantile=PRODUCTS.quantile,
+        truth=get_truth_fingerprint(PRODUCTS.render_fields),
         fps=PRODUCTS.fps,
     script:
         "../scripts/animation.py"

@@ -18,4 +18,5 @@ with job_log(snakemake.log[0]):  # noqa: F821
         prior_dir=snakemake.params.prior_dir,  # noqa: F821
         damaged_dir=snakemake.params.damaged_dir,  # noqa: F821
         threads=snakemake.threads,  # noqa: F821
+        recorded=list(snakemake.params.recorded),  # noqa: F821
     )

@@ -22,6 +22,15 @@ from skyquilt_testing.slurm import (  # noqa: F401
 torch.set_num_threads(1)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def fingerprint_cache(tmp_path_factory) -> Path:
+    """The suite's own cache of content fingerprints (skyquilt.io.fingerprints caches them in
+    $XDG_CACHE_HOME/skyquilt), for this process and every snakemake it starts."""
+    cache = tmp_path_factory.mktemp("cache")
+    os.environ["XDG_CACHE_HOME"] = str(cache)
+    return cache
+
+
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
     """A complete model directory with random weights: latent (2, 4, 8), K = 8."""

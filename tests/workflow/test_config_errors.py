@@ -60,7 +60,8 @@ def written(workdir: Path, output_dir: object) -> list[str]:
         left.append(str(path))
     if isinstance(output_dir, str) and output_dir.strip():
         target = Path(os.path.normpath(workdir / output_dir))
-        left += [str(target / name) for name in ("prior", "logs") if (target / name).exists()]
+        # os.path.exists: False, not an error, for a path too long to exist.
+        left += [str(target / name) for name in ("prior", "logs") if os.path.exists(target / name)]
     return left
 
 

@@ -17,6 +17,7 @@ through public doors.
 A stopped job is then killed with SIGKILL, as a scheduler would, or resumed with SIGCONT.
 """
 
+import dataclasses
 import errno
 import os
 import re
@@ -559,13 +560,18 @@ def test_generation_refuses_a_checkpoint_that_runs_code(tiny_model, tmp_path):
     model_path = tmp_path / "model" / tiny_model.relative_to(model_root)
     # Planned while the weights are intact: the job must refuse them on its own (the dry run
     # refuses them too, without running them: tests/unit/models/test_weight_files.py).
-    request = make_plan(tiny_config(model_path)).request(12, *VICTIM)
+    settings = make_plan(tiny_config(model_path)).settings
     (model_path / "best.safetensors").unlink()
     marker = tmp_path / "payload-ran"
     torch.save({"weight": CodeRunningPayload(marker)}, model_path / "best.pt")
     output = tmp_path / "shards/1.zarr"
+    # With the denoiser's fingerprint planned, the job refuses the new file before loading it;
+    # without one (a model the workflow builds itself), the loader refuses it unpickled.
+    with pytest.raises(ModelError, match="changed since the workflow was planned"):
+        run_generation(settings.member(12, *VICTIM), str(output), torch.get_num_threads())
+    unplanned = dataclasses.replace(settings, model_fingerprint=None).member(12, *VICTIM)
     with pytest.raises(ModelError, match=r"best\.pt cannot be loaded safely"):
-        run_generation(request, str(output), torch.get_num_threads())
+        run_generation(unplanned, str(output), torch.get_num_threads())
     assert not marker.exists(), "the checkpoint ran code"
     assert not output.exists()
 

@@ -2,12 +2,18 @@
 
 Dims (time [init, 1], member [1], prediction_timedelta [T], [level,] latitude, longitude);
 the dataset supplies the grid coordinates, levels, units and long names. A store is created
-empty first (lazy NaNs) and filled a block of states at a time.
+empty first (lazy NaNs) and filled a block of states at a time. Its attribute `checksums`
+holds the sha256 of each variable's values (float32, C order), so that damage done later is
+found (`check_forecast`).
 """
+
+import hashlib
+from pathlib import Path
 
 import dask.array
 import numpy as np
 import xarray as xr
+import zarr
 
 from skyquilt import __version__
 
@@ -15,6 +21,11 @@ FORECAST_DIMS = ("time", "member", "prediction_timedelta")
 SPATIAL_DIMS = ("latitude", "longitude")
 # Dataset attributes that describe a variable and carry over to its decoded field.
 FIELD_ATTRS = ("units", "long_name", "standard_name")
+CHECKSUMS = "checksums"
+
+
+class ForecastError(ValueError):
+    """A decoded member that cannot be used; the message names the store and what is wrong."""
 
 
 Channel = tuple[str, float | None]
@@ -138,3 +149,29 @@ def variable_blocks(
         order = np.argsort([channels[index][1] for index in indices])
         blocks[variable] = fields[:, np.asarray(indices)[order]]
     return blocks
+
+
+def check_forecast(path: Path | str) -> None:
+    """The values of every variable of a decoded member match their checksums (attribute
+    `checksums`; a member without it is not checked); read a chunk of states at a time.
+
+    Raises ForecastError naming the store and the variable.
+    """
+    group = zarr.open_group(path, mode="r")
+    for variable, expected in group.attrs.get(CHECKSUMS, {}).items():
+        digest = hashlib.sha256()
+        try:
+            array = group[variable]
+            step = array.chunks[2]  # (time, member, prediction_timedelta, ...)
+            for start in range(0, array.shape[2], step):
+                block = np.asarray(array[0, 0, start : start + step], dtype=np.float32)
+                digest.update(np.ascontiguousarray(block))
+        except Exception as error:  # zarr raises many types for missing or damaged chunks
+            raise ForecastError(
+                f"decoded member {path}: {variable} has an unreadable chunk ({error})"
+            ) from error
+        if digest.hexdigest() != expected:
+            raise ForecastError(
+                f"decoded member {path}: the values of {variable} do not match their checksum "
+                "(missing or damaged chunk)"
+            )

@@ -7,6 +7,7 @@ and how to regenerate it.
 """
 
 import hashlib
+import json
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import numpy as np
 import xarray as xr
 
 from skyquilt.io.atomic import atomic_directory
+from skyquilt.io.fingerprints import INPUTS
 
 LATENT = "latent"
 # Zarr format 2: consolidated metadata, readable by every zarr and xarray version users have.
@@ -57,6 +59,18 @@ def write_shard(path: Path, latent: np.ndarray, times: np.ndarray, attrs: Mappin
 def regenerate_hint(path: Path | str) -> str:
     """How to repair a damaged output: the end of every line that names one."""
     return f"regenerate it (delete it, or run snakemake --forcerun {path})"
+
+
+def recorded_inputs(path: Path | str) -> dict:
+    """What a shard records it was made from (attribute `inputs`, see
+    skyquilt.io.fingerprints), {} when it records nothing; its attributes file alone is read."""
+    try:
+        attrs = json.loads((Path(path) / ".zattrs").read_text())
+    except (OSError, ValueError) as error:
+        raise ShardError(
+            f"shard {path} has no readable attributes ({error}); {regenerate_hint(path)}"
+        ) from None
+    return attrs.get(INPUTS) or {}
 
 
 def latent_shape(shard: xr.Dataset) -> tuple[int, int, int]:

@@ -21,6 +21,7 @@ import zarr
 from tqdm import tqdm
 
 from skyquilt.io.atomic import atomic_directory
+from skyquilt.io.fingerprints import INPUTS
 from skyquilt.io.shards import (
     LATENT,
     MEMBER_KEYS,
@@ -34,6 +35,8 @@ from skyquilt.io.shards import (
 
 AGGREGATE_DIMS = ("start_date", "member", *SHARD_DIMS)
 CHECKSUMS = "checksums"
+# Per start date and member: the content fingerprint of the denoiser it was sampled from.
+FINGERPRINTS = "denoiser_fingerprints"
 Slot = tuple[str, int]
 
 
@@ -98,11 +101,14 @@ def merge_shards(
         )  # fmt: skip
         wall_time = 0.0
         checksums = [["" for _ in members] for _ in start_dates]
+        fingerprints = [["" for _ in members] for _ in start_dates]
         for index, slot in enumerate(tqdm(slots, unit="member", disable=not progress)):
             shard = first if index == 0 else checked(slot, latent_shape(first))
             wall_time += float(shard.attrs.get("wall_time_s", 0.0))
             date_index, member_index = divmod(index, len(members))
             checksums[date_index][member_index] = shard.attrs["checksum"]  # read_shard checked it
+            denoiser = shard.attrs.get(INPUTS, {}).get("denoiser", {})
+            fingerprints[date_index][member_index] = denoiser.get("fingerprint", "")
             region = xr.Dataset({LATENT: (AGGREGATE_DIMS, shard[LATENT].values[None, None])})
             region.to_zarr(
                 temporary,
@@ -113,7 +119,7 @@ def merge_shards(
                 consolidated=False,
             )
         zarr.open_group(temporary, mode="r+").attrs.update(
-            {"total_wall_time_s": wall_time, CHECKSUMS: checksums}
+            {"total_wall_time_s": wall_time, CHECKSUMS: checksums, FINGERPRINTS: fingerprints}
         )
         zarr.consolidate_metadata(temporary, zarr_format=ZARR_FORMAT)
 

@@ -4,7 +4,8 @@ import logging
 import time
 from pathlib import Path
 
-from skyquilt.io.shards import ShardError
+from skyquilt.io.fingerprints import SHOWN, mixed_inputs
+from skyquilt.io.shards import ShardError, recorded_inputs
 from skyquilt.io.trajectories import merge_shards
 from skyquilt.jobs.logs import configure_logging, reporting_full_disk
 from skyquilt.jobs.memory import release_large_buffers
@@ -34,6 +35,7 @@ def run_aggregate(
     expected = {slot: settings.member(size, *slot).provenance() for slot in slots}
     began = time.perf_counter()
     try:
+        check_one_denoiser(shards, settings)
         with reporting_full_disk(output):
             merge_shards(
                 dict(zip(slots, map(Path, shards), strict=True)),
@@ -49,3 +51,25 @@ def run_aggregate(
     log.info(
         "aggregated %d shards into %s in %.2f s", len(shards), output, time.perf_counter() - began
     )
+
+
+def check_one_denoiser(shards: list[str], settings: RunSettings) -> None:
+    """Every shard was sampled from the same denoiser (config and weights, by content), the
+    one the run was planned with; else a ShardError naming the members and fingerprints."""
+    recorded = {path: recorded_inputs(path) for path in shards}
+    mixed = mixed_inputs(recorded)
+    if mixed is not None:
+        raise ShardError(
+            f"{mixed}; an ensemble is sampled from one denoiser: regenerate the members of the "
+            "other (delete their shards, or run snakemake --forcerun <shard>)"
+        )
+    denoiser = recorded[shards[0]].get("denoiser")
+    planned = settings.model_fingerprint
+    if planned is not None and (denoiser is None or denoiser["fingerprint"] != planned):
+        found = "none" if denoiser is None else denoiser["fingerprint"][:SHOWN]
+        raise ShardError(
+            f"every member records denoiser fingerprint {found}, but the denoiser of "
+            f"{settings.model_path} ({settings.model_target}) has fingerprint "
+            f"{planned[:SHOWN]}; regenerate them (delete them, or run snakemake --forcerun "
+            "generate)"
+        )

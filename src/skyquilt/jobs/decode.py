@@ -2,7 +2,10 @@
 
 The latents are de-standardised and decoded `states_per_chunk` states at a time, each block
 written straight into the member's zarr, so peak memory is that of one block whatever T is.
-The shard's checksum is verified on the way, block by block.
+The shard's checksum is verified on the way, block by block. The decoded member carries the
+checksum of each variable's values (skyquilt.io.forecasts) and records what it was made from
+(attribute `inputs`, skyquilt.io.fingerprints): the shard's denoiser, the decoder (autoencoder
+config and weights, latent statistics) and the dataset's grid.
 """
 
 import hashlib
@@ -14,7 +17,9 @@ import xarray as xr
 import zarr
 
 from skyquilt.io.atomic import atomic_directory
+from skyquilt.io.fingerprints import INPUTS, dataset_record, files_record
 from skyquilt.io.forecasts import (
+    CHECKSUMS,
     Channel,
     decoded_template,
     resolve_channels,
@@ -66,10 +71,12 @@ def _decode_blocks(
     template: xr.Dataset,
     channels: list,
     states_per_chunk: int,
-) -> str:
-    """Decode the shard into `store` block by block; returns the sha256 of the latents read."""
+) -> tuple[str, dict[str, str]]:
+    """Decode the shard into `store` block by block; returns the sha256 of the latents read
+    and of each variable's values written."""
     times = shard["time"].values
     digest = hashlib.sha256()
+    written = {variable: hashlib.sha256() for variable in template.data_vars}
     for start in range(0, len(times), states_per_chunk):
         block = slice(start, start + states_per_chunk)
         try:
@@ -84,7 +91,8 @@ def _decode_blocks(
         blocks = variable_blocks(fields, channels, template)
         for variable, values in blocks.items():
             store[variable][0, 0, block] = values
-    return digest.hexdigest()
+            written[variable].update(np.ascontiguousarray(values, dtype=np.float32))
+    return digest.hexdigest(), {str(name): value.hexdigest() for name, value in written.items()}
 
 
 def decode_member(
@@ -114,6 +122,12 @@ def decode_member(
             f"{tuple(stats[0].shape)}"
         )
     template = decoded_template(shard, dataset, channels, states_per_chunk)
+    decoder_files = ModelDirectory(Path(model_path)).decoder_files().values()
+    template.attrs[INPUTS] = {
+        **shard.attrs.get(INPUTS, {}),
+        "decoder": files_record(decoder_files),
+        "dataset": dataset_record(dataset_path, dataset, decoder.variables, "grid"),
+    }
     with atomic_directory(Path(output_path)) as temporary:
         template.to_zarr(
             temporary, mode="w-", compute=False, consolidated=True, zarr_format=ZARR_FORMAT
@@ -121,7 +135,9 @@ def decode_member(
         # Blocks go straight to the zarr arrays: xarray's region writes would reopen the store
         # and check its metadata for every block.
         store = zarr.open_group(temporary, mode="r+", zarr_format=ZARR_FORMAT)
-        digest = _decode_blocks(
+        digest, checksums = _decode_blocks(
             shard_path, shard, decoder, stats, store, template, channels, states_per_chunk
         )
         check_checksum(shard_path, shard, digest)
+        store.attrs[CHECKSUMS] = checksums
+        zarr.consolidate_metadata(temporary, zarr_format=ZARR_FORMAT)

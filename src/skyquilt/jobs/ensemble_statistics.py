@@ -37,6 +37,8 @@ import zarr
 
 from skyquilt import __version__
 from skyquilt.io.atomic import atomic_directory
+from skyquilt.io.fingerprints import INPUTS, mixed_inputs
+from skyquilt.io.forecasts import CHECKSUMS
 from skyquilt.io.shards import ZARR_FORMAT
 from skyquilt.jobs.logs import configure_logging, reporting_full_disk
 from skyquilt.jobs.memory import release_large_buffers
@@ -57,8 +59,9 @@ QUANTILES = (0.05, 0.5, 0.95)
 BLOCK_MB = 256
 DDOF = 1
 COORDS = ("time", "prediction_timedelta", "level", "latitude", "longitude")
-# Member attributes that differ between members by design.
-MEMBER_ATTRS = ("member",)
+# Member attributes that differ between members by design, or describe only the member's own
+# values (its checksums).
+MEMBER_ATTRS = ("member", CHECKSUMS)
 
 
 def open_member(path: str | Path) -> xr.Dataset:
@@ -68,13 +71,16 @@ def open_member(path: str | Path) -> xr.Dataset:
 
 def check_members(paths: Sequence[str | Path]) -> tuple[xr.Dataset, dict]:
     """The first member (the layout every other one must share) and the attributes that every
-    member has with the same value; ValueError naming the first member that differs."""
+    member has with the same value; ValueError naming the first member that differs, or the
+    members made from different inputs (skyquilt.io.fingerprints) and their fingerprints."""
     if not paths:
         raise ValueError("no decoded members to compute statistics of")
     first = open_member(paths[0])
     shared = {key: value for key, value in first.attrs.items() if key not in MEMBER_ATTRS}
+    inputs = {str(paths[0]): first.attrs.get(INPUTS, {})}
     for path in paths[1:]:
         member = open_member(path)
+        inputs[str(path)] = member.attrs.get(INPUTS, {})
         if set(member.data_vars) != set(first.data_vars):
             raise ValueError(
                 f"decoded member {path} has variables {sorted(member.data_vars)}, but "
@@ -99,6 +105,9 @@ def check_members(paths: Sequence[str | Path]) -> tuple[xr.Dataset, dict]:
             if key in member.attrs and _same(member.attrs[key], value)
         }
         member.close()
+    mixed = mixed_inputs(inputs)
+    if mixed is not None:
+        raise ValueError(f"decoded {mixed}; decode the stale ones again (delete them)")
     return first, shared
 
 

@@ -22,6 +22,7 @@ import pandas as pd
 import xarray as xr
 
 from skyquilt.io.atomic import atomic_directory, atomic_file
+from skyquilt.io.fingerprints import INPUTS, dataset_record
 from skyquilt.io.shards import ZARR_FORMAT
 from skyquilt.jobs.render import open_ensemble, open_truth
 from skyquilt.planning.products import Field
@@ -151,7 +152,11 @@ def run_evaluation(
     log.info("climate diagnostics against the truth of %s to %s", *reference_period)
     seams = seam_pairs(lead.size, blanket_size, overlap)
     evaluations, climate = [], []
-    for field in evaluate_fields(forecast, fields):
+    scored = evaluate_fields(forecast, fields)
+    inputs = forecast.attrs.get(INPUTS, {}) | {
+        "truth": dataset_record(dataset, truth, [field.variable for field in scored], "truth")
+    }
+    for field in scored:
         log.info("evaluating %s", field.label)
         subset = _field_forecast(forecast, field)
         evaluations.append(evaluate(subset, truth, period, blanket_size, overlap, seed))
@@ -174,6 +179,7 @@ def run_evaluation(
         seams=result.seams.tolist(),
         members=forecast.sizes["member"],
         start_dates=[str(np.datetime64(time, "h")) for time in forecast.time.values],
+        **{INPUTS: inputs},
     )
     with atomic_directory(Path(outputs["metrics_zarr"])) as temporary:
         metrics.to_zarr(temporary, mode="w-", consolidated=True, zarr_format=ZARR_FORMAT)

@@ -9,15 +9,19 @@ import logging
 import os
 import signal
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
 
 from skyquilt import __version__
+from skyquilt.io.fingerprints import INPUTS, SHOWN, files_record
 from skyquilt.io.shards import write_shard
 from skyquilt.jobs.logs import configure_logging, failure_last, reporting_full_disk
-from skyquilt.models.config import ModelConfig
+from skyquilt.models.config import ModelConfig, ModelDirectory, ModelError
+from skyquilt.models.precondition import BlanketDenoiser
 from skyquilt.models.weights import load_denoiser
 from skyquilt.planning.plan import member_checkpoint
 from skyquilt.planning.slurm.launcher import TIME_LIMIT_SIGNAL
@@ -67,9 +71,14 @@ def shard_attributes(
     split: ProcessSplit,
     device: torch.device,
     seconds: float,
+    denoiser: dict | None = None,
 ) -> dict:
-    """A shard's provenance: the request's, then how the member was made."""
-    return request.provenance() | {
+    """A shard's provenance: the request's, the record of the denoiser's files
+    (skyquilt.io.fingerprints), then how the member was made."""
+    provenance = request.provenance()
+    if denoiser is not None:
+        provenance[INPUTS] = {"denoiser": denoiser}
+    return provenance | {
         "blanket_size": model.blanket_size,
         "padded_size": result.padded_size,
         "blankets": result.blanket_count,
@@ -79,6 +88,29 @@ def shard_attributes(
         "skyquilt_version": __version__,
         "wall_time_s": round(seconds, 3),
     }
+
+
+def read_denoiser(settings: RunSettings) -> tuple[BlanketDenoiser, ModelConfig, dict]:
+    """The denoiser, its config and the record of its files' content (config and weights).
+
+    Raises ModelError when their content is not what the workflow planned the run with
+    (`settings.model_fingerprint`), or changed while they were loaded.
+    """
+    files = ModelDirectory(Path(settings.model_path)).denoiser_files(settings.model_target)
+    record = files_record(files)
+    planned, found = settings.model_fingerprint, record["fingerprint"]
+    if planned is not None and found != planned:
+        raise ModelError(
+            f"the denoiser ({', '.join(record['files'])}) changed since the workflow was "
+            f"planned (fingerprint {planned[:SHOWN]} then, {found[:SHOWN]} now); run snakemake "
+            "again, which plans every member of the new one"
+        )
+    denoiser, model = load_denoiser(
+        Path(settings.model_path), settings.model_target, settings.trust_model_code
+    )
+    if files_record(files)["fingerprint"] != found:
+        raise ModelError(f"the denoiser ({', '.join(record['files'])}) changed while it was read")
+    return denoiser, model, record
 
 
 def find_checkpoint(
@@ -133,6 +165,27 @@ def run_generation(
     return 0
 
 
+@contextmanager
+def naming_the_checkpoint(
+    request: MemberRequest, checkpoint: Path | None, resume: dict | None
+) -> Iterator[None]:
+    """When the member resumed from `checkpoint` and fails, a log line and a note on the error
+    name the checkpoint, so that it can be found and deleted to start the member over."""
+    try:
+        yield
+    except SamplingStopped:
+        raise
+    except Exception as error:
+        if resume is not None:
+            note = (
+                f"member {request.name} resumed from checkpoint {checkpoint} (step "
+                f"{resume['state']['step']} of {resume['steps']}); delete it to start over"
+            )
+            log.error("%s: %s", note, error)
+            error.add_note(note)
+        raise
+
+
 def _checkpointer(
     request: MemberRequest,
     checkpoint: Path,
@@ -170,9 +223,7 @@ def _generate(
     torch.set_num_threads(max(1, threads // split.world_size))
     began = time.perf_counter()
     settings = request.settings
-    denoiser, model = load_denoiser(
-        Path(settings.model_path), settings.model_target, settings.trust_model_code
-    )
+    denoiser, model, record = read_denoiser(settings)
     log.info(
         "member %s of %s (%s weights)", request.name, settings.model_path, settings.model_target
     )
@@ -180,15 +231,16 @@ def _generate(
     if checkpoint is not None:
         checkpoint = Path(checkpoint)
         checkpointer, resume = _checkpointer(request, checkpoint, policy, split, device, stop)
-    result = generate_member(
-        denoiser.to(device),
-        model,
-        request,
-        device=device,
-        split=split,
-        checkpointer=checkpointer,
-        resume=resume,
-    )
+    with naming_the_checkpoint(request, checkpoint, resume):
+        result = generate_member(
+            denoiser.to(device),
+            model,
+            request,
+            device=device,
+            split=split,
+            checkpointer=checkpointer,
+            resume=resume,
+        )
     if result.blanket_count < split.world_size:
         log.warning(
             "%d processes for %d blankets: %d of them stayed idle",
@@ -196,7 +248,7 @@ def _generate(
         )  # fmt: skip
     if split.rank == 0:
         seconds = time.perf_counter() - began
-        attrs = shard_attributes(request, model, result, split, device, seconds)
+        attrs = shard_attributes(request, model, result, split, device, seconds, record)
         with reporting_full_disk(output):
             write_shard(Path(output), result.latent, result.times, attrs)
         log.info("wrote %s", output)

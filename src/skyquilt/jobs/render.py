@@ -15,6 +15,7 @@ import numpy as np
 import xarray as xr
 
 from skyquilt.io.atomic import atomic_directory
+from skyquilt.io.fingerprints import INPUTS, mixed_inputs
 from skyquilt.plotting import animations, maps
 
 FRAME_NAME = "{index:05d}.png"
@@ -23,9 +24,19 @@ FRAME_NAME = "{index:05d}.png"
 def open_ensemble(paths: Sequence[str | os.PathLike]) -> xr.Dataset:
     """Decoded members (each time [1] x member [1]) -> one lazy ensemble (time, member, ...).
 
-    Attributes that differ between members (member, seed, wall time) are dropped.
+    Attributes that differ between members (member, seed, wall time) are dropped. Members
+    made from different inputs (another denoiser, decoder or grid, by content) are refused
+    with a ValueError naming them and the fingerprints.
     """
     members = [xr.open_zarr(path, consolidated=True) for path in paths]
+    mixed = mixed_inputs(
+        {
+            str(path): member.attrs.get(INPUTS, {})
+            for path, member in zip(paths, members, strict=True)
+        }
+    )
+    if mixed is not None:
+        raise ValueError(f"decoded {mixed}; decode the stale ones again (delete them)")
     return xr.combine_by_coords(members, combine_attrs="drop_conflicts")
 
 

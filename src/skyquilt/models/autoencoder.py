@@ -16,12 +16,12 @@ import math
 from pathlib import Path
 
 import torch
-import yaml
 from einops import rearrange
 from torch import Tensor, nn
 from torch.nn import functional
 
 from skyquilt.io.atomic import write_yaml
+from skyquilt.io.strict_yaml import load_strict
 from skyquilt.models.calendar import FEATURES
 from skyquilt.models.weights import load_state_dict, save_state_dict
 
@@ -250,7 +250,7 @@ def save_autoencoder(model: Autoencoder, directory: Path | str, extra: dict | No
 def load_autoencoder(directory: Path | str) -> Autoencoder:
     """The autoencoder stored in `directory` (config.yaml + weights.safetensors), in eval mode."""
     directory = Path(directory)
-    config = yaml.safe_load((directory / CONFIG_FILE).read_text())
+    config = load_strict(directory / CONFIG_FILE)  # a key given twice is refused
     model = Autoencoder(**config["architecture"])
     model.load_state_dict(load_state_dict(directory / WEIGHTS_FILE))
     return model.eval()

@@ -11,6 +11,8 @@ from typing import Any
 
 import yaml
 
+from skyquilt.io.strict_yaml import DuplicateKeyError, load_strict
+
 TARGETS = ("best", "last")
 PRECISIONS = ("float32", "float16", "bfloat16")
 REQUIRED_KEYS = (
@@ -123,6 +125,10 @@ class ModelDirectory:
                     "autoencoder in <latent_dir>/ae and the latent statistics beside it"
                 )
 
+    def denoiser_files(self, target: str) -> list[Path]:
+        """What sampling reads: the denoiser's config.yaml and its `target` weights."""
+        return [self.config_file, self.weights_file(target)]
+
     def weights_file(self, target: str) -> Path:
         """best/last weights: `<target>.safetensors`, else a `<target>.pt` state dict."""
         safetensors_file = self.model_path / f"{target}.safetensors"
@@ -148,7 +154,9 @@ def read_model_config(config_file: Path) -> ModelConfig:
     """Parse a denoiser config.yaml, naming the file and key of anything missing or wrong."""
     config_file = Path(config_file)
     try:
-        raw = yaml.safe_load(config_file.read_text())
+        raw = load_strict(config_file)
+    except DuplicateKeyError as error:
+        raise ModelError(f"model config {error}") from None
     except (OSError, yaml.YAMLError) as error:
         raise ModelError(f"model config {config_file} cannot be read: {error}") from error
     return parse_model_config(raw, config_file)

@@ -19,6 +19,7 @@ import yaml
 if TYPE_CHECKING:
     import xarray as xr
 
+from skyquilt.io.strict_yaml import DuplicateKeyError, load_strict
 from skyquilt.models.config import ModelDirectory, ModelError
 from skyquilt.planning.dates import label_date
 from skyquilt.planning.errors import ConfigError
@@ -104,7 +105,9 @@ def decoder_outputs(model_path: str) -> tuple[list[str], tuple[int, int] | None]
     """
     config_file = ModelDirectory(Path(model_path)).decoder_files()["decoder config"]
     try:
-        raw = yaml.safe_load(config_file.read_text())
+        raw = load_strict(config_file)
+    except DuplicateKeyError as error:
+        raise ConfigError(f"model_path: decoder config {error}") from None
     except (OSError, yaml.YAMLError) as error:
         reason = re.sub(r"\s+", " ", str(error))[:200]
         raise ConfigError(

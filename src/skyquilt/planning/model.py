@@ -9,6 +9,7 @@ only checked against the config's consent (`trust_model_code`).
 import os
 from pathlib import Path
 
+from skyquilt.io.fingerprints import FingerprintError, files_record
 from skyquilt.models.backbones import CONSENT_KEY, check_code_consent, expected_shapes
 from skyquilt.models.config import (
     TARGETS,
@@ -116,3 +117,13 @@ def check_model_files(
                 f"{directory.config_file} does not match '{name}' of the latent statistics "
                 f"{directory.stats_file} ({shape}); they must be the same [C, H, W]"
             )
+
+
+def denoiser_fingerprint(model_path: str, target: str) -> str:
+    """The content fingerprint of a model directory's config.yaml and `target` weights (see
+    skyquilt.io.fingerprints: read once, then cached by the files' stamps)."""
+    files = ModelDirectory(Path(model_path)).denoiser_files(target)
+    try:
+        return files_record(files)["fingerprint"]
+    except FingerprintError as error:
+        raise ConfigError(f"model_path: {error}") from None

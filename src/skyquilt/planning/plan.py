@@ -5,6 +5,8 @@ and per-rule resources. It reads the model config at most once and makes no per-
 system calls, so planning stays fast for tens of thousands of members. Torch-free.
 """
 
+import dataclasses
+import os
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +16,12 @@ from skyquilt.models.config import PRECISIONS, ModelConfig, ModelDirectory
 from skyquilt.planning.dates import check_trajectory_ends, parse_start_dates
 from skyquilt.planning.ensemble import check_job_count, check_overlap, parse_trajectory_sizes
 from skyquilt.planning.errors import ConfigError
-from skyquilt.planning.model import check_weights, code_consent, model_config_for
+from skyquilt.planning.model import (
+    check_weights,
+    code_consent,
+    denoiser_fingerprint,
+    model_config_for,
+)
 from skyquilt.planning.paths import check_output_paths, check_path
 from skyquilt.planning.resources import check_backend, generation_processes, rule_resources
 from skyquilt.sampling.blankets import blanket_count
@@ -199,6 +206,11 @@ def make_plan(config: dict, built_by_workflow: dict[str, ModelConfig] | None = N
     model_is_built = not ModelDirectory(Path(config["model_path"])).config_file.is_file()
     check_weights(config, model_is_built, model)
     settings = run_settings(config, model)
+    built = {os.path.normpath(path) for path in built_by_workflow or {}}
+    if os.path.normpath(settings.model_path) not in built:
+        # In the settings, so that a change of the weights' content reruns every member.
+        fingerprint = denoiser_fingerprint(settings.model_path, settings.model_target)
+        settings = dataclasses.replace(settings, model_fingerprint=fingerprint)
     sizes = parse_trajectory_sizes(config["trajectory_sizes"])
     labels = parse_start_dates(config["start_dates"])
     check_trajectory_ends(labels, sizes[-1], model.blanket_dt)

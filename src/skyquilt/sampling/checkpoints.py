@@ -7,8 +7,12 @@ which stochastic samplers draw. Resuming from it gives the shard an uninterrupte
 bit for bit, on the same machine.
 
 It also records a fingerprint of what the state depends on (`fingerprint`): the member's
-request, the model's config and weights files and the skyquilt, torch and azula versions. A
-checkpoint whose fingerprint differs, or that cannot be read, is discarded, never resumed.
+request, the content of the model's config and weights files and the skyquilt, torch and
+azula versions; and a checksum of its own contents (`payload_checksum`: every tensor's bytes,
+dtype and shape, and every other value). A checkpoint whose fingerprint differs, whose
+checksum does not match (a flipped bit), whose state is not finite, or that cannot be read is
+discarded with one log line naming the file and why, never resumed: sampling starts over.
+A state with NaN or Inf values is never written (`NonFiniteStateError`).
 
 Files are written with torch.save (plain tensors, ints, lists and strings), atomically, and
 read with torch.load(weights_only=True).
@@ -29,15 +33,19 @@ import torch.distributed as dist
 
 from skyquilt import __version__
 from skyquilt.io.atomic import atomic_file
+from skyquilt.io.fingerprints import files_record
 from skyquilt.models.config import ModelDirectory
 from skyquilt.sampling.request import NOT_PROVENANCE, MemberRequest
 from skyquilt.sampling.stopping import SamplingStopped, StopRequest
 
 log = logging.getLogger(__name__)
 
-FORMAT = 1
-# Read in blocks of this size when hashing the weights.
-BLOCK = 1 << 22
+# 2: with a checksum of the contents.
+FORMAT = 2
+
+
+class NonFiniteStateError(RuntimeError):
+    """The sampler's state has NaN or Inf values: no checkpoint is written from it."""
 
 
 @dataclass(frozen=True)
@@ -58,22 +66,13 @@ class CheckpointPolicy:
         return self.every_steps is not None or self.every_minutes is not None
 
 
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        while block := stream.read(BLOCK):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def fingerprint(request: MemberRequest) -> str:
     """sha256 of everything a member's sampler state depends on.
 
     The request's JSON without the fields that never change values (NOT_PROVENANCE); the
-    sha256 of the model's config.yaml and of the weights file it uses (read in full: a few
-    seconds per GB, once per job that checkpoints or finds a checkpoint, small against a
-    generation worth checkpointing); the skyquilt, torch and azula versions, since another
-    version may change the arithmetic.
+    content fingerprint of the model's config.yaml and of the weights file it uses
+    (skyquilt.io.fingerprints: read once, then cached by the files' stamps); the skyquilt,
+    torch and azula versions, since another version may change the arithmetic.
     """
     values = dataclasses.asdict(request)
     for name in NOT_PROVENANCE:
@@ -82,8 +81,7 @@ def fingerprint(request: MemberRequest) -> str:
     directory = ModelDirectory(Path(settings.model_path))
     parts = {
         "request": values,
-        "config": _file_sha256(directory.config_file),
-        "weights": _file_sha256(directory.weights_file(settings.model_target)),
+        "model": files_record(directory.denoiser_files(settings.model_target))["fingerprint"],
         "skyquilt": __version__,
         "torch": torch.__version__,
         "azula": importlib.metadata.version("azula"),
@@ -106,10 +104,55 @@ def set_rng_state(state: dict[str, torch.Tensor], device: torch.device) -> None:
         torch.cuda.set_rng_state(state["cuda"], device)
 
 
+def _digest(value: object, digest: "hashlib._Hash") -> None:
+    """Add `value` (tensors, dicts, lists and plain values) to `digest`, unambiguously."""
+    if isinstance(value, torch.Tensor):
+        tensor = value.detach().cpu().contiguous()
+        digest.update(f"tensor {tensor.dtype} {list(tensor.shape)}\n".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy())
+    elif isinstance(value, dict):
+        digest.update(f"dict {len(value)}\n".encode())
+        for key in sorted(value, key=str):
+            digest.update(f"{key!r}\n".encode())
+            _digest(value[key], digest)
+    elif isinstance(value, list | tuple):
+        digest.update(f"list {len(value)}\n".encode())
+        for item in value:
+            _digest(item, digest)
+    else:
+        digest.update(f"{type(value).__name__} {value!r}\n".encode())
+
+
+def payload_checksum(payload: dict[str, Any]) -> str:
+    """sha256 of a checkpoint's contents but its "checksum" entry."""
+    digest = hashlib.sha256()
+    _digest({key: value for key, value in payload.items() if key != "checksum"}, digest)
+    return digest.hexdigest()
+
+
+def _tensors(state: dict[str, Any]) -> list[torch.Tensor]:
+    """The floating-point tensors of a sampler state: x and its history."""
+    found = [state.get("x"), *state.get("history", ())]
+    return [
+        value for value in found if isinstance(value, torch.Tensor) and value.is_floating_point()
+    ]
+
+
+def finite(state: dict[str, Any]) -> bool:
+    """Whether every floating-point tensor of a sampler state is finite."""
+    return all(bool(torch.isfinite(tensor).all()) for tensor in _tensors(state))
+
+
 def save_checkpoint(
     path: Path, stamp: str, state: dict[str, Any], steps: int, device: torch.device
 ) -> None:
-    """Write the sampler `state` after step state["step"] of `steps`, atomically."""
+    """Write the sampler `state` after step state["step"] of `steps`, atomically, with its
+    checksum; NonFiniteStateError (and nothing written) when the state is not finite."""
+    if not finite(state):
+        raise NonFiniteStateError(
+            f"the sampler state after step {state['step']} of {steps} has NaN/Inf values: no "
+            f"checkpoint written to {path}, and no shard will be"
+        )
     payload = {
         "format": FORMAT,
         "fingerprint": stamp,
@@ -117,6 +160,7 @@ def save_checkpoint(
         "state": state,
         "rng": rng_state(device),
     }
+    payload["checksum"] = payload_checksum(payload)
     with atomic_file(path) as temporary:
         torch.save(payload, temporary)
 
@@ -143,6 +187,10 @@ def read_checkpoint(
         return None, f"damaged ({type(error).__name__}: {error})"
     if stored[0] != FORMAT:
         return None, f"format {stored[0]}, not {FORMAT}"
+    if payload.get("checksum") != payload_checksum(payload):
+        return None, "damaged (its contents do not match their checksum)"
+    if not finite(state):
+        return None, "its sampler state has NaN/Inf values"
     if stored[1] != stamp:
         return None, (
             "made for another request, model or software version (fingerprint "

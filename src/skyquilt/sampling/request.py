@@ -18,6 +18,9 @@ from skyquilt.sampling.seeding import member_seed
 PROVENANCE_NAMES = {"sampler_options": "sampler_config"}
 # Fields that never change a member's values: not part of its provenance.
 NOT_PROVENANCE = ("max_blankets_per_batch", "trust_model_code")
+# Fields that a shard records by content, with the files they stand for (its attribute
+# `inputs`, see skyquilt.io.fingerprints), and that readers check as such: not attributes.
+FINGERPRINTS = ("model_fingerprint",)
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,9 @@ class RunSettings:
     trust_model_code: consent to import a backbone that the model's config.yaml names by
         import path: true, or a tuple of module prefixes (config key `trust_model_code`).
         It never changes a member's values, so it is no part of the provenance.
+    model_fingerprint: the fingerprint of the denoiser's config and weights when the workflow
+        was parsed (skyquilt.io.fingerprints), so that a change of their content changes the
+        settings and reruns every member; None for a model that the workflow builds itself.
     """
 
     model_path: str
@@ -42,6 +48,7 @@ class RunSettings:
     seed: int
     max_blankets_per_batch: int | None = None
     trust_model_code: bool | tuple[str, ...] = field(default=False, hash=False)
+    model_fingerprint: str | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.trust_model_code, list):  # from JSON
@@ -60,7 +67,7 @@ class RunSettings:
         """The run's part of a shard's attributes, in field order, options as JSON text."""
         provenance = {}
         for item in dataclasses.fields(self):
-            if item.name in NOT_PROVENANCE:
+            if item.name in NOT_PROVENANCE or item.name in FINGERPRINTS:
                 continue
             value = getattr(self, item.name)
             if isinstance(value, dict):

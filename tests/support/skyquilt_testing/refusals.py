@@ -37,6 +37,7 @@ class Models:
     truncated_best: Path
     lacks_blanket_size: Path
     truncated_config: Path
+    config_key_twice: Path
     decodable: Path
     with_backslash: Path
     dataset: Path
@@ -212,6 +213,12 @@ CASES = [
     Case("checkpoint_truncated", model("truncated_best"), "model_target", ("truncated",)),
     Case("model_config_lacks_a_key", model("lacks_blanket_size"), "model_path", ("blanket_size",)),
     Case("model_config_truncated", model("truncated_config"), "model_path", ("config.yaml",)),
+    Case(
+        "model_config_key_twice",
+        model("config_key_twice"),
+        "model_path",
+        ("'train.blanket_size' is given twice", "config.yaml", "lines"),
+    ),
     # hardware
     Case("slurm_time_unquoted", unquoted_time, "hardware.gen.time", ("quote it",)),
     bad("slurm_time_malformed", "hardware.gen.time", "6h", "D-H:M:S"),
@@ -256,6 +263,25 @@ CASES = [
     bad("output_dir_with_a_brace", "output_dir", "out{member}", "wildcard"),
     bad("output_dir_with_a_newline", "output_dir", "out\nx", "control character"),
     Case("output_dir_inside_the_dataset", inside_dataset, "output_dir", ("inside dataset",)),
+    bad("output_dir_with_a_name_too_long", "output_dir", "out/" + "o" * 300, "allows 255 per name"),
+    bad("output_dir_too_long", "output_dir", "/".join(["d" * 200] * 25), "as an absolute path"),
+    bad("run_too_long", "run", "r" * 256, "allows 255 per name"),
+    bad("model_path_with_a_name_too_long", "model_path", "m" * 300 + "/0", "allows 255 per name"),
+    # keys given twice in the config file
+    Case(
+        "key_given_twice",
+        yaml_text(
+            "num_samples_per_date: 2\n", "num_samples_per_date: 2\nnum_samples_per_date: 3\n"
+        ),
+        "num_samples_per_date",
+        ("given twice in", "config.yaml", "lines"),
+    ),
+    Case(
+        "nested_key_given_twice",
+        yaml_text("  num_steps: 3\n", "  num_steps: 3\n  num_steps: 4\n"),
+        "diffusion.num_steps",
+        ("given twice in", "config.yaml", "lines"),
+    ),
     bad("run_dot_dot", "run", "..", "plain directory name"),
     bad("run_dot", "run", ".", "plain directory name"),
     bad("run_climbs_out", "run", "../x", "letters, digits"),
@@ -360,9 +386,11 @@ CASES = [
 # One case of every kind of refusal, by where it happens: real `snakemake` runs of these prove
 # that a refusal there stops the run (and its dry run) before any job, with its one line.
 WIRING_CASES = (
+    "key_given_twice",  # the config file as written, before anything else
     "date_as_yaml_date",  # YAML mistakes, before the schema
     "samples_zero",  # the generation schema
     "samples_fraction",  # a fraction where the schema wants an integer
+    "output_dir_with_a_name_too_long",  # paths against the file system's limits
     "slurm_time_unquoted",  # the plan: hardware
     "sizes_zero",  # the plan: trajectory sizes
     "overlap_equal_to_blanket_size",  # the plan, against the model's config
@@ -412,6 +440,11 @@ def broken_models(root: Path, good: Path) -> Models:
     truncated_config = copy("truncated_config")
     text = (truncated_config / "config.yaml").read_text()
     (truncated_config / "config.yaml").write_text(text[: len(text) // 2])
+    config_key_twice = copy("config_key_twice")
+    text = (config_key_twice / "config.yaml").read_text()
+    assert "  blanket_size: 8\n" in text
+    text = text.replace("  blanket_size: 8\n", "  blanket_size: 8\n  blanket_size: 4\n")
+    (config_key_twice / "config.yaml").write_text(text)
     dataset = write_synthetic_dataset(root / "era5.zarr")  # 2000-03-25 to 2000-05-03
     without_geopotential = root / "era5_without_geopotential.zarr"
     without = xr.open_zarr(dataset).load().drop_encoding().drop_vars("geopotential")
@@ -435,6 +468,7 @@ def broken_models(root: Path, good: Path) -> Models:
         truncated_best=truncated_best,
         lacks_blanket_size=lacks_blanket_size,
         truncated_config=truncated_config,
+        config_key_twice=config_key_twice,
         decodable=decodable,
         with_backslash=copy("with\\backslash"),
         dataset=dataset,

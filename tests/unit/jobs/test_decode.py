@@ -1,5 +1,6 @@
 """Decoding: latents -> physical fields in WeatherBench2 layout, streamed, atomic, checked."""
 
+import shutil
 import tracemalloc
 from pathlib import Path
 
@@ -17,6 +18,8 @@ from skyquilt_testing.decoding import (
 )
 
 from skyquilt.demo.dataset import VARIABLES
+from skyquilt.io.fingerprints import INPUTS, dataset_record, files_record
+from skyquilt.io.forecasts import CHECKSUMS, ForecastError, check_forecast
 from skyquilt.io.shards import ShardError, write_shard
 from skyquilt.jobs import decode
 from skyquilt.jobs.decode import decode_member
@@ -256,3 +259,24 @@ def test_the_decoder_files_checked_at_parse_time_are_those_the_autoencoder_uses(
     assert files["decoder config"].name == demo_autoencoder.CONFIG_FILE
     assert files["decoder weights"].name == demo_autoencoder.WEIGHTS_FILE
     assert files["latent statistics"] == ModelDirectory(Path(MODEL_PATH)).stats_file
+
+
+def test_a_decoded_member_records_its_inputs_and_the_checksums_of_its_values(world, decoded):
+    inputs = decoded.attrs[INPUTS]
+    files = ModelDirectory(world["model_path"]).decoder_files().values()
+    assert inputs["decoder"] == files_record(files)
+    grid = dataset_record(world["dataset"], xr.open_zarr(world["dataset"]), VARIABLES, "grid")
+    assert inputs["dataset"] == grid
+    assert set(decoded.attrs[CHECKSUMS]) == set(VARIABLES)
+    check_forecast(world["root"] / "decoded.zarr")
+
+
+def test_a_damaged_chunk_of_a_decoded_member_is_found(world, decoded, tmp_path):
+    copy = tmp_path / "decoded.zarr"
+    shutil.copytree(world["root"] / "decoded.zarr", copy)
+    chunk = sorted(path for path in (copy / "geopotential").iterdir() if path.name[0] != ".")[1]
+    data = bytearray(chunk.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    chunk.write_bytes(bytes(data))
+    with pytest.raises(ForecastError, match=f"decoded member {copy}: .*geopotential"):
+        check_forecast(copy)

@@ -1,15 +1,19 @@
 """The statistics job on tiny decoded members (the decode job's layout): every group in the
 WeatherBench2 layout, values equal numpy over the stacked members, whatever the block size."""
 
+import re
 import shutil
 
 import numpy as np
 import pytest
 import xarray as xr
+import zarr
 from skyquilt_testing.decoding import write_decoded_members
 
 from skyquilt.demo.dataset import VARIABLES
+from skyquilt.io.fingerprints import INPUTS
 from skyquilt.jobs.ensemble_statistics import GROUPS, MOMENTS, run_statistics
+from skyquilt.jobs.render import open_ensemble
 
 QUANTILES = [0.05, 0.5, 0.95]
 STATES = 6
@@ -97,3 +101,29 @@ def test_a_rerun_replaces_the_previous_output(members, tmp_path):
     run_statistics(members, output, QUANTILES)
     assert xr.open_zarr(output).attrs["members"] == 5
     shutil.rmtree(output)
+
+
+def record_inputs(path, fingerprint: str) -> None:
+    """Give a decoded member a record of its denoiser (as the decode job writes one)."""
+    group = zarr.open_group(path, mode="r+")
+    group.attrs[INPUTS] = {"denoiser": {"files": ["best.safetensors"], "fingerprint": fingerprint}}
+    zarr.consolidate_metadata(path, zarr_format=2)
+
+
+def test_members_made_from_different_denoisers_are_refused(members, tmp_path):
+    copies = [shutil.copytree(path, tmp_path / path.name) for path in members[:3]]
+    for path, fingerprint in zip(copies, ["a" * 64, "a" * 64, "b" * 64], strict=True):
+        record_inputs(path, fingerprint)
+    output = tmp_path / "statistics.zarr"
+    message = (
+        f"decoded members made from different inputs: {copies[0]}, {copies[1]} (denoiser "
+        f"aaaaaaaaaaaa); {copies[2]} (denoiser bbbbbbbbbbbb)"
+    )
+    with pytest.raises(ValueError, match=re.escape(message)):
+        run_statistics(copies, output, QUANTILES)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        open_ensemble(copies)  # the evaluation's and the galleries' members
+    assert not output.exists()
+    record_inputs(copies[2], "a" * 64)
+    run_statistics(copies, output, QUANTILES)
+    assert xr.open_zarr(output, group="mean").attrs[INPUTS]["denoiser"]["fingerprint"] == "a" * 64

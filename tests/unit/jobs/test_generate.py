@@ -1,7 +1,10 @@
 """Generation jobs: reproducibility, several processes, logs and failures."""
 
+import dataclasses
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
 
@@ -9,13 +12,26 @@ import numpy as np
 import pytest
 import torch
 import xarray as xr
-from skyquilt_testing.backbones import CONSENT, FAIL_VARIABLE, FAILURE_MESSAGE
+from skyquilt_testing.backbones import (
+    CONSENT,
+    FAIL_VARIABLE,
+    FAILURE_MESSAGE,
+    InjectedFailure,
+    plug_in,
+)
+from skyquilt_testing.files import flip_a_bit_of_the_largest_tensor, flip_last_bit_keeping_times
 from skyquilt_testing.workflow import REPO
 
+from skyquilt.io.fingerprints import INPUTS, files_record
+from skyquilt.jobs.generate import run_generation
+from skyquilt.models.config import ModelDirectory, ModelError
 from skyquilt.models.weights import load_denoiser
+from skyquilt.planning.model import denoiser_fingerprint
 from skyquilt.planning.slurm.launcher import launcher_command
+from skyquilt.sampling.checkpoints import Checkpointer, CheckpointPolicy
 from skyquilt.sampling.generation import NonFiniteSampleError, generate_member
-from skyquilt.sampling.request import RunSettings
+from skyquilt.sampling.request import MemberRequest, RunSettings
+from skyquilt.sampling.stopping import SamplingStopped, StopRequest
 
 SETTINGS = {
     "model_target": "best",
@@ -28,6 +44,7 @@ SETTINGS = {
     "seed": 7,
     "max_blankets_per_batch": None,
 }
+DATE = "2000-04-03T00"
 
 
 def run_job(
@@ -104,3 +121,98 @@ def test_a_job_failing_at_its_last_denoiser_call_leaves_no_shard(faulty_model, t
 
 def test_python_launcher_is_this_interpreter():
     assert launcher_command(1) == sys.executable
+
+
+# Content fingerprints and checkpoints ------------------------------------------------------
+
+CPU = torch.device("cpu")
+
+
+def planned(model_path, **overrides) -> MemberRequest:
+    """A member of T = 12 planned as the workflow plans it: with its denoiser's fingerprint."""
+    settings = RunSettings(**{**SETTINGS, "model_path": str(model_path), **overrides})
+    fingerprint = denoiser_fingerprint(str(model_path), settings.model_target)
+    return dataclasses.replace(settings, model_fingerprint=fingerprint).member(12, DATE, 0)
+
+
+def latents(path) -> np.ndarray:
+    return xr.open_zarr(path)["latent"].values
+
+
+def test_a_shard_records_the_content_of_its_denoiser(tiny_model, tmp_path):
+    request = planned(tiny_model)
+    run_generation(request, str(tmp_path / "member.zarr"), 1)
+    recorded = xr.open_zarr(tmp_path / "member.zarr").attrs[INPUTS]
+    files = ModelDirectory(tiny_model).denoiser_files("best")
+    assert recorded == {"denoiser": files_record(files)}
+    assert recorded["denoiser"]["fingerprint"] == request.settings.model_fingerprint
+
+
+def test_weights_changed_since_planning_fail_the_job_naming_both(tiny_model, tmp_path):
+    model = shutil.copytree(tiny_model, tmp_path / "model")
+    request = planned(model)
+    flip_last_bit_keeping_times(model / "best.safetensors")
+    now = denoiser_fingerprint(str(model), "best")
+    old = request.settings.model_fingerprint
+    with pytest.raises(ModelError, match=f"changed since the workflow was planned \\(fingerprint "
+                       f"{old[:12]} then, {now[:12]} now\\); run snakemake again"):  # fmt: skip
+        run_generation(request, str(tmp_path / "member.zarr"), 1)
+    assert not (tmp_path / "member.zarr").exists()
+
+
+def stopped_checkpoint(request: MemberRequest, path) -> None:
+    """The member's checkpoint after its first step, as a stop signal leaves it."""
+    denoiser, model = load_denoiser(
+        request.settings.model_path, trust=request.settings.trust_model_code
+    )
+    stop = StopRequest()
+    stop.signal = signal.SIGTERM
+    checkpointer = Checkpointer(path, CheckpointPolicy(None, None), None, request, CPU, stop=stop)
+    with pytest.raises(SamplingStopped):
+        generate_member(denoiser, model, request, progress=False, checkpointer=checkpointer)
+    assert path.is_file()
+
+
+def test_a_checkpoint_with_a_flipped_bit_is_discarded_and_the_member_starts_over(
+    tiny_model, tmp_path, capsys
+):
+    request = planned(tiny_model)
+    run_generation(request, str(tmp_path / "reference.zarr"), 1)
+    checkpoint, intact = tmp_path / "member.pt", tmp_path / "intact.pt"
+    stopped_checkpoint(request, checkpoint)
+    shutil.copy(checkpoint, intact)
+    capsys.readouterr()
+
+    run_generation(request, str(tmp_path / "resumed.zarr"), 1, intact, CheckpointPolicy())
+    assert "resumed from step 1 of 3" in capsys.readouterr().err  # as the control shows
+    flip_a_bit_of_the_largest_tensor(checkpoint)
+    run_generation(request, str(tmp_path / "member.zarr"), 1, checkpoint, CheckpointPolicy())
+    log = capsys.readouterr().err
+    assert (
+        f"discarding checkpoint {checkpoint}: damaged (its contents do not match their checksum)"
+        in log
+    )
+    assert "resumed from" not in log and not checkpoint.exists()
+    for name in ("resumed.zarr", "member.zarr"):
+        assert np.array_equal(latents(tmp_path / name), latents(tmp_path / "reference.zarr"))
+
+
+def test_a_member_failing_after_a_resume_names_its_checkpoint(
+    tiny_model, tmp_path, capsys, monkeypatch
+):
+    model = plug_in(shutil.copytree(tiny_model, tmp_path / "model"))
+    request = planned(model, **CONSENT)
+    checkpoint, output = tmp_path / "member.pt", tmp_path / "member.zarr"
+    stopped_checkpoint(request, checkpoint)
+    # The plug-in backbone fails at its first call in the job writing `output`.
+    monkeypatch.setattr(sys, "argv", ["generate.py", "--output", str(output)])
+    monkeypatch.setenv(FAIL_VARIABLE, f"{output}@1")
+    with pytest.raises(InjectedFailure) as raised:
+        run_generation(request, str(output), 1, checkpoint, CheckpointPolicy())
+    note = (
+        f"member 12/{DATE}/0 resumed from checkpoint {checkpoint} (step 1 of 3); delete it to "
+        "start over"
+    )
+    assert raised.value.__notes__ == [note]
+    assert f"ERROR {note}: {FAIL_VARIABLE}: {FAILURE_MESSAGE} 1" in capsys.readouterr().err
+    assert checkpoint.is_file() and not output.exists()

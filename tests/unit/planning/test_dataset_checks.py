@@ -159,3 +159,16 @@ def test_a_dataset_lacking_what_the_decoder_or_evaluation_needs_is_refused(
     products = dataclasses.replace(products, dataset=str(tmp_path / "damaged.zarr"))
     with pytest.raises(ConfigError, match=f"^dataset: .*{re.escape(message)}"):
         dataset_checks.check_request(products, {asked}, built=[model_path])
+
+
+def test_a_decoder_config_that_gives_a_key_twice_is_refused(tmp_path):
+    model_path = tmp_path / "autoencoders/ae/0/latents/dump/denoisers/denoiser/0"
+    config = tmp_path / "autoencoders/ae/0/latents/dump/ae/config.yaml"
+    config.parent.mkdir(parents=True)
+    config.write_text("architecture:\n  variables: [geopotential]\n  variables: [u]\n")
+    with pytest.raises(ConfigError) as raised:
+        dataset_checks.decoder_outputs(str(model_path))
+    assert str(raised.value).startswith(
+        f"model_path: decoder config key 'architecture.variables' is given twice in {config} "
+        "(lines 2 and 3)"
+    )

@@ -42,8 +42,9 @@ def models(tmp_path_factory, tiny_model) -> Models:
 
 def parse_as_the_workflow(case: Case, workdir: Path) -> None:
     """What the workflow checks for a run of `case`'s config in `workdir`, in order."""
-    config = load_configfile(str(workdir / "config.yaml"))
-    parsed = checked(parse_config, config, REPO)
+    config_file = str(workdir / "config.yaml")
+    config = load_configfile(config_file)
+    parsed = checked(parse_config, config, REPO, [config_file])
     for target in case.targets:
         checked(check_request, parsed.products, {TARGET_PRODUCTS[target]}, parsed.built_by_workflow)
     if case.options[:2] == SLURM[:2]:
