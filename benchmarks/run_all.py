@@ -24,6 +24,7 @@ SCRIPTS = (
     "step_speed",
     "statistics_memory",
     "checkpoint_cost",
+    "composition_cost",
 )
 
 

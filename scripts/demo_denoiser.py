@@ -1,6 +1,6 @@
-"""Rule demo_denoiser: install the shipped denoiser when it was trained on this dataset, with
-these settings and on the shipped autoencoder's latents (skyquilt.demo.pretrained), else train
-it; write its model directory.
+"""Rules demo_denoiser and demo_coarse: install the shipped denoiser (or its coarse model) when
+it was trained on this dataset, with these settings and on the shipped autoencoder's latents
+(skyquilt.demo.pretrained), else train it; write its model directory.
 
 Progress (tqdm) goes to the console, a summary to the log, and so does the traceback if the job
 fails.
@@ -15,14 +15,21 @@ with job_log(snakemake.log[0], capture_stderr=False) as log:  # noqa: F821
     import torch
 
     from skyquilt.demo.pretrained import install_if_usable
-    from skyquilt.demo.train_denoiser import make_denoiser
-    from skyquilt.planning.demo_settings import DenoiserSettings
+    from skyquilt.demo.train_denoiser import declare_coarse, make_denoiser
+    from skyquilt.planning.demo_settings import CoarseSettings, DenoiserSettings
 
     torch.set_num_threads(snakemake.threads)  # noqa: F821
     model_path = Path(snakemake.output.config).parent  # noqa: F821
+    part = snakemake.params.part  # noqa: F821
+    coarse = CoarseSettings(**snakemake.params.coarse)  # noqa: F821
+    # The denoiser's config.yaml declares the coarse model; the coarse model's declares none.
+    if part == "coarse":
+        settings, declared = coarse, None
+    else:
+        settings, declared = DenoiserSettings(**snakemake.params.settings), coarse  # noqa: F821
     installed = install_if_usable(
         snakemake.params.pretrained,  # noqa: F821
-        "denoiser",
+        part,
         snakemake.input.dataset,  # noqa: F821
         snakemake.params.training,  # noqa: F821
         model_path,
@@ -33,8 +40,11 @@ with job_log(snakemake.log[0], capture_stderr=False) as log:  # noqa: F821
         summary = make_denoiser(
             latent_dir=Path(snakemake.input.stats).parent,  # noqa: F821
             model_path=model_path,
-            settings=DenoiserSettings(**snakemake.params.settings),  # noqa: F821
+            settings=settings,
             held_out=tuple(snakemake.params.held_out),  # noqa: F821
             progress=True,
+            coarse=declared,
         )
         print(json.dumps({"training": summary}, indent=2), file=log)
+    if part == "denoiser":
+        declare_coarse(model_path, declared)

@@ -13,6 +13,7 @@ with job_log(snakemake.log[0]) as log:  # noqa: F821
     directories = {
         "autoencoder": Path(snakemake.input.autoencoder).parent,  # noqa: F821
         "denoiser": Path(snakemake.input.denoiser).parent,  # noqa: F821
+        "coarse": Path(snakemake.input.coarse).parent,  # noqa: F821
     }
     export(directories, fingerprint, snakemake.params.training, destination)  # noqa: F821
     print(f"exported the demo weights to {destination} (dataset {fingerprint})", file=log)

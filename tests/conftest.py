@@ -23,6 +23,13 @@ def tiny_model(tmp_path_factory) -> Path:
     return write_random_model(tmp_path_factory.mktemp("models"))
 
 
+@pytest.fixture(scope="session")
+def tiny_two_scale_model(tmp_path_factory) -> Path:
+    """`tiny_model` with a coarse model for two-scale composition: block means of 2 states,
+    windows of 2 to 4 blocks."""
+    return write_random_model(tmp_path_factory.mktemp("two_scale_models"), coarse_block=2)
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """In CI a skipped test is a failure: whatever it checks did not run."""
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")

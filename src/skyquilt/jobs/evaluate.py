@@ -154,7 +154,10 @@ def run_evaluation(
         spectra=pd.concat([item.spectra for item in evaluations], ignore_index=True),
         steps=pd.concat([item.steps for item in evaluations], ignore_index=True),
         seams=evaluations[0].seams,
+        left_out=evaluations[0].left_out,
     )
+    for source, reason in result.left_out.items():
+        log.warning("%s left out of the scores: %s", source, reason)
     _write_table(result.scores, outputs["metrics_csv"])
     _write_table(result.spectra, outputs["spectra_csv"])
     _write_table(result.steps, outputs["steps_csv"])
@@ -168,11 +171,13 @@ def run_evaluation(
         seams=result.seams.tolist(),
         members=forecast.sizes["member"],
         start_dates=[str(np.datetime64(time, "h")) for time in forecast.time.values],
+        left_out=[f"{source}: {reason}" for source, reason in result.left_out.items()],
     )
     with atomic_directory(Path(outputs["metrics_zarr"])) as temporary:
         metrics.to_zarr(temporary, mode="w-", consolidated=True, zarr_format=ZARR_FORMAT)
     units = {str(name): values.attrs.get("units", "") for name, values in forecast.items()}
-    score_plots.plot_scores(result.scores, outputs["scores_png"], units)
+    notes = [f"{source} left out: {reason}" for source, reason in result.left_out.items()]
+    score_plots.plot_scores(result.scores, outputs["scores_png"], units, notes)
     score_plots.plot_spectra(result.spectra, outputs["spectra_png"], units)
     ratios = result.scores[result.scores["metric"] == "seam_ratio"]
     score_plots.plot_seams(result.steps, result.seams, ratios, outputs["seams_png"])

@@ -13,7 +13,6 @@ from skyquilt import __version__
 from skyquilt.io.shards import write_shard
 from skyquilt.jobs.logs import configure_logging, reporting_full_disk
 from skyquilt.models.config import ModelConfig
-from skyquilt.models.weights import load_denoiser
 from skyquilt.planning.resources import TIME_LIMIT_SIGNAL
 from skyquilt.sampling.checkpoints import (
     Checkpointer,
@@ -23,7 +22,7 @@ from skyquilt.sampling.checkpoints import (
     read_checkpoint,
 )
 from skyquilt.sampling.composition import ProcessSplit
-from skyquilt.sampling.generation import MemberResult, generate_member
+from skyquilt.sampling.generation import MemberResult, generate_member, load_models
 from skyquilt.sampling.request import MemberRequest
 from skyquilt.sampling.stopping import SamplingStopped, StopRequest
 
@@ -164,9 +163,7 @@ def _generate(
     torch.set_num_threads(max(1, threads // split.world_size))
     began = time.perf_counter()
     settings = request.settings
-    denoiser, model = load_denoiser(
-        Path(settings.model_path), settings.model_target, settings.trust_model_code
-    )
+    denoiser, model, coarse = load_models(settings)
     log.info(
         "member %s of %s (%s weights)", request.name, settings.model_path, settings.model_target
     )
@@ -182,6 +179,7 @@ def _generate(
         split=split,
         checkpointer=checkpointer,
         resume=resume,
+        coarse=coarse,
     )
     if result.blanket_count < split.world_size:
         log.warning(

@@ -21,7 +21,13 @@ from skyquilt.planning.config import (
     parse_start_dates,
     parse_trajectory_sizes,
 )
-from skyquilt.planning.model import check_weights, code_consent, model_config_for
+from skyquilt.planning.model import (
+    check_weights,
+    coarse_model_for,
+    code_consent,
+    model_config_for,
+    resolve_composition,
+)
 from skyquilt.planning.resources import (
     HARDWARE_SECTIONS,
     check_backend,
@@ -89,6 +95,7 @@ class Plan:
     model: ModelConfig
     resources: dict = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
+    coarse_model: ModelConfig | None = None
     # generation.checkpoint: (every_steps, every_minutes), None for an interval turned off.
     checkpoint_every: tuple[int | None, float | None] = (None, 10.0)
 
@@ -147,8 +154,9 @@ def _section(config: dict, key: str) -> dict:
     return value
 
 
-def run_settings(config: dict, model: ModelConfig) -> RunSettings:
-    """The settings every member shares, checked against the model they will use."""
+def run_settings(config: dict, model: ModelConfig, composition: str) -> RunSettings:
+    """The settings every member shares, checked against the model they will use;
+    `composition` is generation.composition resolved (`model.resolve_composition`)."""
     diffusion = _section(config, "diffusion")
     name = diffusion["sampler"]["type"]
     if name not in SAMPLERS:
@@ -182,6 +190,7 @@ def run_settings(config: dict, model: ModelConfig) -> RunSettings:
         overlap=overlap,
         stitch=generation.get("stitch", "symmetric"),
         seed=int(config.get("seed", 0)),
+        composition=composition,
         max_blankets_per_batch=generation.get("max_blankets_per_batch"),
         trust_model_code=code_consent(config),
     )
@@ -200,7 +209,11 @@ def make_plan(config: dict, built_by_workflow: dict[str, ModelConfig] | None = N
     model = model_config_for(config, built_by_workflow or {})
     model_is_built = not ModelDirectory(Path(config["model_path"])).config_file.is_file()
     check_weights(config, model_is_built, model)
-    settings = run_settings(config, model)
+    composition, warnings = resolve_composition(config, model)
+    settings = run_settings(config, model, composition)
+    coarse_model = None
+    if composition == "two_scale":
+        coarse_model = coarse_model_for(config, model, built_by_workflow or {})
     sizes = parse_trajectory_sizes(config["trajectory_sizes"])
     labels = parse_start_dates(config["start_dates"])
     check_trajectory_ends(labels, sizes[-1], model.blanket_dt)
@@ -213,7 +226,7 @@ def make_plan(config: dict, built_by_workflow: dict[str, ModelConfig] | None = N
     resources = {
         rule: hardware_resources(hardware, section) for section, rule in HARDWARE_SECTIONS.items()
     }
-    processes, warnings = generation_processes(
+    processes, process_warnings = generation_processes(
         hardware, resources["generate"], int(_section(config, "generation").get("processes", 1))
     )
     return Plan(
@@ -226,8 +239,9 @@ def make_plan(config: dict, built_by_workflow: dict[str, ModelConfig] | None = N
         processes=processes,
         model=model,
         resources=resources,
-        warnings=tuple(warnings),
+        warnings=tuple(warnings + process_warnings),
         checkpoint_every=checkpoint_intervals(_section(config, "generation")),
+        coarse_model=coarse_model,
     )
 
 

@@ -29,7 +29,7 @@ import torch.distributed as dist
 
 from skyquilt import __version__
 from skyquilt.io.atomic import atomic_file
-from skyquilt.models.config import ModelDirectory
+from skyquilt.models.config import ModelDirectory, read_model_config
 from skyquilt.sampling.request import NOT_PROVENANCE, MemberRequest
 from skyquilt.sampling.stopping import SamplingStopped, StopRequest
 
@@ -70,7 +70,8 @@ def fingerprint(request: MemberRequest) -> str:
     """sha256 of everything a member's sampler state depends on.
 
     The request's JSON without the fields that never change values (NOT_PROVENANCE); the
-    sha256 of the model's config.yaml and of the weights file it uses (read in full: a few
+    sha256 of the model's config.yaml and of the weights file it uses, and those of its coarse
+    model when the member composes two_scale (read in full: a few
     seconds per GB, once per job that checkpoints or finds a checkpoint, small against a
     generation worth checkpointing); the skyquilt, torch and azula versions, since another
     version may change the arithmetic.
@@ -88,6 +89,10 @@ def fingerprint(request: MemberRequest) -> str:
         "torch": torch.__version__,
         "azula": importlib.metadata.version("azula"),
     }
+    if settings.composition == "two_scale":
+        coarse = ModelDirectory(directory.coarse_path(read_model_config(directory.config_file)))
+        parts["coarse_config"] = _file_sha256(coarse.config_file)
+        parts["coarse_weights"] = _file_sha256(coarse.weights_file(settings.model_target))
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 

@@ -9,6 +9,7 @@ and RNG state stored there, and ends bit-identical too.
 import logging
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -19,13 +20,18 @@ from skyquilt.diffusion.samplers import Sampler, build_sampler, init_noise
 from skyquilt.diffusion.schedules import DiffusionSchedule, build_schedule
 from skyquilt.models.calendar import time_features
 from skyquilt.models.config import ModelConfig
+from skyquilt.models.weights import load_coarse_denoiser, load_denoiser
 from skyquilt.sampling.blankets import padded_size
 from skyquilt.sampling.checkpoints import Checkpointer, set_rng_state
-from skyquilt.sampling.composition import ComposedDenoiser, ProcessSplit
+from skyquilt.sampling.composition import CoarseScale, ComposedDenoiser, ProcessSplit
 from skyquilt.sampling.request import MemberRequest, RunSettings
 from skyquilt.sampling.timestamps import trajectory_times
 
 log = logging.getLogger(__name__)
+
+# How generation spreads two-scale corrections, and the noise level where they stop.
+TWO_SCALE_SPREAD = "linear"
+TWO_SCALE_UNTIL_SIGMA = 0.3
 
 
 class NonFiniteSampleError(RuntimeError):
@@ -45,6 +51,36 @@ class MemberResult:
     total_seconds: float
 
 
+def load_models(
+    settings: RunSettings,
+) -> tuple[nn.Module, ModelConfig, CoarseScale | None]:
+    """The run's denoiser, its config and, when the run composes two_scale, its coarse scale:
+    the coarse model that the config declares (`two_scale`)."""
+    model_path = Path(settings.model_path)
+    denoiser, model = load_denoiser(model_path, settings.model_target, settings.trust_model_code)
+    if settings.composition != "two_scale":
+        return denoiser, model, None
+    coarse, coarse_model = load_coarse_denoiser(
+        model_path, model, settings.model_target, settings.trust_model_code
+    )
+    return denoiser, model, CoarseScale(coarse, **two_scale_settings(coarse_model, model))
+
+
+def two_scale_settings(coarse_model: ModelConfig, model: ModelConfig) -> dict:
+    """CoarseScale's settings (all but its denoiser) for the coarse model (config
+    `coarse_model`) of the model `model`, as generation runs it: coarse windows overlapping by
+    half, the correction spread linearly, down to sigma = 0.3 (docs/composition.md: the exact
+    study's choice)."""
+    return {
+        "block": model.coarse.block,
+        "blanket_size": coarse_model.blanket_size,
+        "overlap": coarse_model.blanket_size // 2,
+        "spread": TWO_SCALE_SPREAD,
+        "until_sigma": TWO_SCALE_UNTIL_SIGMA,
+        "min_blanket_size": coarse_model.min_blanket_size,
+    }
+
+
 def member_sampler(
     denoiser: nn.Module,
     model: ModelConfig,
@@ -53,6 +89,7 @@ def member_sampler(
     times: np.ndarray,
     device: torch.device,
     split: ProcessSplit,
+    coarse: CoarseScale | None = None,
 ) -> tuple[Sampler, ComposedDenoiser]:
     """The sampler of one member over its padded trajectory.
 
@@ -64,11 +101,15 @@ def member_sampler(
         times: (T',) datetime64 timestamps of the padded trajectory.
         device: where to sample.
         split: this process's share of the blankets.
+        coarse: the coarse scale, which a run that composes two_scale needs (see
+            `load_models`); ignored by one that composes blankets.
 
     Returns:
         The sampler, and the composed denoiser it calls (it counts the denoiser's time).
     """
     settings = request.settings
+    if settings.composition == "two_scale" and coarse is None:
+        raise ValueError("composition two_scale needs the model's coarse scale; see load_models")
     composed = ComposedDenoiser(
         denoiser,
         time_features(times),
@@ -78,6 +119,7 @@ def member_sampler(
         max_blankets_per_batch=settings.max_blankets_per_batch,
         precision=settings.precision,
         split=split,
+        coarse=coarse if settings.composition == "two_scale" else None,
     ).to(device)
     sampler = build_sampler(
         settings.sampler, composed, schedule, settings.steps, settings.sampler_options
@@ -136,19 +178,29 @@ def _log_setup(
     request: MemberRequest,
     model: ModelConfig,
     padded: int,
-    blankets: int,
+    composed: ComposedDenoiser,
     device: torch.device,
     split: ProcessSplit,
 ) -> None:
     """One log line with everything that shapes the member's sampling."""
     settings = request.settings
+    coarse = composed.coarse
     log.info(
-        "T=%d padded=%d blankets=%d (K=%d, O=%d) sampler=%s %s steps=%d precision=%s "
-        "device=%s seed=%d processes=%d",
-        request.trajectory_size, padded, blankets, model.blanket_size,
-        settings.overlap, settings.sampler, settings.sampler_options, settings.steps,
-        settings.precision, device, request.seed, split.world_size,
+        "T=%d padded=%d blankets=%d (K=%d, O=%d) composition=%s sampler=%s %s steps=%d "
+        "precision=%s device=%s seed=%d processes=%d",
+        request.trajectory_size, padded, composed.blanket_count, model.blanket_size,
+        settings.overlap, settings.composition, settings.sampler, settings.sampler_options,
+        settings.steps, settings.precision, device, request.seed, split.world_size,
     )  # fmt: skip
+    if settings.composition == "two_scale" and coarse is None:
+        log.warning("two-scale: %d states are too few for the coarse model: blankets alone", padded)
+    if coarse is not None:
+        log.info(
+            "two-scale: %d coarse windows of %d blocks of %d states (overlap >= %d), %s "
+            "spread, at sigma >= %g",
+            composed.coarse_count, composed.coarse_window, coarse.block, coarse.overlap,
+            coarse.spread, coarse.until_sigma,
+        )  # fmt: skip
 
 
 def generate_member(
@@ -160,6 +212,7 @@ def generate_member(
     progress: bool = True,
     checkpointer: Checkpointer | None = None,
     resume: dict | None = None,
+    coarse: CoarseScale | None = None,
 ) -> MemberResult:
     """Sample one trajectory of T = `request.trajectory_size` states with composed blankets.
 
@@ -178,6 +231,7 @@ def generate_member(
         checkpointer: writes checkpoints between steps; none when None.
         resume: a checkpoint to continue from (`checkpoints.read_checkpoint`), whose
             fingerprint matches `request`; sampling starts afresh when None.
+        coarse: the coarse scale of a run that composes two_scale (`load_models`).
 
     Returns:
         The latent trajectory (T, C, H, W), its timestamps (T,) and timings.
@@ -189,8 +243,10 @@ def generate_member(
     padded = padded_size(request.trajectory_size, model.blanket_size, settings.overlap)
     times = trajectory_times(request.start_time, padded, model.blanket_dt)
     schedule = build_schedule(model.noise_schedule, model.sigma_min, model.sigma_max)
-    sampler, composed = member_sampler(denoiser, model, request, schedule, times, device, split)
-    _log_setup(request, model, padded, composed.blanket_count, device, split)
+    sampler, composed = member_sampler(
+        denoiser, model, request, schedule, times, device, split, coarse
+    )
+    _log_setup(request, model, padded, composed, device, split)
     sampling_began = time.perf_counter()
     shape = (1, padded, *model.latent_shape)
     show = progress and split.rank == 0

@@ -129,7 +129,8 @@ def planned_jobs(output: str) -> dict[str, int]:
     return counts
 
 
-# The tiny demo: the whole demo chain builds in seconds, then samples 2 members of T = 8.
+# The tiny demo: the whole demo chain builds in seconds (the denoiser's coarse model too), then
+# samples 2 members of T = 8, composed two_scale.
 TINY_DEMO = {
     "dataset": {
         "start": "2000-04-01",
@@ -148,6 +149,17 @@ TINY_DEMO = {
         "denoising_steps": 4,
         "sanity_members": 2,
         "sanity_trajectory_size": 8,
+    },
+    # Blocks of 2 states, windows of 2 to 4 blocks: the tiny run composes two_scale.
+    "coarse": {
+        "block": 2,
+        "blanket_size": 4,
+        "min_blanket_size": 2,
+        "steps": 20,
+        "validation_every": 5,
+        "validation_blankets": 4,
+        "hidden_channels": 8,
+        "denoising_steps": 4,
     },
 }
 DEMO = "resources/demo"

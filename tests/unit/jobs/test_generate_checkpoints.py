@@ -354,3 +354,20 @@ def test_two_processes_stop_together_when_one_is_signalled(
     assert resumed.returncode == 0, resumed.stderr
     assert resumed.stderr.count("resumed from step 3 of 6") == 2
     assert np.array_equal(latent(output), reference_two_processes)
+
+
+def test_a_killed_two_scale_job_resumes_bit_identical(tmp_path):
+    """Two-scale composition (its coarse model corrects the steps at sigma >= 0.3): killed after
+    its second step, the job resumes and writes the uninterrupted job's shard, bit for bit."""
+    model = plug_in(write_random_model(tmp_path / "model", coarse_block=2))
+    reference = tmp_path / "reference.zarr"
+    assert run(command(model, reference, composition="two_scale")).returncode == 0
+    output, checkpoint = tmp_path / "killed.zarr", tmp_path / "member.pt"
+    line = command(model, output, checkpoint, composition="two_scale")
+    kill_at_call(line, output, 3, tmp_path / "killed.log")
+    resumed = run(line)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resumed from step 2 of 6" in resumed.stderr
+    assert "composition=two_scale" in resumed.stderr
+    assert np.array_equal(latent(output), latent(reference))
+    assert xr.open_zarr(output).attrs["composition"] == "two_scale"
