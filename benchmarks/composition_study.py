@@ -81,9 +81,13 @@ def correlations(dataset_path: Path, lags: int) -> tuple[dict[str, np.ndarray], 
 
 
 def study_rows(
-    dataset_path: Path, sizes: list[int], samplers: list[tuple[str, int]], rules: tuple[Rule, ...]
+    dataset_path: Path,
+    sizes: list[int],
+    samplers: list[tuple[str, int]],
+    rules: tuple[Rule, ...],
+    writer: csv.DictWriter,
 ) -> list[dict]:
-    """One row (COLUMNS) per rule, variable, size and sampler."""
+    """One row (COLUMNS) per rule, variable, size and sampler, each also written at once."""
     rows = []
     for size in sizes:
         padded = padded_size(size, BLANKET_SIZE, OVERLAP)
@@ -107,6 +111,7 @@ def study_rows(
                         composed, _ = penalty.lags.get(lag, (float("nan"), None))
                         row |= {f"r{lag}": composed, f"truth_r{lag}": float(correlation[lag])}
                     rows.append(row)
+                    writer.writerow(row)
                     print(
                         f"{rule.label:40s} {variable} T={size:5d} {sampler} {steps}: std "
                         f"{row['std_ratio']:.3f} change {row['hourly_change_ratio']:.3f} "
@@ -116,6 +121,12 @@ def study_rows(
                         flush=True,
                     )
     return rows
+
+
+def parsed(row: dict) -> dict:
+    """A row read back from the CSV: numbers as numbers."""
+    text = ("rule", "variable", "sampler", "truth_period")
+    return {key: value if key in text else float(value) for key, value in row.items()}
 
 
 def truth_markdown(rows: list[dict]) -> str:
@@ -129,7 +140,7 @@ def truth_markdown(rows: list[dict]) -> str:
             " / ".join(f"{row[f'truth_r{lag}']:.2f}" for row in by_variable.values())
             for lag in LAGS
         ]
-        lines.append(f"| {size} | {period} | " + " | ".join(cells) + " |")
+        lines.append(f"| {int(size)} | {period} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -151,7 +162,8 @@ def markdown(rows: list[dict]) -> str:
     for (rule, size, sampler, steps), by_variable in groups.items():
         first = next(iter(by_variable.values()))
         lines.append(
-            f"| {rule} | {size} | {sampler} {steps} | {cell(by_variable, 'std_ratio', 3)} | "
+            f"| {rule} | {int(size)} | {sampler} {int(steps)} | "
+            f"{cell(by_variable, 'std_ratio', 3)} | "
             f"{cell(by_variable, 'hourly_change_ratio', 3)} | {cell(by_variable, 'r24', 2)} | "
             f"{cell(by_variable, 'r48', 2)} | {cell(by_variable, 'r96', 2)} | "
             f"{first['work']:.2f} |"
@@ -165,27 +177,41 @@ def main() -> None:
     arguments.add_argument("--sizes", default="72,168,480,2160")
     arguments.add_argument("--samplers", default="ddpm:256,lms:256")
     arguments.add_argument("--sweep", action="store_true", help="two-scale variants at T = 480")
+    arguments.add_argument(
+        "--rules", default=None, help="main rules to run, e.g. symmetric,two_scale (default: all)"
+    )
+    arguments.add_argument(
+        "--table", type=Path, nargs="+", default=None, help="only print the tables of these CSVs"
+    )
     arguments.add_argument("--main", action=argparse.BooleanOptionalAction, default=True)
     arguments.add_argument(
         "--output", type=Path, default=REPO / "benchmarks/output/composition_study.csv"
     )
     arguments = arguments.parse_args()
+    if arguments.table:
+        rows = [parsed(row) for path in arguments.table for row in csv.DictReader(open(path))]
+        print(f"{markdown(rows)}\n\n{truth_markdown(rows)}")
+        return
     sizes = [int(size) for size in arguments.sizes.split(",")]
+    chosen = arguments.rules.split(",") if arguments.rules else None
+    main_rules = tuple(
+        rule for rule in MAIN_RULES if chosen is None or rule.label.split()[0] in chosen
+    )
     samplers = [
         (name, int(steps))
         for name, steps in (item.split(":") for item in arguments.samplers.split(","))
     ]
-    rows = study_rows(arguments.dataset, sizes, samplers, MAIN_RULES) if arguments.main else []
-    if arguments.sweep:
-        rows += study_rows(arguments.dataset, [480], samplers[:1], MAIN_RULES[-1:] + SWEEP_RULES)
     arguments.output.parent.mkdir(parents=True, exist_ok=True)
-    with open(arguments.output, "w", newline="") as stream:
+    rows = []
+    with open(arguments.output, "w", newline="", buffering=1) as stream:
         writer = csv.DictWriter(stream, COLUMNS)
         writer.writeheader()
-        writer.writerows(rows)
-    print(markdown(rows))
-    print()
-    print(truth_markdown(rows))
+        if arguments.main:
+            rows += study_rows(arguments.dataset, sizes, samplers, main_rules, writer)
+        if arguments.sweep:
+            sweep = MAIN_RULES[-1:] + SWEEP_RULES
+            rows += study_rows(arguments.dataset, [480], samplers[:1], sweep, writer)
+    print(f"{markdown(rows)}\n\n{truth_markdown(rows)}")
 
 
 if __name__ == "__main__":

@@ -131,11 +131,10 @@ class ExactWindows(nn.Module):
     def forward(self, x_t: Tensor, sigma: Tensor, time_features: Tensor) -> Tensor:
         """E[x | x_t] of each window at its noise level (see the class)."""
         windows = x_t.double().flatten(1)  # (M, L)
-        levels = sigma.unique().tolist()
-        if len(levels) == 1:  # as the samplers call it: one noise level for all
-            return (windows @ self.gain(windows.shape[1], levels[0])).view(x_t.shape)
+        if bool((sigma == sigma[0]).all()):  # as the samplers call it: one noise level for all
+            return (windows @ self.gain(windows.shape[1], float(sigma[0]))).view(x_t.shape)
         denoised = torch.empty_like(windows)
-        for level in levels:
+        for level in sigma.unique().tolist():
             rows = sigma == level
             denoised[rows] = windows[rows] @ self.gain(windows.shape[1], level)
         return denoised.view(x_t.shape)
@@ -272,11 +271,13 @@ def _factor_graph(windows: ExactWindows, blanket_size: int, overlap: int) -> Den
         x = x.double()
         count = (x.shape[1] - blanket_size) // stride + 1
         denoised = x.clone()
-        for size, first, sign in ((blanket_size, 0, 1), (overlap, 1, -1)):
+        # The blankets start at 0, S, ..., the overlaps at S, 2 S, ... (all windows at once).
+        for size, first, sign in ((blanket_size, 0, 1), (overlap, stride, -1)):
             step = windows.gain(size, float(sigma)) - torch.eye(size, dtype=torch.float64)
-            for index in range(first, count):
-                window = slice(index * stride, index * stride + size)
-                denoised[:, window] += sign * (x[:, window] @ step)
+            starts = torch.arange(first, (count - 1) * stride + 1, stride)
+            index = (starts[:, None] + torch.arange(size)).flatten()  # (W * size,)
+            parts = x[:, index].unflatten(1, (len(starts), size)) @ step  # (B, W, size)
+            denoised.index_add_(1, index, parts.flatten(1), alpha=sign)
         return denoised
 
     return denoise

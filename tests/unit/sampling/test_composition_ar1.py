@@ -18,8 +18,8 @@ What it shows, for K = 8, T = 64, rho = 0.9, 64 lms steps:
   correlation, most at seams. With rho = 0.5 the same composition is exact to 0.005;
 - symmetric stitching is closer to rho at seams than average stitching;
 - two-scale composition (the exact model of 4-state block means corrects the slow part of
-  the composed estimate) removes the blanket bias: variance and lag-1 correlation as the
-  process's, at seams too.
+  the composed estimate) removes most of the blanket bias: the variance and the lag-1
+  correlation inside blankets as the process's, at seams 0.011 low (symmetric: 0.042).
 """
 
 import math
@@ -212,22 +212,25 @@ def two_scale_denoiser(overlap: int, rho: float = RHO):
     return rule_denoiser(correlation, length, BLANKET_SIZE, overlap, rule)
 
 
-def test_two_scale_composition_removes_the_blanket_bias():
+def test_two_scale_composition_removes_most_of_the_blanket_bias():
     """rho = 0.9, O = 4, where symmetric blankets lose 12 % of the variance and 0.04 of the
-    lag-1 correlation at seams: with the coarse model's correction every variance is within
-    0.02 of 1 and the lag-1 correlation within 0.005 of rho inside blankets and at seams,
-    from the exact output covariance."""
+    lag-1 correlation at seams (interior 0.880, seams 0.858, variance 0.881): with the coarse
+    model's correction, from the exact output covariance, the lag-1 correlation is within
+    0.005 of rho inside blankets (0.903) and within 0.015 at seams (0.889), the mean variance
+    within 0.015 of 1 (1.010) and every variance within 0.025 (0.988 to 1.022). What is left
+    at seams is decided below sigma = 0.3, where the blankets alone denoise."""
     length = padded_size(TRAJECTORY_SIZE, BLANKET_SIZE, 4)
     covariance = output_covariance(two_scale_denoiser(4), length)
     interior, seams, variance = class_means(covariance, 4, "symmetric")
-    assert abs(interior - RHO) < 5e-3 and abs(seams - RHO) < 5e-3
-    assert (covariance.diagonal() - 1).abs().max() < 2e-2
+    assert abs(interior - RHO) < 5e-3 and abs(seams - RHO) < 1.5e-2
+    assert abs(variance - 1) < 1.5e-2
+    assert (covariance.diagonal() - 1).abs().max() < 2.5e-2
 
 
 def test_sampled_two_scale_trajectories_keep_lag1_and_variance():
     """8192 trajectories drawn with two-scale composition: lag-1 correlation inside blankets
-    and across seams within 0.005 + 5 standard errors of rho, the variance within 0.02 + 5
-    standard errors of 1 (the standard errors as in the blankets' test above)."""
+    and across seams, and the variance, within the bounds of the exact test above + 5
+    standard errors (the standard errors as in the blankets' test above)."""
     length = padded_size(TRAJECTORY_SIZE, BLANKET_SIZE, 4)
     interior, seams, variance = class_means(
         sample_covariance(two_scale_denoiser(4), length), 4, "symmetric"
@@ -235,5 +238,5 @@ def test_sampled_two_scale_trajectories_keep_lag1_and_variance():
     se_correlation = (1 - 0.6**2) / math.sqrt(SAMPLES)
     se_variance = math.sqrt(2 / (SAMPLES - 1))
     assert abs(interior - RHO) <= 5e-3 + 5 * se_correlation, interior
-    assert abs(seams - RHO) <= 5e-3 + 5 * se_correlation, seams
-    assert abs(variance - 1) <= 2e-2 + 5 * se_variance, variance
+    assert abs(seams - RHO) <= 1.5e-2 + 5 * se_correlation, seams
+    assert abs(variance - 1) <= 1.5e-2 + 5 * se_variance, variance
