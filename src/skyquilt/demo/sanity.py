@@ -29,11 +29,11 @@ from skyquilt.models.calendar import time_features
 from skyquilt.models.config import ModelConfig, ModelDirectory
 from skyquilt.models.decoder import load_decoder, load_latent_stats
 from skyquilt.models.precondition import BlanketDenoiser
-from skyquilt.models.weights import load_coarse_denoiser, load_denoiser
+from skyquilt.models.weights import load_denoiser
 from skyquilt.planning.demo_settings import held_out_mask, window_starts
 from skyquilt.sampling.blankets import padded_size
 from skyquilt.sampling.composition import CoarseScale, ComposedDenoiser
-from skyquilt.sampling.generation import two_scale_settings
+from skyquilt.sampling.generation import coarse_scale
 from skyquilt.scoring.climate import TARGETS, climate_diagnostics, worst_spectrum_ratios
 from skyquilt.scoring.gaussian import (
     autocorrelation,
@@ -213,10 +213,8 @@ def sanity_check(
         and the composition penalty of a perfect model) and the judged rows as a table.
     """
     denoiser, model = load_denoiser(Path(model_path), "best")
-    coarse = None
-    if sampling.composition == "two_scale":
-        coarse_denoiser, coarse_model = load_coarse_denoiser(Path(model_path), model, "best")
-        coarse = CoarseScale(coarse_denoiser, **two_scale_settings(coarse_model, model))
+    two_scale = sampling.composition == "two_scale"
+    coarse = coarse_scale(Path(model_path), model) if two_scale else None
     directory = ModelDirectory(Path(model_path))
     decoder = load_decoder(directory.autoencoder_dir)
     latent_mean, latent_std = load_latent_stats(directory.stats_file)

@@ -156,8 +156,7 @@ def run_evaluation(
         seams=evaluations[0].seams,
         left_out=evaluations[0].left_out,
     )
-    for source, reason in result.left_out.items():
-        log.warning("%s left out of the scores: %s", source, reason)
+    log_left_out(result.left_out)
     _write_table(result.scores, outputs["metrics_csv"])
     _write_table(result.spectra, outputs["spectra_csv"])
     _write_table(result.steps, outputs["steps_csv"])
@@ -184,6 +183,12 @@ def run_evaluation(
     score_plots.plot_rank_histograms(result.scores, outputs["rank_histogram_png"])
     climate_plots.plot_climate(climate, outputs["climate_png"])
     return result
+
+
+def log_left_out(left_out: dict[str, str]) -> None:
+    """One warning line per baseline the dataset could not supply: its name and why."""
+    for source, reason in left_out.items():
+        log.warning("%s left out of the scores: %s", source, reason)
 
 
 def log_climate(table: pd.DataFrame) -> None:

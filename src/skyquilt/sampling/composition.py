@@ -83,8 +83,9 @@ class ComposedDenoiser(nn.Module):
         overlap: O.
         stitch: how the blankets are folded back, see `skyquilt.sampling.blankets.fold`.
         max_blankets_per_batch: the most blankets per denoiser call; None for all at once.
-        precision: dtype of the denoiser's forward pass (autocast); the input and the result
-            stay float32, so that the sampler's state and updates are never reduced.
+        precision: dtype of the denoiser's forward pass (autocast); the result has the
+            input's dtype (float32 in generation), so that the sampler's state and updates are
+            never reduced.
         split: this process's share of the blankets; all of them when None.
         coarse: two-scale composition's coarse model; blankets alone when None.
     """
@@ -113,21 +114,23 @@ class ComposedDenoiser(nn.Module):
         self.blanket_count = self.blanket_features.shape[0]
         self._features: Tensor | None = None
         self.forward_seconds = 0.0
-        blocks = len(time_features) // coarse.block if coarse is not None else 0
-        if coarse is not None and blocks < coarse.min_blanket_size:
-            coarse = None  # too short for the coarse model: blankets alone
+        self.coarse, self.coarse_count = None, 0
+        if coarse is not None and len(time_features) // coarse.block >= coarse.min_blanket_size:
+            self._add_coarse(coarse, time_features)  # else too short for it: blankets alone
+
+    def _add_coarse(self, coarse: CoarseScale, time_features: Tensor) -> None:
+        """Set up the coarse scale: its network, its windows over the T' / m block means and
+        their calendar features (the block means of the states'), (W, L, 4)."""
         self.coarse = coarse
-        self.coarse_count = 0
-        if coarse is not None:
-            self.coarse_denoiser = coarse.denoiser
-            self.coarse_window, self.coarse_starts = cover(
-                blocks, coarse.blanket_size, coarse.overlap
-            )
-            self.coarse_count = len(self.coarse_starts)
-            means = block_means(time_features, coarse.block)
-            self.register_buffer(
-                "coarse_features", unfold_cover(means, self.coarse_window, self.coarse_starts)
-            )
+        self.coarse_denoiser = coarse.denoiser
+        means = block_means(time_features, coarse.block)
+        self.coarse_window, self.coarse_starts = cover(
+            len(means), coarse.blanket_size, coarse.overlap
+        )
+        self.coarse_count = len(self.coarse_starts)
+        self.register_buffer(
+            "coarse_features", unfold_cover(means, self.coarse_window, self.coarse_starts)
+        )
 
     def _autocast(self, device: torch.device) -> contextlib.AbstractContextManager:
         """The context the denoiser runs in: autocast to `precision`, nothing for float32."""

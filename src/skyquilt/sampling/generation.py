@@ -60,10 +60,17 @@ def load_models(
     denoiser, model = load_denoiser(model_path, settings.model_target, settings.trust_model_code)
     if settings.composition != "two_scale":
         return denoiser, model, None
-    coarse, coarse_model = load_coarse_denoiser(
-        model_path, model, settings.model_target, settings.trust_model_code
-    )
-    return denoiser, model, CoarseScale(coarse, **two_scale_settings(coarse_model, model))
+    target, trust = settings.model_target, settings.trust_model_code
+    return denoiser, model, coarse_scale(model_path, model, target, trust)
+
+
+def coarse_scale(
+    model_path: Path, model: ModelConfig, target: str = "best", trust: bool | tuple = False
+) -> CoarseScale:
+    """Two-scale composition's coarse scale with the coarse model that the model at
+    `model_path` (config `model`) declares, with its `target` weights."""
+    coarse, coarse_model = load_coarse_denoiser(model_path, model, target, trust)
+    return CoarseScale(coarse, **two_scale_settings(coarse_model, model))
 
 
 def two_scale_settings(coarse_model: ModelConfig, model: ModelConfig) -> dict:
@@ -124,6 +131,7 @@ def member_sampler(
     sampler = build_sampler(
         settings.sampler, composed, schedule, settings.steps, settings.sampler_options
     )
+    _log_setup(request, model, len(times), composed, device, split)
     return sampler, composed
 
 
@@ -216,10 +224,9 @@ def generate_member(
 ) -> MemberResult:
     """Sample one trajectory of T = `request.trajectory_size` states with composed blankets.
 
-    The padded trajectory of T' states is sampled as a whole, each step scoring its N
-    blankets in one batch, and trimmed back to T. Raises NonFiniteSampleError when the
-    sample has NaN or Inf values, and `stopping.SamplingStopped`, after its checkpoint is
-    written, when the checkpointer's stop request is set.
+    The padded trajectory of T' states is sampled as a whole, each step scoring its N blankets
+    in one batch, and trimmed back to T. Raises NonFiniteSampleError on NaN or Inf values, and
+    `stopping.SamplingStopped`, once its checkpoint is written, on the checkpointer's stop.
 
     Arguments:
         denoiser: the blanket denoiser.
@@ -237,22 +244,19 @@ def generate_member(
         The latent trajectory (T, C, H, W), its timestamps (T,) and timings.
     """
     began = time.perf_counter()
-    device = device or torch.device("cpu")
-    split = split or ProcessSplit()
-    settings = request.settings
-    padded = padded_size(request.trajectory_size, model.blanket_size, settings.overlap)
+    device, split = device or torch.device("cpu"), split or ProcessSplit()
+    padded = padded_size(request.trajectory_size, model.blanket_size, request.settings.overlap)
     times = trajectory_times(request.start_time, padded, model.blanket_dt)
     schedule = build_schedule(model.noise_schedule, model.sigma_min, model.sigma_max)
     sampler, composed = member_sampler(
         denoiser, model, request, schedule, times, device, split, coarse
     )
-    _log_setup(request, model, padded, composed, device, split)
     sampling_began = time.perf_counter()
     shape = (1, padded, *model.latent_shape)
     show = progress and split.rank == 0
     sample = _sample(sampler, schedule, shape, request.seed, device, show, checkpointer, resume)
     sampling_seconds = time.perf_counter() - sampling_began
-    _check_finite(sample, settings)
+    _check_finite(sample, request.settings)
     result = MemberResult(
         latent=sample[: request.trajectory_size].numpy(),
         times=times[: request.trajectory_size],
