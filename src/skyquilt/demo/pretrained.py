@@ -33,6 +33,8 @@ PARTS = {
     "denoiser": ("config.yaml", "best.safetensors", "last.safetensors", "train_log.csv"),
     "coarse": ("config.yaml", "best.safetensors", "last.safetensors", "train_log.csv"),
 }
+# How the log names a part, where its directory's name does not say it.
+NAMES = {"coarse": "coarse model"}
 # The steps whose settings a part depends on: the denoiser and its coarse model are trained on
 # the autoencoder's latents, so they depend on both. (Which coarse model the denoiser's
 # config.yaml declares is written when it is installed: `declare_coarse`.)
@@ -77,12 +79,12 @@ def unusable_reason(
             f"the dataset built here (fingerprint {fingerprint[:12]}) differs from the one the "
             f"shipped weights were trained on ({record['dataset'][:12]})"
         )
-    for step in DEPENDS[part]:
-        if record["settings"].get(step) != settings[step]:
-            return f"the demo.{step} settings are not those the shipped weights were trained with"
     missing = [name for name in PARTS[part] if not (shipped / part / name).is_file()]
     if missing:
         return f"{shipped / part} lacks {', '.join(missing)}"
+    for step in DEPENDS[part]:
+        if record["settings"].get(step) != settings[step]:
+            return f"the demo.{step} settings are not those the shipped weights were trained with"
     return None
 
 
@@ -129,10 +131,11 @@ def install_if_usable(
     ):
         reason = "the autoencoder in use is not the shipped one"
     if reason is not None:
-        print(f"training the {part}: {reason}", file=log)
+        print(f"training the {NAMES.get(part, part)}: {reason}", file=log)
         return False
     install(shipped, part, directory)
-    print(f"installed the shipped {part} of {shipped}: same dataset, same settings", file=log)
+    name = NAMES.get(part, part)
+    print(f"installed the shipped {name} of {shipped}: same dataset, same settings", file=log)
     return True
 
 
