@@ -138,7 +138,7 @@ rule demo_denoiser:
         coarse={key: config["demo"]["coarse"][key] for key in ("enabled", "block")},
         held_out=list(DEMO.dataset.held_out),
         pretrained=DEMO.pretrained,
-        training=DEMO.training_settings(),
+        training=DEMO.training_settings(("dataset", "autoencoder", "denoiser")),
     script:
         "../scripts/demo_denoiser.py"
 

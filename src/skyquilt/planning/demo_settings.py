@@ -121,7 +121,8 @@ class CoarseSettings(DenoiserSettings):
     min_blanket_size: int = 6
     sigma_log_mean: float | None = 0.5
     sigma_log_std: float = 1.8
-    steps: int = 3000
+    steps: int = 8000
+    max_minutes: float = 240.0
 
 
 COARSE_DIRECTORY = "coarse"
