@@ -17,9 +17,8 @@ from dataclasses import replace
 import torch
 from common import OUTPUT, default_plan, model_label, model_path, parser, record
 
-from skyquilt.models.weights import load_denoiser
 from skyquilt.sampling.checkpoints import Checkpointer, CheckpointPolicy
-from skyquilt.sampling.generation import generate_member
+from skyquilt.sampling.generation import generate_member, load_models
 
 TARGET = 1.02
 START = "2000-04-03T00"
@@ -39,26 +38,28 @@ def main() -> None:
     model = model_path(arguments)
     plan = default_plan(arguments, model, size, steps)
     torch.set_num_threads(arguments.threads)
-    denoiser, config = load_denoiser(model, plan.settings.model_target)
+    denoiser, config, coarse = load_models(plan.settings)  # coarse: when two_scale
     request = plan.request(size, START, 0)
     path = OUTPUT / "checkpoint_cost/member.pt"
     policy = CheckpointPolicy(every_steps=EVERY_STEPS, every_minutes=None)
     generate_member(
         denoiser, config, replace(request, settings=replace(request.settings, steps=1)),
-        progress=False,
+        progress=False, coarse=coarse,
     )  # fmt: skip
 
     never, every, checkpoints = [], [], []
 
     def without() -> None:
         began = time.perf_counter()
-        generate_member(denoiser, config, request, progress=False)
+        generate_member(denoiser, config, request, progress=False, coarse=coarse)
         never.append(time.perf_counter() - began)
 
     def with_checkpoints() -> None:
         checkpointer = Checkpointer(path, policy, None, request, torch.device("cpu"))
         began = time.perf_counter()
-        generate_member(denoiser, config, request, progress=False, checkpointer=checkpointer)
+        generate_member(
+            denoiser, config, request, progress=False, checkpointer=checkpointer, coarse=coarse
+        )
         every.append(time.perf_counter() - began)
         checkpoints.append((checkpointer.written, checkpointer.seconds))
 

@@ -85,15 +85,19 @@ def model_path(arguments: argparse.Namespace) -> Path:
 
 
 def shipped_demo_model() -> Path:
-    """The demo's shipped denoiser (config and weights) copied into a model directory."""
+    """The demo's shipped denoiser (config and weights) copied into a model directory, with
+    its coarse model in `coarse/`, as the demo installs them."""
     from skyquilt.planning.demo import pretrained_directory
+    from skyquilt.planning.demo_settings import COARSE_DIRECTORY
 
-    shipped = Path(pretrained_directory(None)) / "denoiser"
-    for name in ("config.yaml", "best.safetensors", "last.safetensors"):
-        copy = SHIPPED_MODEL / name
-        if not copy.is_file() or copy.read_bytes() != (shipped / name).read_bytes():
-            SHIPPED_MODEL.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(shipped / name, copy)
+    shipped = Path(pretrained_directory(None))
+    parts = {"denoiser": SHIPPED_MODEL, "coarse": SHIPPED_MODEL / COARSE_DIRECTORY}
+    for part, directory in parts.items():
+        for name in ("config.yaml", "best.safetensors", "last.safetensors"):
+            copy, original = directory / name, shipped / part / name
+            if not copy.is_file() or copy.read_bytes() != original.read_bytes():
+                directory.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(original, copy)
     return SHIPPED_MODEL
 
 

@@ -33,8 +33,7 @@ from common import (
 )
 
 from skyquilt.io.shards import write_shard
-from skyquilt.models.weights import load_denoiser
-from skyquilt.sampling.generation import generate_member
+from skyquilt.sampling.generation import generate_member, load_models
 
 TARGET = 0.05
 START = "2000-04-03T00"
@@ -49,16 +48,18 @@ def in_process_overhead(
     """
     torch.set_num_threads(threads)
     device = torch.device(device)
-    denoiser, config = load_denoiser(model, plan.settings.model_target)
+    denoiser, config, coarse = load_models(plan.settings)  # coarse: when two_scale
     denoiser = denoiser.to(device)
     request = plan.request(size, START, 0)
     # A first, short member warms up the allocator and kernels as a job's first step would.
     warm_up = replace(request, settings=replace(request.settings, steps=1))
-    generate_member(denoiser, config, warm_up, device=device, progress=False)
+    generate_member(denoiser, config, warm_up, device=device, progress=False, coarse=coarse)
     runs = []
     for _ in range(repeats):
         began = time.perf_counter()
-        result = generate_member(denoiser, config, request, device=device, progress=False)
+        result = generate_member(
+            denoiser, config, request, device=device, progress=False, coarse=coarse
+        )
         shard = OUTPUT / "overhead/shard.zarr"
         write_shard(shard, result.latent, result.times, request.provenance())
         total = time.perf_counter() - began

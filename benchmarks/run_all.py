@@ -25,6 +25,7 @@ SCRIPTS = (
     "step_speed",
     "statistics_memory",
     "checkpoint_cost",
+    "composition_cost",
 )
 
 

@@ -106,15 +106,53 @@ rule demo_denoiser:
         mem_mb=3000,
         runtime=30,
     params:
+        part="denoiser",
         # The sanity check's settings are not training's: changing them retrains nothing.
         settings={
             key: value
             for key, value in config["demo"]["denoiser"].items()
             if not key.startswith("sanity_")
         },
+        # Its config.yaml declares the coarse model: whether there is one, and its block.
+        coarse={key: config["demo"]["coarse"][key] for key in ("enabled", "block")},
         held_out=list(DEMO.dataset.held_out),
         pretrained=DEMO.pretrained,
-        training=DEMO.training_settings(),
+        training=DEMO.training_settings(("dataset", "autoencoder", "denoiser")),
+    script:
+        "../scripts/demo_denoiser.py"
+
+
+rule demo_coarse:
+    """The denoiser's coarse model for two-scale composition: a blanket denoiser of block
+    means of the latents, trained on windows of the training period (best + last weights,
+    training log), in the denoiser's directory."""
+    input:
+        dataset=rules.demo_dataset.output.dataset,
+        latents=rules.demo_latents.output.latents,
+        stats=rules.demo_latents.output.stats,
+        ae_config=rules.demo_latents.output.ae_config,
+        ae_weights=rules.demo_latents.output.ae_weights,
+    output:
+        config=f"{DEMO.coarse_path}/config.yaml",
+        best=f"{DEMO.coarse_path}/best.safetensors",
+        last=f"{DEMO.coarse_path}/last.safetensors",
+        log=f"{DEMO.coarse_path}/train_log.csv",
+    log:
+        f"{DEMO.root}/logs/coarse.log",
+    benchmark:
+        f"{DEMO.root}/benchmarks/coarse.tsv"
+    conda:
+        "../envs/skyquilt.yaml"
+    threads: DEMO.threads
+    resources:
+        mem_mb=3000,
+        runtime=30,
+    params:
+        part="coarse",
+        coarse=config["demo"]["coarse"],
+        held_out=list(DEMO.dataset.held_out),
+        pretrained=DEMO.pretrained,
+        training=DEMO.training_settings(("dataset", "autoencoder", "coarse")),
     script:
         "../scripts/demo_denoiser.py"
 
@@ -130,6 +168,10 @@ rule demo_sanity:
         stats=rules.demo_latents.output.stats,
         ae_config=rules.demo_latents.output.ae_config,
         ae_weights=rules.demo_latents.output.ae_weights,
+        # The coarse model's files when the run composes two_scale.
+        coarse=lambda wildcards: [
+            path for key, path in get_model_files().items() if key.startswith("coarse")
+        ],
     output:
         sanity=f"{DEMO.model_path}/sanity.json",
         table=report(
@@ -164,6 +206,8 @@ if DEMO.export:
             autoencoder=rules.demo_autoencoder.output.config,
             denoiser=rules.demo_denoiser.output.config,
             best=rules.demo_denoiser.output.best,
+            coarse=rules.demo_coarse.output.config,
+            coarse_best=rules.demo_coarse.output.best,
         output:
             fingerprint=f"{DEMO.export}/fingerprint.json",
         log:

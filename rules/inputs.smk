@@ -31,12 +31,18 @@ def get_shards(wildcards):
 
 
 def get_model_files():
-    """The denoiser files a generation job reads (built by the demo rules if missing)."""
+    """The denoiser files a generation job reads, with those of its coarse model when the
+    run composes two_scale (built by the demo rules if missing)."""
     directory = ModelDirectory(Path(PLAN.settings.model_path))
-    return {
+    files = {
         "config": str(directory.config_file),
         "weights": str(directory.weights_file(PLAN.settings.model_target)),
     }
+    if PLAN.coarse_model is not None:
+        coarse = ModelDirectory(directory.coarse_path(PLAN.model))
+        files["coarse_config"] = str(coarse.config_file)
+        files["coarse_weights"] = str(coarse.weights_file(PLAN.settings.model_target))
+    return files
 
 
 def get_decoder_files():

@@ -1,6 +1,6 @@
-"""Rule demo_denoiser: install the shipped denoiser when it was trained on this dataset, with
-these settings and on the shipped autoencoder's latents (skyquilt.demo.pretrained), else train
-it; write its model directory.
+"""Rules demo_denoiser and demo_coarse: install the shipped denoiser (or its coarse model) when
+it was trained on this dataset, with these settings and on the shipped autoencoder's latents
+(skyquilt.demo.pretrained), else train it; write its model directory.
 
 Progress (tqdm) goes to the console, a summary to the log, and so does the traceback if the job
 fails.
@@ -18,5 +18,6 @@ with job_log(snakemake.log[0], capture_stderr=False) as log:  # noqa: F821
         autoencoder_weights=snakemake.input.ae_weights,  # noqa: F821
         threads=snakemake.threads,  # noqa: F821
         log=log,
-        **dict(snakemake.params.items()),  # settings, held_out, pretrained, training  # noqa: F821
+        # part, coarse, held_out, pretrained, training and (the denoiser's) settings
+        **dict(snakemake.params.items()),  # noqa: F821
     )

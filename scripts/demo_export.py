@@ -14,6 +14,7 @@ with job_log(snakemake.log[0]) as log:  # noqa: F821
         directories={
             "autoencoder": Path(snakemake.input.autoencoder).parent,  # noqa: F821
             "denoiser": Path(snakemake.input.denoiser).parent,  # noqa: F821
+            "coarse": Path(snakemake.input.coarse).parent,  # noqa: F821
         },
         training=snakemake.params.training,  # noqa: F821
         log=log,

@@ -45,6 +45,13 @@ def faulty_model(tmp_path_factory) -> Path:
     return plug_in(write_random_model(tmp_path_factory.mktemp("faulty_model")))
 
 
+@pytest.fixture(scope="session")
+def tiny_two_scale_model(tmp_path_factory) -> Path:
+    """`tiny_model` with a coarse model for two-scale composition: block means of 2 states,
+    windows of 2 to 4 blocks."""
+    return write_random_model(tmp_path_factory.mktemp("two_scale_models"), coarse_block=2)
+
+
 def start_order(item: pytest.Item) -> int:
     """When the test's module is taken up under pytest-xdist (`make test`: --dist loadfile
     --no-loadscope-reorder, a module at a time per worker, in this order).

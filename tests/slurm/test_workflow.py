@@ -157,6 +157,7 @@ def test_tiny_demo_runs_through_slurm_and_equals_a_local_run(live_slurm, local_d
     assert rules == [
         "rule_aggregate",
         "rule_demo_autoencoder",
+        "rule_demo_coarse",
         "rule_demo_dataset",
         "rule_demo_denoiser",
         "rule_demo_latents",

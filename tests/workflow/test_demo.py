@@ -52,9 +52,11 @@ def test_the_export_holds_the_trained_weights_and_the_dataset_fingerprint(demo_r
         assert same_bytes(shipped / "autoencoder" / name, autoencoder / name)
     for name in ("config.yaml", "best.safetensors", "last.safetensors", "train_log.csv"):
         assert same_bytes(shipped / "denoiser" / name, model / name)
+        assert same_bytes(shipped / "coarse" / name, model / "coarse" / name)
     record = json.loads((shipped / "fingerprint.json").read_text())
     assert len(record["dataset"]) == 64
     assert record["settings"]["denoiser"]["steps"] == 20
+    assert record["settings"]["coarse"]["block"] == 2
     assert "sanity_members" not in record["settings"]["denoiser"]
     assert (
         "training the autoencoder: demo.pretrained is false"
@@ -70,18 +72,25 @@ def test_shipped_weights_of_the_same_dataset_and_settings_are_installed(demo_run
     logs = workdir / DEMO / "logs"
     assert "installed the shipped autoencoder" in (logs / "autoencoder.log").read_text()
     assert "installed the shipped denoiser" in (logs / "denoiser.log").read_text()
+    assert "installed the shipped coarse" in (logs / "coarse.log").read_text()
     assert same_bytes(shipped / "denoiser/best.safetensors", workdir / MODEL / "best.safetensors")
+    coarse = workdir / MODEL / "coarse/best.safetensors"
+    assert same_bytes(shipped / "coarse/best.safetensors", coarse)
     store = "results/prior/default/8h/trajectories.zarr"
     ours, theirs = xr.open_zarr(workdir / store), xr.open_zarr(demo_run / store)
     np.testing.assert_array_equal(ours["latent"].values, theirs["latent"].values)
 
 
 def test_other_settings_train_and_say_why(demo_run, tmp_path):
-    """Other denoiser settings: the autoencoder is still installed, the denoiser trains."""
+    """Other denoiser settings: the autoencoder and the coarse model are still installed, the
+    denoiser trains (and declares the coarse model)."""
     shipped = demo_run.parent / "shipped"
     workdir = run_with_shipped(tmp_path, shipped, denoiser={"steps": 21})
     logs = workdir / DEMO / "logs"
     assert "installed the shipped autoencoder" in (logs / "autoencoder.log").read_text()
+    assert "installed the shipped coarse" in (logs / "coarse.log").read_text()
+    declared = yaml.safe_load((workdir / MODEL / "config.yaml").read_text())["coarse"]
+    assert declared == {"path": "coarse", "block": 2}
     assert (
         "training the denoiser: the demo.denoiser settings are not those the shipped weights "
         "were trained with"
@@ -128,6 +137,8 @@ def test_model_directory_holds_everything_generation_and_decoding_need(demo_run)
         model / "last.safetensors",
         model / "train_log.csv",
         model / "sanity.json",
+        model / "coarse/config.yaml",
+        model / "coarse/best.safetensors",
     ):
         assert path.is_file(), path
     metrics = json.loads((autoencoder / "metrics.json").read_text())
@@ -151,6 +162,7 @@ def test_sanity_judges_composed_trajectories_and_names_every_miss(demo_run):
     model = demo_run / MODEL
     sanity = json.loads((model / "sanity.json").read_text())
     assert "2 composed trajectories of 8 states" in sanity["description"]
+    assert "composition two_scale" in sanity["description"]  # auto, with the coarse model
     assert "overlap 2" in sanity["description"]  # the run's blanket_overlap
     table = pd.read_csv(model / "sanity.csv")
     metrics = {"std_ratio", "hourly_change_ratio", "seam_ratio", "spectrum_ratio"}
@@ -174,6 +186,7 @@ def test_aggregate_holds_every_member_of_the_demo_model(demo_run):
     assert merged["latent"].shape[:3] == (1, 2, 8)
     assert np.isfinite(merged["latent"].values).all()
     assert merged.attrs["model_path"] == MODEL
+    assert merged.attrs["composition"] == "two_scale"  # auto: the demo model has a coarse model
 
 
 def test_a_second_run_has_nothing_to_do(demo_run):

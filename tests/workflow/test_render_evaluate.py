@@ -20,7 +20,7 @@ from skyquilt.diffusion.schedules import build_schedule
 from skyquilt.io.video import ffmpeg_available
 from skyquilt.jobs.render import animate_member
 from skyquilt.scoring.climate import CLIMATE_COLUMNS, FIDELITY_COLUMNS, SUMMARY_METRICS
-from skyquilt.scoring.gaussian import autocorrelation, composition_penalty
+from skyquilt.scoring.gaussian import Rule, autocorrelation, composition_penalty
 from skyquilt.scoring.metrics import SCORE_COLUMNS, table_from_dataset
 
 SIZE_DIR = "results/prior/default/8h"
@@ -233,18 +233,24 @@ def test_fidelity_compares_composed_trajectories_with_single_blankets(rendered):
 
 
 def check_perfect_model_rows(rows: pd.DataFrame, rendered) -> None:
-    """What composition costs a perfect model of each variable: the exact window denoiser
-    of the held-out truth's autocorrelation, with the run's K = 4, O = 2, T = 8, 4 steps."""
-    assert len(rows) == 2 * len(VARIABLES)
+    """What the run's composition costs a perfect model of each variable: the exact window
+    denoiser of the held-out truth's autocorrelation, with the run's K = 4, O = 2, T = 8, 4
+    steps and its two-scale composition (the tiny demo's coarse model: blocks of 2 states,
+    windows of up to 4 blocks); the std and hourly change, and the work per step (no lag of
+    24 hours or more fits in T = 8)."""
+    assert len(rows) == 3 * len(VARIABLES)
     np.testing.assert_allclose(rows["ratio"], rows["composed"] / rows["single"])
     truth = xr.open_zarr(rendered / "resources/demo/era5_demo.zarr")
     series = truth["geopotential"].sel(time="2000-04-04", level=500).values
     schedule = build_schedule("rectified", 1e-3, 1e3)
-    penalty = composition_penalty(autocorrelation(series, 8), 8, 4, 2, schedule, 4)
+    rule = Rule("two_scale", block=2, coarse_blanket=4, coarse_overlap=2)
+    penalty = composition_penalty(autocorrelation(series, 8), 8, 4, 2, schedule, 4, rule=rule)
     geopotential = rows[rows["variable"] == "geopotential"].set_index("metric")["ratio"]
     assert geopotential["perfect_model_std_ratio"] == pytest.approx(penalty.std_ratio)
     change = geopotential["perfect_model_hourly_change_ratio"]
     assert change == pytest.approx(penalty.hourly_change_ratio)
+    assert geopotential["perfect_model_work_per_step_ratio"] == pytest.approx(penalty.work)
+    assert penalty.work > 1
 
 
 def test_after_rendering_nothing_is_left_to_do(rendered):

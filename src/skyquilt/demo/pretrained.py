@@ -7,6 +7,7 @@ them from scratch). A shipped directory holds
     fingerprint.json               the dataset's fingerprint and the settings of every step
     autoencoder/                   config.yaml, weights.safetensors, metrics.json
     denoiser/                      config.yaml, best.safetensors, last.safetensors, train_log.csv
+    coarse/                        the denoiser's coarse model: the same files
 
 The demo's autoencoder and denoiser jobs install them instead of training only when the
 dataset built on this machine has the same fingerprint (a hash of its values and times: the
@@ -30,12 +31,17 @@ FINGERPRINT_FILE = "fingerprint.json"
 PARTS = {
     "autoencoder": ("config.yaml", "weights.safetensors", "metrics.json"),
     "denoiser": ("config.yaml", "best.safetensors", "last.safetensors", "train_log.csv"),
+    "coarse": ("config.yaml", "best.safetensors", "last.safetensors", "train_log.csv"),
 }
-# The steps whose settings a part depends on: the denoiser is trained on the autoencoder's
-# latents, so it depends on both.
+# How the log names a part, where its directory's name does not say it.
+NAMES = {"coarse": "coarse model"}
+# The steps whose settings a part depends on: the denoiser and its coarse model are trained on
+# the autoencoder's latents, so they depend on both. (Which coarse model the denoiser's
+# config.yaml declares is written when it is installed: `declare_coarse`.)
 DEPENDS = {
     "autoencoder": ("dataset", "autoencoder"),
     "denoiser": ("dataset", "autoencoder", "denoiser"),
+    "coarse": ("dataset", "autoencoder", "coarse"),
 }
 
 
@@ -56,7 +62,7 @@ def unusable_reason(
 
     Arguments:
         shipped: the shipped weights' directory; None when the config says to train.
-        part: "autoencoder" or "denoiser".
+        part: "autoencoder", "denoiser" or "coarse".
         fingerprint: the dataset's, see `dataset_fingerprint`.
         settings: the demo's settings of the steps in DEPENDS[part]
             (skyquilt.planning.demo.DemoPlan.training_settings).
@@ -73,12 +79,12 @@ def unusable_reason(
             f"the dataset built here (fingerprint {fingerprint[:12]}) differs from the one the "
             f"shipped weights were trained on ({record['dataset'][:12]})"
         )
-    for step in DEPENDS[part]:
-        if record["settings"][step] != settings[step]:
-            return f"the demo.{step} settings are not those the shipped weights were trained with"
     missing = [name for name in PARTS[part] if not (shipped / part / name).is_file()]
     if missing:
         return f"{shipped / part} lacks {', '.join(missing)}"
+    for step in DEPENDS[part]:
+        if record["settings"].get(step) != settings[step]:
+            return f"the demo.{step} settings are not those the shipped weights were trained with"
     return None
 
 
@@ -110,8 +116,9 @@ def install_if_usable(
         dataset_path: the dataset built here.
         directory: where the part's files go.
         log: the job's log.
-        autoencoder_weights: for the denoiser, the weights of the autoencoder whose latents it
-            would denoise; they must be the shipped autoencoder's.
+        autoencoder_weights: for the denoiser and the coarse model, the weights of the
+            autoencoder whose latents they would denoise; they must be the shipped
+            autoencoder's.
 
     Returns:
         True when installed; False when the part must be trained (the log says why).
@@ -124,10 +131,11 @@ def install_if_usable(
     ):
         reason = "the autoencoder in use is not the shipped one"
     if reason is not None:
-        print(f"training the {part}: {reason}", file=log)
+        print(f"training the {NAMES.get(part, part)}: {reason}", file=log)
         return False
     install(shipped, part, directory)
-    print(f"installed the shipped {part} of {shipped}: same dataset, same settings", file=log)
+    name = NAMES.get(part, part)
+    print(f"installed the shipped {name} of {shipped}: same dataset, same settings", file=log)
     return True
 
 

@@ -1,7 +1,8 @@
 """Sanity of a trained demo model: do its composed trajectories have the weather's statistics?
 
 Trajectories are sampled from noise with the best weights exactly as generation composes them
-(blankets of the model, the run's overlap, symmetric stitching, the run's sampler and steps),
+(blankets of the model, the run's overlap and composition, symmetric stitching, the run's
+sampler and steps),
 one per start date spread over the held-out period, decoded to physical fields and judged
 with the climate diagnostics of the `evaluate` rule (skyquilt.scoring.climate) against the
 held-out states: std, hourly change, seams and zonal spectrum, each within its target band.
@@ -31,9 +32,15 @@ from skyquilt.models.precondition import BlanketDenoiser
 from skyquilt.models.weights import load_denoiser
 from skyquilt.planning.demo_settings import held_out_mask, window_starts
 from skyquilt.sampling.blankets import padded_size
-from skyquilt.sampling.composition import ComposedDenoiser
+from skyquilt.sampling.composition import CoarseScale, ComposedDenoiser
+from skyquilt.sampling.generation import coarse_scale
 from skyquilt.scoring.climate import TARGETS, climate_diagnostics, worst_spectrum_ratios
-from skyquilt.scoring.gaussian import autocorrelation, composition_penalty, covariance_sampler
+from skyquilt.scoring.gaussian import (
+    autocorrelation,
+    composition_penalty,
+    covariance_sampler,
+    run_rule,
+)
 from skyquilt.scoring.metrics import seam_pairs
 from skyquilt.scoring.probabilistic import latitude_weights
 
@@ -51,6 +58,7 @@ class Trajectories:
     sampler: str
     steps: int | None  # None: the model's validation denoising steps
     seed: int = 0
+    composition: str = "blankets"  # the run's generation.composition, resolved
 
 
 def sample_trajectory(
@@ -59,10 +67,14 @@ def sample_trajectory(
     features: Tensor,
     sampling: Trajectories,
     seed: int,
+    coarse: CoarseScale | None = None,
 ) -> Tensor:
-    """One composed trajectory from noise drawn with `seed`: features (T', 4) -> (T', C, h, w)."""
+    """One composed trajectory from noise drawn with `seed`: features (T', 4) -> (T', C, h, w);
+    `coarse`: the coarse scale of two-scale composition, None for blankets alone."""
     schedule = build_schedule(model.noise_schedule, model.sigma_min, model.sigma_max)
-    composed = ComposedDenoiser(denoiser, features, model.blanket_size, sampling.overlap)
+    composed = ComposedDenoiser(
+        denoiser, features, model.blanket_size, sampling.overlap, coarse=coarse
+    )
     steps = sampling.steps or model.denoising_steps
     draw = build_sampler(sampling.sampler, composed, schedule, steps)
     generator = torch.Generator().manual_seed(seed)
@@ -114,23 +126,24 @@ def mean_errors(forecast: xr.Dataset, truth: xr.Dataset) -> dict[str, float]:
 
 
 def perfect_model_penalty(
-    latent_dir: Path, model: ModelConfig, sampling: Trajectories, held: np.ndarray
+    directory: ModelDirectory, model: ModelConfig, sampling: Trajectories, held: np.ndarray
 ) -> dict[str, float]:
     """What composition costs a perfect model of these latents (skyquilt.scoring.gaussian).
 
     The autocorrelation of the standardised training latents, composed vs single windows
-    with the model's blankets and schedule and the run's overlap, steps and sampler (lms where
-    the run's has no exact covariance, see covariance_sampler).
+    with the model's blankets and schedule and the run's overlap, composition, steps and
+    sampler (lms where the run's has no exact covariance, see covariance_sampler).
     """
-    latents, _ = load_standardised_latents(latent_dir)
+    latents, _ = load_standardised_latents(directory.latent_dir)
     padded = padded_size(sampling.size, model.blanket_size, sampling.overlap)
     correlation = autocorrelation(latents[torch.from_numpy(~held)].numpy(), padded)
     schedule = build_schedule(model.noise_schedule, model.sigma_min, model.sigma_max)
     steps = sampling.steps or model.denoising_steps
     sampler = covariance_sampler(sampling.sampler)
+    rule = run_rule(sampling.composition, "symmetric", directory.model_path, model, padded)
     penalty = composition_penalty(
         correlation, sampling.size, model.blanket_size, sampling.overlap, schedule, steps,
-        sampler=sampler,
+        sampler=sampler, rule=rule,
     )  # fmt: skip
     return {
         "sampler": sampler,
@@ -190,10 +203,11 @@ def decoded_trajectories(
     held: np.ndarray,
     truth: xr.Dataset,
     sampling: Trajectories,
+    coarse: CoarseScale | None = None,
 ) -> xr.Dataset:
     """`sampling.members` composed trajectories from start times spread over the held-out
     states (`held`: (T,) bool over the dataset's `times`), decoded beside `truth`, in the
-    layout of `as_forecast`."""
+    layout of `as_forecast`; `coarse`: the coarse scale of two-scale composition."""
     latent_mean, latent_std = load_latent_stats(stats_file)
     padded = padded_size(sampling.size, model.blanket_size, sampling.overlap)
     hours = np.arange(padded) * np.timedelta64(1, "h")
@@ -202,7 +216,7 @@ def decoded_trajectories(
     for member, start in enumerate(starts.tolist()):
         member_features = time_features(times[start] + hours)
         trajectory = sample_trajectory(
-            denoiser, model, member_features, sampling, sampling.seed + member
+            denoiser, model, member_features, sampling, sampling.seed + member, coarse
         )
         latents.append(trajectory[: sampling.size])
         features.append(member_features[: sampling.size])
@@ -231,14 +245,17 @@ def sanity_check(
         and the composition penalty of a perfect model) and the judged rows as a table.
     """
     denoiser, model = load_denoiser(Path(model_path), "best")
+    two_scale = sampling.composition == "two_scale"
+    coarse = coarse_scale(Path(model_path), model) if two_scale else None
     directory = ModelDirectory(Path(model_path))
     decoder = load_decoder(directory.autoencoder_dir)
     dataset = xr.open_zarr(dataset_path)
     held = held_out_mask(dataset.time.values, held_out)
     truth = dataset.isel(time=held)[list(decoder.variables)].load()
     forecast = decoded_trajectories(
-        denoiser, model, decoder, directory.stats_file, dataset.time.values, held, truth, sampling
-    )
+        denoiser, model, decoder, directory.stats_file, dataset.time.values, held, truth, sampling,
+        coarse,
+    )  # fmt: skip
 
     seams = seam_pairs(sampling.size, model.blanket_size, sampling.overlap)
     rows = judged_rows(climate_diagnostics(forecast, truth, seams), mean_errors(forecast, truth))
@@ -247,6 +264,7 @@ def sanity_check(
         "description": (
             f"{sampling.members} composed trajectories of {sampling.size} states (blankets of "
             f"{model.blanket_size}, overlap {sampling.overlap}, symmetric stitching, "
+            f"composition {sampling.composition}, "
             f"{sampling.sampler}, {sampling.steps or model.denoising_steps} steps), decoded, vs "
             f"{int(held.sum())} held-out states; climate diagnostics of the evaluate rule"
         ),
@@ -257,7 +275,7 @@ def sanity_check(
         "misses": missed,
         "passed": not missed,
         "composition_penalty_of_a_perfect_model": perfect_model_penalty(
-            directory.latent_dir, model, sampling, held
+            directory, model, sampling, held
         ),
     }
     return report, rows

@@ -11,6 +11,12 @@ which a blanket's slow, large-scale patterns are decided: what the denoiser gets
 stays in the samples as missing variance. A fixed set of
 held-out blankets, noise levels and noises gives a deterministic validation loss; the weights
 with the lowest one are kept as `best`.
+
+The coarse model of two-scale composition (`CoarseSettings`) trains the same way on block
+means: a training example is the means of `blanket_size` consecutive blocks of `block` hourly
+states, cut to a length drawn uniformly from `min_blanket_size` to `blanket_size` blocks per
+batch (it is asked for windows of every such length), with the block means of the states'
+calendar features.
 """
 
 import copy
@@ -22,24 +28,28 @@ import numpy as np
 import safetensors.torch
 import torch
 import xarray as xr
+import yaml
 from torch import Tensor
 from tqdm import tqdm
 
 from skyquilt.demo.latents import LATENTS_FILE, STATS_FILE
 from skyquilt.demo.training import TrainingBudget
 from skyquilt.diffusion.schedules import DiffusionSchedule, build_schedule, sample_training_sigma
-from skyquilt.io.atomic import write_csv
+from skyquilt.io.atomic import write_csv, write_yaml
 from skyquilt.io.shards import LATENT
 from skyquilt.models.calendar import time_features
 from skyquilt.models.config import parse_model_config
 from skyquilt.models.precondition import BlanketDenoiser, denoising_loss
 from skyquilt.models.weights import build_denoiser, write_model_directory
 from skyquilt.planning.demo_settings import (
+    CoarseSettings,
     DenoiserSettings,
+    coarse_declaration,
     denoiser_config,
     held_out_mask,
     window_starts,
 )
+from skyquilt.sampling.coarse import block_means
 
 TRAIN_LOG_FILE = "train_log.csv"
 
@@ -49,9 +59,28 @@ def evenly_spaced(starts: np.ndarray, count: int) -> Tensor:
     return torch.from_numpy(starts[np.linspace(0, len(starts) - 1, count).astype(int)])
 
 
-def blankets(series: Tensor, starts: Tensor, blanket_size: int) -> Tensor:
-    """series (T, ...) and starts (B,) -> the windows (B, K, ...)."""
-    return series[starts[:, None] + torch.arange(blanket_size)]
+def blankets(series: Tensor, starts: Tensor, blanket_size: int, block: int = 1) -> Tensor:
+    """series (T, ...) and starts (B,) -> the windows (B, K, ...): K states, or the means of K
+    consecutive blocks of `block` states."""
+    windows = series[starts[:, None] + torch.arange(blanket_size * block)]
+    return windows if block == 1 else block_means(windows, block, dim=1)
+
+
+def block_of(settings: DenoiserSettings) -> int:
+    """States per state of the model: a coarse model's block, else 1."""
+    return settings.block if isinstance(settings, CoarseSettings) else 1
+
+
+def window_length(settings: DenoiserSettings, generator: torch.Generator) -> int:
+    """The length of a batch's windows: K, or for a coarse model one drawn uniformly from
+    min_blanket_size to K (the fine model draws nothing, so its training is unchanged)."""
+    if (
+        not isinstance(settings, CoarseSettings)
+        or settings.min_blanket_size == settings.blanket_size
+    ):
+        return settings.blanket_size
+    shortest = settings.min_blanket_size
+    return int(torch.randint(shortest, settings.blanket_size + 1, (), generator=generator))
 
 
 @dataclass
@@ -77,6 +106,7 @@ class Validation:
         schedule: DiffusionSchedule,
         blanket_size: int,
         seed: int,
+        block: int = 1,
     ) -> "Validation":
         """Draw `count` validation blankets, evenly spaced over the window starts.
 
@@ -88,14 +118,15 @@ class Validation:
             schedule: gives the noise levels, at the quantiles (i + 0.5) / N of t.
             blanket_size: K.
             seed: seed of the generator of the fixed noises.
+            block: states per state of the model (blankets of block means when > 1).
         """
         chosen = evenly_spaced(starts, count)
-        clean = blankets(latents, chosen, blanket_size)
+        clean = blankets(latents, chosen, blanket_size, block)
         quantiles = (torch.arange(count, dtype=torch.float64) + 0.5) / count
         generator = torch.Generator().manual_seed(seed)
         noise = torch.randn(clean.shape, generator=generator)
         sigma = schedule.sigma(quantiles).float()
-        return cls(clean, blankets(features, chosen, blanket_size), sigma, noise)
+        return cls(clean, blankets(features, chosen, blanket_size, block), sigma, noise)
 
     @torch.no_grad()
     def loss(self, denoiser: BlanketDenoiser) -> float:
@@ -141,8 +172,9 @@ def train_denoiser(
         denoiser.train()
         chosen = starts[torch.randint(len(starts), (settings.batch_size,), generator=generator)]
         sigma = training_sigmas(schedule, settings, generator)
-        clean = blankets(latents, chosen, settings.blanket_size)
-        batch_features = blankets(features, chosen, settings.blanket_size)
+        length = window_length(settings, generator)
+        clean = blankets(latents, chosen, length, block_of(settings))
+        batch_features = blankets(features, chosen, length, block_of(settings))
         loss = denoising_loss(denoiser, clean, sigma, batch_features)
         optimiser.zero_grad()
         loss.backward()
@@ -200,27 +232,32 @@ def make_denoiser(
     settings: DenoiserSettings,
     held_out: tuple[str, str],
     progress: bool = False,
+    coarse: CoarseSettings | None = None,
 ) -> dict:
-    """Train the demo denoiser on the latent dump and write its model directory.
+    """Train the demo denoiser (or, with CoarseSettings, its coarse model) on the latent dump
+    and write its model directory.
 
     Blankets come from the training period, validation blankets from the held-out period.
-    Writes config.yaml, best.safetensors, last.safetensors and train_log.csv; returns a
-    summary (steps, wall time, final and best validation loss).
+    Writes config.yaml (declaring the coarse model of `coarse`, when enabled),
+    best.safetensors, last.safetensors and train_log.csv; returns a summary (steps, wall
+    time, final and best validation loss).
     """
     latents, times = load_standardised_latents(latent_dir)
     features = time_features(times)
     held = held_out_mask(times, held_out)
-    config = denoiser_config(settings, tuple(latents.shape[1:]))
+    config = denoiser_config(settings, tuple(latents.shape[1:]), coarse)
     model = parse_model_config(config)
     schedule = build_schedule(model.noise_schedule, model.sigma_min, model.sigma_max)
+    span = settings.blanket_size * block_of(settings)
     validation = Validation.draw(
         latents,
         features,
-        window_starts(held, settings.blanket_size),
+        window_starts(held, span),
         settings.validation_blankets,
         schedule,
         settings.blanket_size,
         settings.seed,
+        block_of(settings),
     )
     torch.manual_seed(settings.seed)
     denoiser = build_denoiser(model)
@@ -228,7 +265,7 @@ def make_denoiser(
         denoiser,
         latents,
         features,
-        window_starts(~held, settings.blanket_size),
+        window_starts(~held, span),
         validation,
         schedule,
         settings,
@@ -243,3 +280,13 @@ def make_denoiser(
         "final_validation_loss": validations[-1],
         "best_validation_loss": min(validations),
     }
+
+
+def declare_coarse(model_path: Path | str, coarse: CoarseSettings | None) -> None:
+    """Make the config.yaml of the model at `model_path` declare the coarse model of `coarse`
+    (or none): installed shipped weights declare the coarse model this demo builds."""
+    config_file = Path(model_path) / "config.yaml"
+    config = yaml.safe_load(config_file.read_text())
+    config.pop("coarse", None)
+    declaration = coarse_declaration(coarse)
+    write_yaml(config if declaration is None else config | {"coarse": declaration}, config_file)

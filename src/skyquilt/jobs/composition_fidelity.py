@@ -43,11 +43,19 @@ from skyquilt.scoring.climate import (
     state_lag,
     summarise,
 )
-from skyquilt.scoring.gaussian import autocorrelation, composition_penalty, covariance_sampler
+from skyquilt.scoring.gaussian import (
+    Penalty,
+    autocorrelation,
+    composition_penalty,
+    covariance_sampler,
+    run_rule,
+)
 
 log = logging.getLogger("skyquilt")
 
 SINGLE_STREAM = "single-blankets"
+# Lags (hours) at which the perfect-model rows compare the composed correlation with the truth's.
+PERFECT_MODEL_LAGS = (24, 48, 96)
 
 
 def single_blanket_requests(
@@ -56,11 +64,14 @@ def single_blanket_requests(
     """One single-blanket request (T = K) per blanket of every composed member of `size`.
 
     Blanket j of the member from start date s starts at s + j (K - O) dt. The requests share
-    the run's settings but a seed derived for SINGLE_STREAM; their member index numbers the
+    the run's settings but a seed derived for SINGLE_STREAM and no coarse scale (a single
+    blanket is the model alone); their member index numbers the
     composed members in order, so that blankets of different start dates that begin at the
     same hour still draw different noise.
     """
-    singles = dataclasses.replace(settings, seed=stream_seed(settings.seed, SINGLE_STREAM))
+    singles = dataclasses.replace(
+        settings, seed=stream_seed(settings.seed, SINGLE_STREAM), composition="blankets"
+    )
     stride = np.timedelta64((model.blanket_size - settings.overlap) * model.blanket_dt, "h")
     count = blanket_count(size, model.blanket_size, settings.overlap)
     composed = [label for label in labels for _ in members]  # one per composed member
@@ -117,6 +128,21 @@ def single_diagnostics(
     return diagnostics_table(sums, summarise(reference, lag), np.array([], dtype=int))
 
 
+def penalty_rows(penalty: Penalty, blanket_dt: int) -> list[tuple[str, float, float, float]]:
+    """(metric, composed, single, ratio) of a perfect model's penalty: the std and hourly
+    change, composed / single; the lag correlations of PERFECT_MODEL_LAGS hours, composed
+    and the truth's (in the `single` column); the work per step over symmetric blankets'."""
+    rows = [
+        ("std", penalty.composed.std, penalty.single.std, penalty.std_ratio),
+        ("hourly_change", penalty.composed.change, penalty.single.change,
+         penalty.hourly_change_ratio),
+    ]  # fmt: skip
+    for lag, (composed, truth) in penalty.lags.items():
+        rows.append((f"lag_{lag * blanket_dt}h_correlation", composed, truth, composed / truth))
+    rows.append(("work_per_step", penalty.work, 1.0, penalty.work))
+    return rows
+
+
 def perfect_model_rows(
     reference: xr.Dataset, model: ModelConfig, settings: RunSettings, size: int
 ) -> pd.DataFrame:
@@ -125,16 +151,22 @@ def perfect_model_rows(
     Per variable (and level): the autocorrelation of the truth of the climate period
     (`reference`, (time, [level,] latitude, longitude), states `blanket_dt` apart), and the
     composed / single std and hourly change of its exact window denoiser with the run's
-    blankets, overlap, stitching, steps and sampler (scoring.gaussian.composition_penalty;
-    lms for samplers it cannot compute exactly, see covariance_sampler). Rows of
-    climate.FIDELITY_COLUMNS with metrics perfect_model_std_ratio and
-    perfect_model_hourly_change_ratio; none when the period is shorter than the padded
-    trajectory.
+    blankets, overlap, composition, steps and sampler (scoring.gaussian.composition_penalty;
+    lms for samplers it cannot compute exactly, see covariance_sampler), the composed
+    trajectories' correlations at lags of 24, 48 and 96 hours against the truth's, and the
+    states scored per step over symmetric blankets'. Rows of climate.FIDELITY_COLUMNS with
+    metrics perfect_model_<std_ratio, hourly_change_ratio, lag_<L>h_correlation_ratio,
+    work_per_step_ratio>; none when the period is shorter than the padded trajectory.
     """
     padded = padded_size(size, model.blanket_size, settings.overlap)
     schedule = build_schedule(model.noise_schedule, model.sigma_min, model.sigma_max)
     sampler = covariance_sampler(settings.sampler)
-    log.info("perfect-model rows: the exact covariance of %s, %d steps", sampler, settings.steps)
+    rule = run_rule(settings.composition, settings.stitch, Path(settings.model_path), model, padded)
+    lags = tuple(hours // model.blanket_dt for hours in PERFECT_MODEL_LAGS)
+    log.info(
+        "perfect-model rows: the exact covariance of %s, %d steps, %s",
+        sampler, settings.steps, rule.label,
+    )  # fmt: skip
     rows = []
     for name, values in reference.data_vars.items():
         levels = values.level.values.tolist() if "level" in values.dims else [None]
@@ -144,18 +176,11 @@ def perfect_model_rows(
             if len(series) <= padded:
                 continue
             penalty = composition_penalty(
-                autocorrelation(series, padded), size, model.blanket_size, settings.overlap,
-                schedule, settings.steps, settings.stitch, sampler,
+                autocorrelation(series, padded), size, model.blanket_size,
+                settings.overlap, schedule, settings.steps, sampler=sampler, rule=rule,
+                lags=lags,
             )  # fmt: skip
-            for metric, composed, single, ratio in (
-                ("std", penalty.composed.std, penalty.single.std, penalty.std_ratio),
-                (
-                    "hourly_change",
-                    penalty.composed.change,
-                    penalty.single.change,
-                    penalty.hourly_change_ratio,
-                ),
-            ):
+            for metric, composed, single, ratio in penalty_rows(penalty, model.blanket_dt):
                 rows.append(
                     {
                         "variable": name,

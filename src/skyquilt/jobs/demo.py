@@ -20,9 +20,14 @@ from skyquilt.demo.latents import dump_latents
 from skyquilt.demo.pretrained import dataset_fingerprint, export, install_if_usable
 from skyquilt.demo.sanity import Trajectories, sanity_check
 from skyquilt.demo.train_autoencoder import METRICS_FILE, make_autoencoder
-from skyquilt.demo.train_denoiser import make_denoiser
+from skyquilt.demo.train_denoiser import declare_coarse, make_denoiser
 from skyquilt.io.atomic import atomic_file, write_json
-from skyquilt.planning.demo_settings import AutoencoderSettings, DatasetSettings, DenoiserSettings
+from skyquilt.planning.demo_settings import (
+    AutoencoderSettings,
+    CoarseSettings,
+    DatasetSettings,
+    DenoiserSettings,
+)
 
 
 def run_demo_dataset(settings: dict, output: str, threads: int, log: TextIO) -> None:
@@ -118,30 +123,43 @@ def run_demo_denoiser(
     config_file: str,
     stats: str,
     autoencoder_weights: str,
-    settings: dict,
+    part: str,
+    coarse: dict,
     held_out: list[str],
     pretrained: str | None,
     training: dict[str, dict],
     threads: int,
     log: TextIO,
+    settings: dict | None = None,
 ) -> None:
-    """The demo denoiser in the directory of `config_file` (the run's model_path), shipped
-    or trained on the latents beside `stats` (`demo.denoiser` settings)."""
+    """The demo denoiser (`part` "denoiser", `demo.denoiser` settings) or its coarse model
+    (`part` "coarse", `demo.coarse` settings) in the directory of `config_file`, shipped or
+    trained on the latents beside `stats`. The denoiser's config.yaml declares the coarse
+    model of `coarse` (demo.coarse: whether there is one, and its block); the coarse model's
+    declares none."""
     torch.set_num_threads(threads)
     model_path = Path(config_file).parent
+    declared = CoarseSettings(**coarse)
+    if part == "coarse":
+        trained, declared = declared, None
+    else:
+        trained = DenoiserSettings(**settings)
     summary = install_or_train(
-        "denoiser", pretrained, dataset, training, model_path, log,
+        part, pretrained, dataset, training, model_path, log,
         train=lambda: make_denoiser(
             latent_dir=Path(stats).parent,
             model_path=model_path,
-            settings=DenoiserSettings(**settings),
+            settings=trained,
             held_out=tuple(held_out),
             progress=True,
+            coarse=declared,
         ),
         autoencoder_weights=autoencoder_weights,
     )  # fmt: skip
     if summary is not None:
         print(json.dumps({"training": summary}, indent=2), file=log)
+    if part == "denoiser":
+        declare_coarse(model_path, declared)
 
 
 def run_demo_sanity(
@@ -178,7 +196,8 @@ def run_demo_export(
     training: dict[str, dict],
     log: TextIO,
 ) -> None:
-    """Write the trained weights of `directories` ({"autoencoder": ..., "denoiser": ...}),
+    """Write the trained weights of `directories` ({"autoencoder": ..., "denoiser": ...,
+    "coarse": ...}),
     the fingerprint of `dataset` and the `training` settings to the directory of
     `fingerprint_file` (demo.export)."""
     fingerprint = dataset_fingerprint(dataset)

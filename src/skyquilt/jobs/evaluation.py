@@ -121,7 +121,24 @@ def combine(evaluations: Sequence[Evaluation], climate: pd.DataFrame) -> Evaluat
         spectra=pd.concat([item.spectra for item in evaluations], ignore_index=True),
         steps=pd.concat([item.steps for item in evaluations], ignore_index=True),
         seams=evaluations[0].seams,
+        left_out=evaluations[0].left_out,
     )
+
+
+def write_tables(
+    evaluations: Sequence[Evaluation], climate_tables: Sequence[pd.DataFrame], outputs: dict
+) -> tuple[Evaluation, pd.DataFrame]:
+    """The fields' evaluations and climate tables combined, logged and written (climate_csv,
+    metrics_csv, spectra_csv, steps_csv of `outputs`)."""
+    climate = pd.concat(climate_tables, ignore_index=True)
+    _write_table(climate, outputs["climate_csv"])
+    log_climate(climate)
+    result = combine(evaluations, climate)
+    log_left_out(result.left_out)
+    _write_table(result.scores, outputs["metrics_csv"])
+    _write_table(result.spectra, outputs["spectra_csv"])
+    _write_table(result.steps, outputs["steps_csv"])
+    return result, climate
 
 
 def run_evaluation(
@@ -162,13 +179,7 @@ def run_evaluation(
         evaluations.append(evaluate(subset, truth, period, blanket_size, overlap, seed))
         reference = climate_reference(truth, subset, reference_period)
         climate.append(climate_diagnostics(subset, reference, seams))
-    climate = pd.concat(climate, ignore_index=True)
-    _write_table(climate, outputs["climate_csv"])
-    log_climate(climate)
-    result = combine(evaluations, climate)
-    _write_table(result.scores, outputs["metrics_csv"])
-    _write_table(result.spectra, outputs["spectra_csv"])
-    _write_table(result.steps, outputs["steps_csv"])
+    result, climate = write_tables(evaluations, climate, outputs)
     metrics = table_to_dataset(result.scores).assign_attrs(
         climatology_period=list(period),
         climate_period=list(reference_period),
@@ -179,6 +190,7 @@ def run_evaluation(
         seams=result.seams.tolist(),
         members=forecast.sizes["member"],
         start_dates=[str(np.datetime64(time, "h")) for time in forecast.time.values],
+        left_out=[f"{source}: {reason}" for source, reason in result.left_out.items()],
         **{INPUTS: inputs},
     )
     with atomic_directory(Path(outputs["metrics_zarr"])) as temporary:
@@ -192,13 +204,21 @@ def plot_evaluation(
     result: Evaluation, climate: pd.DataFrame, outputs: dict[str, str], units: dict[str, str]
 ) -> None:
     """The evaluation's plots (scores_png, spectra_png, seams_png, rank_histogram_png,
-    climate_png of `outputs`) from its tables; `units` maps variable -> units."""
-    score_plots.plot_scores(result.scores, outputs["scores_png"], units)
+    climate_png of `outputs`) from its tables; `units` maps variable -> units; the scores'
+    plot notes the baselines left out."""
+    notes = [f"{source} left out: {reason}" for source, reason in result.left_out.items()]
+    score_plots.plot_scores(result.scores, outputs["scores_png"], units, notes)
     score_plots.plot_spectra(result.spectra, outputs["spectra_png"], units)
     ratios = result.scores[result.scores["metric"] == "seam_ratio"]
     score_plots.plot_seams(result.steps, result.seams, ratios, outputs["seams_png"])
     score_plots.plot_rank_histograms(result.scores, outputs["rank_histogram_png"])
     climate_plots.plot_climate(climate, outputs["climate_png"])
+
+
+def log_left_out(left_out: dict[str, str]) -> None:
+    """One warning line per baseline the dataset could not supply: its name and why."""
+    for source, reason in left_out.items():
+        log.warning("%s left out of the scores: %s", source, reason)
 
 
 def log_climate(table: pd.DataFrame) -> None:

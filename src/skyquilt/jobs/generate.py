@@ -22,7 +22,6 @@ from skyquilt.io.shards import write_shard
 from skyquilt.jobs.logs import configure_logging, failure_last, reporting_full_disk
 from skyquilt.models.config import ModelConfig, ModelDirectory, ModelError
 from skyquilt.models.precondition import BlanketDenoiser
-from skyquilt.models.weights import load_denoiser
 from skyquilt.planning.plan import member_checkpoint
 from skyquilt.planning.slurm.launcher import TIME_LIMIT_SIGNAL
 from skyquilt.sampling.checkpoints import (
@@ -32,8 +31,8 @@ from skyquilt.sampling.checkpoints import (
     fingerprint,
     read_checkpoint,
 )
-from skyquilt.sampling.composition import ProcessSplit
-from skyquilt.sampling.generation import MemberResult, generate_member
+from skyquilt.sampling.composition import CoarseScale, ProcessSplit
+from skyquilt.sampling.generation import MemberResult, generate_member, load_models
 from skyquilt.sampling.request import MemberRequest, RunSettings
 from skyquilt.sampling.stopping import SamplingStopped, StopRequest
 
@@ -90,13 +89,18 @@ def shard_attributes(
     }
 
 
-def read_denoiser(settings: RunSettings) -> tuple[BlanketDenoiser, ModelConfig, dict]:
-    """The denoiser, its config and the record of its files' content (config and weights).
+def read_denoiser(
+    settings: RunSettings,
+) -> tuple[BlanketDenoiser, ModelConfig, CoarseScale | None, dict]:
+    """The denoiser, its config, its coarse scale when the member composes two_scale, and the
+    record of the files' content (config and weights, the coarse model's too for two_scale).
 
     Raises ModelError when their content is not what the workflow planned the run with
     (`settings.model_fingerprint`), or changed while they were loaded.
     """
-    files = ModelDirectory(Path(settings.model_path)).denoiser_files(settings.model_target)
+    files = ModelDirectory(Path(settings.model_path)).denoiser_files(
+        settings.model_target, settings.composition
+    )
     record = files_record(files)
     planned, found = settings.model_fingerprint, record["fingerprint"]
     if planned is not None and found != planned:
@@ -105,12 +109,10 @@ def read_denoiser(settings: RunSettings) -> tuple[BlanketDenoiser, ModelConfig, 
             f"planned (fingerprint {planned[:SHOWN]} then, {found[:SHOWN]} now); run snakemake "
             "again, which plans every member of the new one"
         )
-    denoiser, model = load_denoiser(
-        Path(settings.model_path), settings.model_target, settings.trust_model_code
-    )
+    denoiser, model, coarse = load_models(settings)
     if files_record(files)["fingerprint"] != found:
         raise ModelError(f"the denoiser ({', '.join(record['files'])}) changed while it was read")
-    return denoiser, model, record
+    return denoiser, model, coarse, record
 
 
 def find_checkpoint(
@@ -223,7 +225,7 @@ def _generate(
     torch.set_num_threads(max(1, threads // split.world_size))
     began = time.perf_counter()
     settings = request.settings
-    denoiser, model, record = read_denoiser(settings)
+    denoiser, model, coarse, record = read_denoiser(settings)
     log.info(
         "member %s of %s (%s weights)", request.name, settings.model_path, settings.model_target
     )
@@ -240,6 +242,7 @@ def _generate(
             split=split,
             checkpointer=checkpointer,
             resume=resume,
+            coarse=coarse,
         )
     if result.blanket_count < split.world_size:
         log.warning(

@@ -25,9 +25,10 @@ outputs not made yet are listed, not judged.
 """
 
 import datetime as dt
+import functools
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -132,6 +133,22 @@ def _check_recorded(findings: Findings, paths: Sequence[str]) -> int:
     return checked
 
 
+def _check_existing(
+    path: str, findings: "Findings", missing: list[str], check: Callable[[], None]
+) -> None:
+    """An aggregate at `path`: missing, damaged (what `check` raises) or checked against the
+    fingerprints of its inputs."""
+    if not os.path.exists(path):
+        missing.append(path)
+        return
+    try:
+        check()
+    except TrajectoriesError as error:
+        findings.problems[path] = f"damaged: {error}"
+        return
+    findings.check_inputs(path, zarr.open_group(path, mode="r").attrs.asdict(), "aggregate")
+
+
 def run_verify(
     settings: RunSettings,
     sizes: Sequence[int],
@@ -181,15 +198,10 @@ def run_verify(
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
         list(pool.map(check_shard, zip(slots, shards, strict=True)))
     for size, path in zip(sizes, trajectories, strict=True):
-        if not os.path.exists(path):
-            missing.append(path)
-            continue
-        try:
-            _check_aggregate(path, settings, size, start_dates, members, latent_shape, checksums)
-        except TrajectoriesError as error:
-            findings.problems[path] = f"damaged: {error}"
-            continue
-        findings.check_inputs(path, zarr.open_group(path, mode="r").attrs.asdict(), "aggregate")
+        check = functools.partial(
+            _check_aggregate, path, settings, size, start_dates, members, latent_shape, checksums
+        )
+        _check_existing(path, findings, missing, check)
     checked = len(shards) + len(trajectories) - len(missing)
     _log_findings(findings, checked, _check_recorded(findings, recorded), missing)
     if findings.problems:

@@ -33,8 +33,25 @@ class ModelError(ValueError):
 
 
 @dataclass(frozen=True)
+class CoarseDeclaration:
+    """A model's coarse model, for two-scale composition: config.yaml's `coarse` section.
+
+    path: its model directory (config.yaml, best/last weights), relative to the model's.
+    block: m, the states whose mean is one coarse state.
+    """
+
+    path: str
+    block: int
+
+
+@dataclass(frozen=True)
 class ModelConfig:
-    """The parts of a denoiser's config.yaml that generation needs."""
+    """The parts of a denoiser's config.yaml that generation needs.
+
+    min_blanket_size: the shortest windows the model was trained on (`train.min_blanket_size`,
+    by default `blanket_size`); a coarse model scores windows of any size in between.
+    coarse: the model's coarse model (`coarse`), None when it has none.
+    """
 
     latent_shape: tuple[int, int, int]
     blanket_size: int
@@ -46,6 +63,8 @@ class ModelConfig:
     denoising_steps: int
     backbone: str
     backbone_kwargs: dict = field(default_factory=dict)
+    min_blanket_size: int | None = None
+    coarse: CoarseDeclaration | None = None
 
 
 @dataclass(frozen=True)
@@ -125,9 +144,18 @@ class ModelDirectory:
                     "autoencoder in <latent_dir>/ae and the latent statistics beside it"
                 )
 
-    def denoiser_files(self, target: str) -> list[Path]:
-        """What sampling reads: the denoiser's config.yaml and its `target` weights."""
-        return [self.config_file, self.weights_file(target)]
+    def denoiser_files(self, target: str, composition: str = "blankets") -> list[Path]:
+        """What sampling reads: the denoiser's config.yaml and its `target` weights, and its
+        coarse model's config.yaml and `target` weights when the member composes two_scale."""
+        files = [self.config_file, self.weights_file(target)]
+        if composition == "two_scale":
+            coarse = ModelDirectory(self.coarse_path(read_model_config(self.config_file)))
+            files += [coarse.config_file, coarse.weights_file(target)]
+        return files
+
+    def coarse_path(self, model: "ModelConfig") -> Path | None:
+        """The model directory of the model's coarse model, None when it declares none."""
+        return None if model.coarse is None else self.model_path / model.coarse.path
 
     def weights_file(self, target: str) -> Path:
         """best/last weights: `<target>.safetensors`, else a `<target>.pt` state dict."""
@@ -184,6 +212,10 @@ def parse_model_config(raw: object, config_file: Path | str = "<memory>") -> Mod
             denoising_steps=int(values["valid.denoising_steps"]),
             backbone=str(values["backbone.name"]),
             backbone_kwargs=dict(raw["backbone"].get("kwargs") or {}),
+            min_blanket_size=int(
+                raw["train"].get("min_blanket_size", values["train.blanket_size"])
+            ),
+            coarse=_coarse_declaration(raw.get("coarse"), config_file),
         )
     except (TypeError, ValueError) as error:
         raise ModelError(f"model config {config_file} has a malformed value: {error}") from error
@@ -193,9 +225,39 @@ def parse_model_config(raw: object, config_file: Path | str = "<memory>") -> Mod
         raise ModelError(
             f"model config {config_file}: 'train.blanket_size' and 'train.blanket_dt' must be >= 1"
         )
+    if not 1 <= config.min_blanket_size <= config.blanket_size:
+        raise ModelError(
+            f"model config {config_file}: 'train.min_blanket_size' must be in "
+            f"[1, {config.blanket_size}]"
+        )
     if config.precision not in PRECISIONS:
         raise ModelError(
             f"model config {config_file}: 'train.precision' is {config.precision!r}; "
             f"allowed: {', '.join(PRECISIONS)}"
         )
     return config
+
+
+def _coarse_declaration(section: object, config_file: Path | str) -> CoarseDeclaration | None:
+    """config.yaml's `coarse` section: {path: <directory>, block: <m >= 2>}, or None."""
+    if section is None:
+        return None
+    if not isinstance(section, dict) or set(section) != {"path", "block"}:
+        raise ModelError(
+            f"model config {config_file}: 'coarse' must be a mapping with the keys path (the "
+            "coarse model's directory, relative to the model's) and block (states per block)"
+        )
+    path, block = section["path"], section["block"]
+    if (
+        not isinstance(path, str)
+        or not path
+        or Path(path).is_absolute()
+        or ".." in Path(path).parts
+    ):
+        raise ModelError(
+            f"model config {config_file}: 'coarse.path' must be a directory inside the model's, "
+            f"got {path!r}"
+        )
+    if isinstance(block, bool) or not isinstance(block, int) or block < 2:
+        raise ModelError(f"model config {config_file}: 'coarse.block' must be an integer >= 2")
+    return CoarseDeclaration(path, block)

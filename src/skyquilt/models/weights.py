@@ -91,6 +91,19 @@ def load_denoiser(
     return denoiser.eval(), config
 
 
+def load_coarse_denoiser(
+    model_path: Path, model: ModelConfig, target: str = "best", trust: Trust = False
+) -> tuple[BlanketDenoiser, ModelConfig]:
+    """The coarse model that `model` (the config at `model_path`) declares, with its `target`
+    weights, in eval mode; see `load_denoiser`. Raises ModelError when it declares none."""
+    coarse_path = ModelDirectory(Path(model_path)).coarse_path(model)
+    if coarse_path is None:
+        raise ModelError(
+            f"model config {Path(model_path) / 'config.yaml'} declares no coarse model"
+        )
+    return load_denoiser(coarse_path, target, trust)
+
+
 def save_tensors(tensors: dict[str, torch.Tensor], path: Path | str) -> None:
     """Write named tensors as safetensors, atomically."""
     contiguous = {name: tensor.detach().cpu().contiguous() for name, tensor in tensors.items()}

@@ -16,7 +16,9 @@ from skyquilt.diffusion.options import check_schedule
 from skyquilt.models.blanket_net_options import check_time_mixing
 from skyquilt.models.config import ModelConfig, ModelDirectory, parse_model_config
 from skyquilt.planning.demo_settings import (
+    COARSE_DIRECTORY,
     AutoencoderSettings,
+    CoarseSettings,
     DatasetSettings,
     DenoiserSettings,
     denoiser_config,
@@ -24,13 +26,14 @@ from skyquilt.planning.demo_settings import (
     window_starts,
 )
 from skyquilt.planning.errors import ConfigError
+from skyquilt.planning.model import resolve_composition
 
 ROOT = Path("resources/demo")
 # The repository's shipped demo weights (skyquilt.demo.pretrained).
 SHIPPED = "demo/pretrained"
 
 
-STEPS = ("dataset", "autoencoder", "denoiser")
+STEPS = ("dataset", "autoencoder", "denoiser", "coarse")
 
 
 def pretrained_directory(value: str | bool | None) -> str | None:
@@ -49,6 +52,7 @@ class DemoPlan:
     dataset: DatasetSettings
     autoencoder: AutoencoderSettings
     denoiser: DenoiserSettings
+    coarse: CoarseSettings = CoarseSettings()
     threads: int = 1
     root: Path = ROOT
     pretrained: str | None = None  # the shipped weights' directory; None: always train
@@ -81,6 +85,11 @@ class DemoPlan:
         return self.model_directory.model_path
 
     @property
+    def coarse_path(self) -> Path:
+        """The coarse model's directory, inside the denoiser's."""
+        return self.model_path / COARSE_DIRECTORY
+
+    @property
     def latent_shape(self) -> tuple[int, int, int]:
         """(C, h, w) of the autoencoder's latents."""
         factor = 2**self.autoencoder.downsamplings
@@ -88,8 +97,12 @@ class DemoPlan:
         return (self.autoencoder.latent_channels, nlat // factor, nlon // factor)
 
     def model_config(self) -> ModelConfig:
-        """The config of the denoiser the demo trains."""
-        return parse_model_config(denoiser_config(self.denoiser, self.latent_shape))
+        """The config of the denoiser the demo trains (declaring its coarse model)."""
+        return parse_model_config(denoiser_config(self.denoiser, self.latent_shape, self.coarse))
+
+    def coarse_config(self) -> ModelConfig:
+        """The config of the coarse model the demo trains."""
+        return parse_model_config(denoiser_config(self.coarse, self.latent_shape))
 
     def training_settings(self, steps: tuple[str, ...] = STEPS) -> dict[str, dict]:
         """The settings of `steps` (of STEPS) as JSON-ready dicts, without sanity-check keys:
@@ -97,18 +110,24 @@ class DemoPlan:
         settings = {
             "dataset": dataclasses.asdict(self.dataset),
             "autoencoder": dataclasses.asdict(self.autoencoder),
-            "denoiser": {
-                key: value
-                for key, value in dataclasses.asdict(self.denoiser).items()
-                if not key.startswith("sanity_")
+            **{
+                step: {
+                    key: value
+                    for key, value in dataclasses.asdict(getattr(self, step)).items()
+                    if not key.startswith("sanity_")
+                }
+                for step in ("denoiser", "coarse")
             },
         }
         return json.loads(json.dumps({step: settings[step] for step in steps}))
 
     def sanity_sampling(self, config: dict) -> dict:
         """How the sanity check samples (skyquilt.demo.sanity.Trajectories): the run's overlap,
-        sampler, steps and seed, and the demo's members and trajectory size."""
+        composition (for the demo model), sampler, steps and seed, and the demo's members and
+        trajectory size."""
+        composition, _ = resolve_composition(config, self.model_config())
         return {
+            "composition": composition,
             "members": self.denoiser.sanity_members,
             "size": self.denoiser.sanity_trajectory_size,
             "overlap": int(config["blanket_overlap"]),
@@ -119,7 +138,10 @@ class DemoPlan:
 
     def built_models(self) -> dict[str, ModelConfig]:
         """{model_path: config} of the models the workflow builds (rules/demo.smk)."""
-        return {str(self.model_path): self.model_config()}
+        built = {str(self.model_path): self.model_config()}
+        if self.coarse.enabled:
+            built[str(self.coarse_path)] = self.coarse_config()
+        return built
 
 
 def _date(text: str, key: str) -> np.datetime64:
@@ -135,6 +157,7 @@ def make_demo_plan(section: dict) -> DemoPlan:
     dataset = DatasetSettings.from_config(section.get("dataset") or {})
     autoencoder = AutoencoderSettings(**(section.get("autoencoder") or {}))
     denoiser = DenoiserSettings(**(section.get("denoiser") or {}))
+    coarse = CoarseSettings(**(section.get("coarse") or {}))
 
     _date(dataset.start, "demo.dataset.start")
     first, last = (_date(day, "demo.dataset.held_out") for day in dataset.held_out)
@@ -152,21 +175,9 @@ def make_demo_plan(section: dict) -> DemoPlan:
             f"demo.dataset.held_out: {list(dataset.held_out)} must cover some but not all of the "
             f"{dataset.days} days from {dataset.start}"
         )
-    if denoiser.dilations is not None and len(denoiser.dilations) != denoiser.blocks:
-        raise ConfigError(
-            f"demo.denoiser.dilations: {list(denoiser.dilations)} must have one value per block "
-            f"(demo.denoiser.blocks = {denoiser.blocks})"
-        )
-    try:
-        check_time_mixing(
-            denoiser.time_kernel, denoiser.factorised, denoiser.dilations or [1] * denoiser.blocks
-        )
-    except ValueError as error:
-        raise ConfigError(f"demo.denoiser: {error}") from None
-    try:
-        check_schedule(denoiser.noise_schedule, denoiser.sigma_min, denoiser.sigma_max)
-    except ValueError as error:
-        raise ConfigError(f"demo.denoiser: {error}") from None
+    check_network(denoiser, "demo.denoiser")
+    if coarse.enabled:
+        check_network(coarse, "demo.coarse")
     for name, mask in (("training", ~held_out), ("held-out", held_out)):
         if not len(window_starts(mask, denoiser.blanket_size)):
             raise ConfigError(
@@ -178,11 +189,54 @@ def make_demo_plan(section: dict) -> DemoPlan:
             f"demo.denoiser.sanity_trajectory_size: {denoiser.sanity_trajectory_size} "
             "consecutive hours do not fit in the held-out period of demo.dataset"
         )
+    check_coarse(coarse, denoiser, held_out)
     return DemoPlan(
         dataset,
         autoencoder,
         denoiser,
+        coarse,
         threads=int(section.get("threads", 1)),
         pretrained=pretrained_directory(section.get("pretrained")),
         export=section.get("export"),
     )
+
+
+def check_network(settings: DenoiserSettings, key: str) -> None:
+    """The backbone and schedule of demo.denoiser or demo.coarse (`key`) can be built."""
+    if settings.dilations is not None and len(settings.dilations) != settings.blocks:
+        raise ConfigError(
+            f"{key}.dilations: {list(settings.dilations)} must have one value per block "
+            f"({key}.blocks = {settings.blocks})"
+        )
+    try:
+        check_time_mixing(
+            settings.time_kernel, settings.factorised, settings.dilations or [1] * settings.blocks
+        )
+        check_schedule(settings.noise_schedule, settings.sigma_min, settings.sigma_max)
+    except ValueError as error:
+        raise ConfigError(f"{key}: {error}") from None
+
+
+def check_coarse(coarse: CoarseSettings, denoiser: DenoiserSettings, held_out: np.ndarray) -> None:
+    """demo.coarse can be trained and serves the denoiser's blankets: its blocks divide the
+    blanket size, its shortest windows are no longer than its longest, and a window of its
+    blocks fits in the training and the held-out period."""
+    if not coarse.enabled:
+        return
+    if denoiser.blanket_size % coarse.block:
+        raise ConfigError(
+            f"demo.coarse.block: {coarse.block} must divide demo.denoiser.blanket_size "
+            f"{denoiser.blanket_size}"
+        )
+    if coarse.min_blanket_size > coarse.blanket_size:
+        raise ConfigError(
+            f"demo.coarse.min_blanket_size: {coarse.min_blanket_size} must be at most "
+            f"demo.coarse.blanket_size {coarse.blanket_size}"
+        )
+    hours = coarse.blanket_size * coarse.block
+    for name, mask in (("training", ~held_out), ("held-out", held_out)):
+        if not len(window_starts(mask, hours)):
+            raise ConfigError(
+                f"demo.coarse.blanket_size: {coarse.blanket_size} blocks of {coarse.block} hours "
+                f"do not fit in the {name} period of demo.dataset"
+            )

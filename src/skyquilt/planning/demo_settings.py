@@ -105,8 +105,61 @@ class DenoiserSettings:
     seed: int = 0
 
 
-def denoiser_config(settings: DenoiserSettings, latent_shape: tuple[int, int, int]) -> dict:
-    """The model directory's config.yaml (INTERFACES.md) for these settings."""
+@dataclass(frozen=True)
+class CoarseSettings(DenoiserSettings):
+    """Keys of the config section `demo.coarse`: the coarse model of two-scale composition.
+
+    A blanket denoiser of block means of `block` hourly latent states, over windows of
+    `blanket_size` blocks, trained on windows of `min_blanket_size` to `blanket_size` blocks
+    (a short trajectory has few blocks), at noise levels around those where it corrects the
+    fine estimate (sigma / sqrt(block), sigma >= 0.3). `enabled: false` builds none.
+    """
+
+    enabled: bool = True
+    block: int = 8
+    blanket_size: int = 48
+    min_blanket_size: int = 6
+    sigma_log_mean: float | None = 0.5
+    sigma_log_std: float = 1.8
+    steps: int = 3000
+    max_minutes: float = 90.0
+
+
+COARSE_DIRECTORY = "coarse"
+
+
+def denoiser_config(
+    settings: DenoiserSettings,
+    latent_shape: tuple[int, int, int],
+    coarse: CoarseSettings | None = None,
+) -> dict:
+    """The model directory's config.yaml (docs/architecture.md) for these settings.
+
+    A CoarseSettings gives the coarse model's: states `block` hours apart, windows of
+    `min_blanket_size` to `blanket_size` blocks. `coarse`, when enabled, is declared as the
+    model's coarse model, in the directory COARSE_DIRECTORY.
+    """
+    config = _blanket_config(settings, latent_shape)
+    if isinstance(settings, CoarseSettings):
+        config["train"] |= {
+            "blanket_dt": settings.block,
+            "min_blanket_size": settings.min_blanket_size,
+        }
+    declaration = coarse_declaration(coarse)
+    if declaration is not None:
+        config["coarse"] = declaration
+    return config
+
+
+def coarse_declaration(coarse: CoarseSettings | None) -> dict | None:
+    """The `coarse` section of the denoiser's config.yaml; None without a coarse model."""
+    if coarse is None or not coarse.enabled:
+        return None
+    return {"path": COARSE_DIRECTORY, "block": coarse.block}
+
+
+def _blanket_config(settings: DenoiserSettings, latent_shape: tuple[int, int, int]) -> dict:
+    """The keys of `denoiser_config` that every blanket denoiser has."""
     return {
         "latent_shape": list(latent_shape),
         "backbone": {

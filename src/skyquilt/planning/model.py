@@ -20,6 +20,9 @@ from skyquilt.models.config import (
 )
 from skyquilt.models.weight_files import mismatch, tensor_shapes
 from skyquilt.planning.errors import ConfigError
+from skyquilt.sampling.blankets import blocks_fit
+
+COMPOSITION_KEY = "generation.composition"
 
 
 def model_config_for(config: dict, built_by_workflow: dict[str, ModelConfig]) -> ModelConfig:
@@ -119,11 +122,74 @@ def check_model_files(
             )
 
 
-def denoiser_fingerprint(model_path: str, target: str) -> str:
-    """The content fingerprint of a model directory's config.yaml and `target` weights (see
+def denoiser_fingerprint(model_path: str, target: str, composition: str = "blankets") -> str:
+    """The content fingerprint of what a member composed by `composition` reads from a model
+    directory: its config.yaml and `target` weights, and its coarse model's for two_scale (see
     skyquilt.io.fingerprints: read once, then cached by the files' stamps)."""
-    files = ModelDirectory(Path(model_path)).denoiser_files(target)
+    files = ModelDirectory(Path(model_path)).denoiser_files(target, composition)
     try:
         return files_record(files)["fingerprint"]
     except FingerprintError as error:
         raise ConfigError(f"model_path: {error}") from None
+
+
+def resolve_composition(config: dict, model: ModelConfig) -> tuple[str, list[str]]:
+    """generation.composition for this model and overlap, and warnings: auto is two_scale
+    where the model declares a coarse model whose blocks fit the blankets, else blankets.
+
+    two_scale asked of a model without a coarse model, or with blocks that do not divide the
+    blanket size and the overlap, is refused in one line naming the model and what it lacks.
+    """
+    asked = (config.get("generation") or {}).get("composition", "auto")
+    overlap, model_path = int(config["blanket_overlap"]), config["model_path"]
+    if model.coarse is None:
+        if asked == "two_scale":
+            raise ConfigError(
+                f"{COMPOSITION_KEY}: two_scale needs a coarse model, and the model at "
+                f"{model_path} declares none (its config.yaml has no 'coarse' section; "
+                "docs/composition.md says how to train one); use blankets or auto"
+            )
+        return "blankets", []
+    block = model.coarse.block
+    if blocks_fit(model.blanket_size, overlap, block):
+        return ("blankets" if asked == "blankets" else "two_scale"), []
+    problem = (
+        f"blocks of {block} states (coarse.block of the model at {model_path}) do not divide "
+        f"its blanket size {model.blanket_size} and blanket_overlap {overlap}"
+    )
+    if asked == "two_scale":
+        raise ConfigError(f"{COMPOSITION_KEY}: two_scale needs {problem}; choose such an overlap")
+    if asked == "auto":
+        return "blankets", [f"{COMPOSITION_KEY}: auto composes blankets alone: {problem}"]
+    return "blankets", []
+
+
+def coarse_model_for(
+    config: dict, model: ModelConfig, built_by_workflow: dict[str, ModelConfig]
+) -> ModelConfig:
+    """The coarse model that `model` declares, checked like the model itself (its config, its
+    checkpoint), and that it models block means of the model's states: the same latent shape,
+    states `coarse.block` times the model's blanket_dt apart.
+    """
+    coarse_path = str(ModelDirectory(Path(config["model_path"])).coarse_path(model))
+    coarse_config = {**config, "model_path": coarse_path}
+    coarse_is_built = not ModelDirectory(Path(coarse_path)).config_file.is_file()
+    if coarse_is_built and not any(
+        os.path.normpath(path) == os.path.normpath(coarse_path) for path in built_by_workflow
+    ):
+        raise ConfigError(
+            f"{COMPOSITION_KEY}: two_scale needs the coarse model that the model at "
+            f"{config['model_path']} declares (coarse.path in its config.yaml), and "
+            f"{coarse_path} has no config.yaml"
+        )
+    coarse = model_config_for(coarse_config, built_by_workflow)
+    check_weights(coarse_config, coarse_is_built, coarse)
+    expected_dt = model.blanket_dt * model.coarse.block
+    if coarse.latent_shape != model.latent_shape or coarse.blanket_dt != expected_dt:
+        raise ConfigError(
+            f"{COMPOSITION_KEY}: the coarse model at {coarse_path} must model block means of "
+            f"the model's states: latent_shape {list(model.latent_shape)} and "
+            f"train.blanket_dt {expected_dt}, not {list(coarse.latent_shape)} and "
+            f"{coarse.blanket_dt}"
+        )
+    return coarse

@@ -18,9 +18,11 @@ from skyquilt.planning.ensemble import check_job_count, check_overlap, parse_tra
 from skyquilt.planning.errors import ConfigError
 from skyquilt.planning.model import (
     check_weights,
+    coarse_model_for,
     code_consent,
     denoiser_fingerprint,
     model_config_for,
+    resolve_composition,
 )
 from skyquilt.planning.paths import check_output_paths, check_path
 from skyquilt.planning.resources import check_backend, generation_processes, rule_resources
@@ -85,6 +87,7 @@ class Plan:
     model: ModelConfig
     resources: dict = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
+    coarse_model: ModelConfig | None = None
     # generation.checkpoint: (every_steps, every_minutes), None for an interval turned off.
     checkpoint_every: tuple[int | None, float | None] = (None, 10.0)
 
@@ -152,8 +155,9 @@ def _section(config: dict, key: str) -> dict:
     return value
 
 
-def run_settings(config: dict, model: ModelConfig) -> RunSettings:
-    """The settings every member shares, checked against the model they will use."""
+def run_settings(config: dict, model: ModelConfig, composition: str) -> RunSettings:
+    """The settings every member shares, checked against the model they will use;
+    `composition` is generation.composition resolved (`model.resolve_composition`)."""
     diffusion = _section(config, "diffusion")
     name = diffusion["sampler"]["type"]
     if name not in SAMPLERS:
@@ -187,6 +191,7 @@ def run_settings(config: dict, model: ModelConfig) -> RunSettings:
         overlap=overlap,
         stitch=generation.get("stitch", "symmetric"),
         seed=int(config.get("seed", 0)),
+        composition=composition,
         max_blankets_per_batch=generation.get("max_blankets_per_batch"),
         trust_model_code=code_consent(config),
     )
@@ -205,11 +210,17 @@ def make_plan(config: dict, built_by_workflow: dict[str, ModelConfig] | None = N
     model = model_config_for(config, built_by_workflow or {})
     model_is_built = not ModelDirectory(Path(config["model_path"])).config_file.is_file()
     check_weights(config, model_is_built, model)
-    settings = run_settings(config, model)
+    composition, warnings = resolve_composition(config, model)
+    settings = run_settings(config, model, composition)
+    coarse_model = None
+    if composition == "two_scale":
+        coarse_model = coarse_model_for(config, model, built_by_workflow or {})
     built = {os.path.normpath(path) for path in built_by_workflow or {}}
     if os.path.normpath(settings.model_path) not in built:
         # In the settings, so that a change of the weights' content reruns every member.
-        fingerprint = denoiser_fingerprint(settings.model_path, settings.model_target)
+        fingerprint = denoiser_fingerprint(
+            settings.model_path, settings.model_target, settings.composition
+        )
         settings = dataclasses.replace(settings, model_fingerprint=fingerprint)
     sizes = parse_trajectory_sizes(config["trajectory_sizes"])
     labels = parse_start_dates(config["start_dates"])
@@ -221,7 +232,7 @@ def make_plan(config: dict, built_by_workflow: dict[str, ModelConfig] | None = N
     hardware = _section(config, "hardware")
     check_backend(hardware)
     resources = rule_resources(hardware)
-    processes, warnings = generation_processes(
+    processes, process_warnings = generation_processes(
         hardware, resources["generate"], int(_section(config, "generation").get("processes", 1))
     )
     return Plan(
@@ -234,8 +245,9 @@ def make_plan(config: dict, built_by_workflow: dict[str, ModelConfig] | None = N
         processes=processes,
         model=model,
         resources=resources,
-        warnings=tuple(warnings),
+        warnings=tuple(warnings + process_warnings),
         checkpoint_every=checkpoint_intervals(_section(config, "generation")),
+        coarse_model=coarse_model,
     )
 
 

@@ -2,6 +2,7 @@
 rank histograms."""
 
 import os
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -46,12 +47,16 @@ def panel_title(variable: str, level: object) -> str:
 
 
 def plot_scores(
-    scores: pd.DataFrame, path: str | os.PathLike, units: Mapping[str, str] | None = None
+    scores: pd.DataFrame,
+    path: str | os.PathLike,
+    units: Mapping[str, str] | None = None,
+    notes: Sequence[str] = (),
 ) -> Path:
     """Each score vs lead time: one row per (variable, level), one column per metric.
 
     One line per source (model, persistence, climatology). `scores` has metrics.SCORE_COLUMNS;
-    rows without a lead time (seam ratios) are ignored. `units` maps variable -> units.
+    rows without a lead time (seam ratios) are ignored. `units` maps variable -> units;
+    `notes` (a left-out baseline, say) are printed below the panels.
     """
     scores = scores[scores["metric"].isin(METRIC_LABELS) & scores["lead_hours"].notna()]
     metrics = [metric for metric in METRIC_LABELS if metric in set(scores["metric"])]
@@ -83,7 +88,9 @@ def plot_scores(
                 ax.set_xlabel("lead time [h]")
     handles, labels = axes[0, 0].get_legend_handles_labels()
     figure.legend(handles, labels, loc="outside upper right", ncols=len(labels))
-    figure.suptitle("Scores of the unconditional ensemble vs ground truth (latitude-weighted)")
+    title = "Scores of the unconditional ensemble vs ground truth (latitude-weighted)"
+    lines = [textwrap.fill(note, 40 * len(metrics)) for note in notes]
+    figure.suptitle("\n".join([title, *lines]))
     return save_figure(figure, path)
 
 

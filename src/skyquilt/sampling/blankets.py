@@ -13,6 +13,15 @@ if TYPE_CHECKING:
 
 StitchMode = Literal["symmetric", "average"]
 STITCH_MODES = ("symmetric", "average")
+# How blankets compose: folded back alone, or corrected by a coarse model of block means
+# (two-scale composition, `skyquilt.sampling.composition.CoarseScale`).
+COMPOSITIONS = ("blankets", "two_scale")
+
+
+def blocks_fit(blanket_size: int, overlap: int, block: int) -> bool:
+    """Whether blocks of `block` states tile every padded trajectory: block divides K and O
+    (then T' = K + j (K - O) is a multiple of it)."""
+    return blanket_size % block == 0 and overlap % block == 0
 
 
 def _check(blanket_size: int, overlap: int) -> int:

@@ -70,18 +70,21 @@ def fingerprint(request: MemberRequest) -> str:
     """sha256 of everything a member's sampler state depends on.
 
     The request's JSON without the fields that never change values (NOT_PROVENANCE); the
-    content fingerprint of the model's config.yaml and of the weights file it uses
-    (skyquilt.io.fingerprints: read once, then cached by the files' stamps); the skyquilt,
-    torch and azula versions, since another version may change the arithmetic.
+    content fingerprint of the model's config.yaml and of the weights file it uses, and of its
+    coarse model's when the member composes two_scale (skyquilt.io.fingerprints: read once,
+    then cached by the files' stamps); the skyquilt, torch and azula versions, since another
+    version may change the arithmetic.
     """
     values = dataclasses.asdict(request)
     for name in NOT_PROVENANCE:
         values["settings"].pop(name, None)
     settings = request.settings
-    directory = ModelDirectory(Path(settings.model_path))
+    files = ModelDirectory(Path(settings.model_path)).denoiser_files(
+        settings.model_target, settings.composition
+    )
     parts = {
         "request": values,
-        "model": files_record(directory.denoiser_files(settings.model_target))["fingerprint"],
+        "model": files_record(files)["fingerprint"],
         "skyquilt": __version__,
         "torch": torch.__version__,
         "azula": importlib.metadata.version("azula"),

@@ -28,6 +28,8 @@ class RunSettings:
     """The settings every member of a run shares (everything that changes a member's values).
 
     sampler_options: the sampler's options with its defaults filled in.
+    composition: how the blankets compose, one of `blankets.COMPOSITIONS` (the config's
+        `generation.composition`, with auto resolved for the run's model).
     max_blankets_per_batch: the most blankets per denoiser call (memory), None for all.
     trust_model_code: consent to import a backbone that the model's config.yaml names by
         import path: true, or a tuple of module prefixes (config key `trust_model_code`).
@@ -46,6 +48,7 @@ class RunSettings:
     overlap: int
     stitch: str
     seed: int
+    composition: str = "blankets"
     max_blankets_per_batch: int | None = None
     trust_model_code: bool | tuple[str, ...] = field(default=False, hash=False)
     model_fingerprint: str | None = None

@@ -133,6 +133,10 @@ def _day_distance(times: np.ndarray, reference: np.datetime64) -> np.ndarray:
     return np.minimum(distance, 365 - distance)
 
 
+class NoAnaloguesError(ValueError):
+    """The climatology period holds no same-season trajectory of the evaluated length."""
+
+
 def analogue_starts(
     truth_times: np.ndarray,
     init_times: np.ndarray,
@@ -145,7 +149,7 @@ def analogue_starts(
     s lies in `period` (inclusive) at the init's hour of day, within `window_days` of its day
     of year (any year), and s + every lead is a truth time in the period too, so that a member
     never reaches outside the climatology period (which excludes the evaluated trajectories).
-    Raises ValueError naming an init without any.
+    Raises NoAnaloguesError naming an init without any.
     """
     times = np.asarray(truth_times, dtype="datetime64[ns]")
     first, last = (np.datetime64(bound, "ns") for bound in period)
@@ -160,7 +164,7 @@ def analogue_starts(
         same_hour = whole[whole.astype("datetime64[h]").astype(np.int64) % 24 == _hour(init)]
         chosen = same_hour[_day_distance(same_hour, init) <= window_days]
         if chosen.size == 0:
-            raise ValueError(
+            raise NoAnaloguesError(
                 f"climatology ensemble: no trajectory of the climatology period {period[0]} to "
                 f"{period[1]} starts at hour {_hour(init)} within {window_days} days of the day "
                 f"of year of {np.datetime_as_string(init, unit='h')}"

@@ -7,8 +7,12 @@ can do. Two ways of sampling are compared, with the same sampler and steps:
 
 - single windows: one blanket of K states, denoised as a whole;
 - composed trajectories: T states covered by blankets of K with overlap O, each blanket
-  denoised by the window denoiser and folded back (`skyquilt.sampling.blankets.fold`), as
-  generation does.
+  denoised by the window denoiser and composed by a `Rule`: folded back
+  (`skyquilt.sampling.blankets.fold`, "symmetric" or "average"), corrected by a coarse model
+  of block means ("two_scale"), both through generation's own `ComposedDenoiser`, or the
+  blankets' scores summed minus those of their overlaps ("factor_graph", which needs a model
+  of O-state windows too and is studied here only). A coarse model is exact too: block means
+  of m states have the correlation `block_correlation`.
 
 Everything is linear, so the samples' covariance is exact, with no sampling error:
 
@@ -36,18 +40,27 @@ that for the autocorrelation of a user's own data, before any training.
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from skyquilt.diffusion.samplers import build_sampler
 from skyquilt.diffusion.schedules import DiffusionSchedule
-from skyquilt.sampling.blankets import fold, padded_size, unfold
+from skyquilt.models.config import ModelConfig, ModelDirectory, read_model_config
+from skyquilt.sampling.blankets import STITCH_MODES, blanket_count, padded_size
+from skyquilt.sampling.coarse import cover
+from skyquilt.sampling.composition import CoarseScale, ComposedDenoiser
+from skyquilt.sampling.generation import two_scale_settings
 
 # The samplers whose samples' covariance is computed exactly here (see the module's docstring).
 LINEAR_SAMPLERS = ("lms", "ddim", "ddpm")
+# The composition rules of the exact study (see `Rule`).
+RULES = ("blankets", "factor_graph", "two_scale")
+# How two-scale corrections reach the states: generation's, and the exact conditional mean.
+STUDY_SPREADS = ("constant", "linear", "conditional")
 # denoise(x, sigma) -> E[x | x + sigma eps]: the signature the samplers call.
 Denoise = Callable[[Tensor, Tensor], Tensor]
 
@@ -79,10 +92,52 @@ def toeplitz(correlation: Tensor, size: int) -> Tensor:
     return correlation[(index[:, None] - index[None, :]).abs()]
 
 
+def block_correlation(correlation: Tensor, block: int, lags: int) -> Tensor:
+    """The covariance of block means of `block` states at lags 0 .. lags - 1 (in blocks):
+    c(k) = mean over a, b < block of r(|k block + a - b|); correlation (L,) with
+    L >= lags * block -> (lags,) float64 (c(0) < 1: a block mean varies less than a state)."""
+    offsets = torch.arange(block)
+    within = offsets[:, None] - offsets[None, :]  # (block, block)
+    lag = (torch.arange(lags)[:, None, None] * block + within[None]).abs()
+    return correlation[lag].mean(dim=(1, 2))
+
+
 def gain(covariance: Tensor, sigma: Tensor) -> Tensor:
     """R (R + sigma^2 I)^-1, symmetric: covariance (K, K) float64, sigma () -> (K, K) float64."""
     noise = float(sigma) ** 2 * torch.eye(len(covariance), dtype=torch.float64)
     return torch.linalg.solve(covariance + noise, covariance)
+
+
+class ExactWindows(nn.Module):
+    """The exact denoiser of windows of any length L <= len(correlation) of a stationary
+    Gaussian process, as generation calls a blanket denoiser:
+    x_t (M, L, 1, 1, 1), sigma (M,), time_features (ignored) -> (M, L, 1, 1, 1) float64.
+
+    The gains are kept per (L, sigma): the samplers ask for the same few again and again.
+    """
+
+    def __init__(self, correlation: Tensor):
+        super().__init__()
+        self.correlation = torch.as_tensor(correlation, dtype=torch.float64)
+        self.gains: dict[tuple[int, float], Tensor] = {}
+
+    def gain(self, size: int, sigma: float) -> Tensor:
+        """(size, size) float64, see `gain`."""
+        key = (size, sigma)
+        if key not in self.gains:
+            self.gains[key] = gain(toeplitz(self.correlation, size), torch.tensor(sigma))
+        return self.gains[key]
+
+    def forward(self, x_t: Tensor, sigma: Tensor, time_features: Tensor) -> Tensor:
+        """E[x | x_t] of each window at its noise level (see the class)."""
+        windows = x_t.double().flatten(1)  # (M, L)
+        if bool((sigma == sigma[0]).all()):  # as the samplers call it: one noise level for all
+            return (windows @ self.gain(windows.shape[1], float(sigma[0]))).view(x_t.shape)
+        denoised = torch.empty_like(windows)
+        for level in sigma.unique().tolist():
+            rows = sigma == level
+            denoised[rows] = windows[rows] @ self.gain(windows.shape[1], level)
+        return denoised.view(x_t.shape)
 
 
 def window_denoiser(covariance: Tensor) -> Denoise:
@@ -90,16 +145,159 @@ def window_denoiser(covariance: Tensor) -> Denoise:
     return lambda x, sigma: (x.double() @ gain(covariance, sigma)).to(x.dtype)
 
 
+@dataclass(frozen=True)
+class Rule:
+    """A composition rule of the exact study.
+
+    name: "blankets" (blankets folded back with `stitch`: generation's `generation.stitch`),
+        "two_scale" (blankets folded back with `stitch`, then corrected at noise levels >=
+        `until_sigma` by a coarse model of block means of `block` states over windows of
+        `coarse_blanket` blocks overlapping by at least `coarse_overlap`, the correction per
+        block spread to the states by `spread`: generation's `generation.composition:
+        two_scale`), or "factor_graph" (the sum of the blankets' scores minus the scores of
+        their O-state overlaps, as a junction tree factorises a Markov chain; needs a model of
+        O-state windows; the study's only).
+    spread: "constant", "linear", or "conditional" (the exact conditional mean of the states
+        given the block means; the study's only).
+    """
+
+    name: str = "blankets"
+    stitch: str = "symmetric"
+    block: int = 8
+    coarse_blanket: int = 48
+    coarse_overlap: int = 24
+    spread: str = "linear"
+    until_sigma: float = 0.3
+
+    def __post_init__(self) -> None:
+        for key, value, allowed in (
+            ("name", self.name, RULES),
+            ("stitch", self.stitch, STITCH_MODES),
+            ("spread", self.spread, STUDY_SPREADS),
+        ):
+            if value not in allowed:
+                raise ValueError(f"rule {key} {value!r} is unknown; allowed: {', '.join(allowed)}")
+
+    @property
+    def label(self) -> str:
+        """A short name: "symmetric", "factor_graph", "two_scale m=8 48x24 linear >=1"."""
+        if self.name == "blankets":
+            return self.stitch
+        if self.name == "factor_graph":
+            return self.name
+        return (
+            f"two_scale m={self.block} {self.coarse_blanket}x{self.coarse_overlap} "
+            f"{self.spread} >={self.until_sigma:g}"
+        )
+
+
+def run_rule(
+    composition: str, stitch: str, model_path: Path, model: ModelConfig, padded: int
+) -> Rule:
+    """A run's composition of T' = `padded` states as the exact study knows it: blankets
+    folded back with `stitch`, corrected as generation does when it composes two_scale (with
+    the coarse model that the model at `model_path`, config `model`, declares;
+    `sampling.generation.two_scale_settings`) unless T' has too few blocks for it."""
+    if composition != "two_scale":
+        return Rule(stitch=stitch)
+    coarse_file = ModelDirectory(model_path).coarse_path(model) / "config.yaml"
+    coarse = two_scale_settings(read_model_config(coarse_file), model)
+    if padded // coarse["block"] < coarse["min_blanket_size"]:
+        return Rule(stitch=stitch)
+    return Rule(
+        "two_scale", stitch, coarse["block"], coarse["blanket_size"], coarse["overlap"],
+        coarse["spread"], coarse["until_sigma"],
+    )  # fmt: skip
+
+
 def composed_denoiser(covariance: Tensor, overlap: int, stitch: str) -> Denoise:
     """Blankets of the window denoiser, folded back: x (B, T'), sigma () -> (B, T')."""
-    blanket_size = len(covariance)
+    correlation = covariance[0]
+    return lambda x, sigma: rule_denoiser(
+        correlation, x.shape[1], len(covariance), overlap, Rule(stitch=stitch)
+    )(x, sigma)
+
+
+def rule_denoiser(
+    correlation: Tensor, padded: int, blanket_size: int, overlap: int, rule: Rule
+) -> Denoise:
+    """The exact composed denoiser of `rule` for T' = `padded` states: x (B, T'), sigma () ->
+    (B, T') float64. Blankets and two-scale go through generation's ComposedDenoiser, with
+    `ExactWindows` for the blanket (and the coarse) model."""
+    correlation = torch.as_tensor(correlation, dtype=torch.float64)
+    if rule.name == "factor_graph":
+        return _factor_graph(ExactWindows(correlation), blanket_size, overlap)
+    coarse = None
+    if rule.name == "two_scale":
+        blocks = padded // rule.block
+        coarse = CoarseScale(
+            ExactWindows(block_correlation(correlation, rule.block, blocks)),
+            rule.block,
+            rule.coarse_blanket,
+            rule.coarse_overlap,
+            _conditional_spread(correlation, padded, rule.block)
+            if rule.spread == "conditional"
+            else rule.spread,
+            rule.until_sigma,
+        )
+    composed = ComposedDenoiser(
+        ExactWindows(correlation),
+        torch.zeros(padded, 0, dtype=torch.float64),  # the exact windows need no calendar
+        blanket_size,
+        overlap,
+        stitch=rule.stitch,
+        coarse=coarse,
+    )
+    return lambda x, sigma: composed(x.double()[..., None, None, None], sigma)[..., 0, 0, 0]
+
+
+def _conditional_spread(correlation: Tensor, padded: int, block: int) -> Callable:
+    """The exact conditional mean of T' states given their block means, as a spread:
+    (B, n, 1, 1, 1) -> (B, n m, 1, 1, 1) with the matrix R P^T (P R P^T)^-1."""
+    covariance = toeplitz(correlation, padded)
+    means = torch.kron(torch.eye(padded // block, dtype=torch.float64), torch.ones(1, block))
+    means = means / block  # P: (n, T')
+    across = covariance @ means.T  # (T', n)
+    matrix = torch.linalg.solve(means @ across, across.T).T  # (T', n)
+    return lambda values: (values.flatten(1) @ matrix.T).view(len(values), padded, 1, 1, 1)
+
+
+def _factor_graph(windows: ExactWindows, blanket_size: int, overlap: int) -> Denoise:
+    """D(x) = x + sum over blankets of (D_K(x_i) - x_i) - sum over the overlaps of
+    consecutive blankets of (D_O(x_j) - x_j): x (B, T'), sigma () -> (B, T') float64."""
+    stride = blanket_size - overlap
 
     def denoise(x: Tensor, sigma: Tensor) -> Tensor:
-        blankets = unfold(x, blanket_size, overlap, dim=1).double()  # (N, B, K)
-        denoised = fold(blankets @ gain(covariance, sigma), overlap, mode=stitch, dim=1)
-        return denoised.to(x.dtype)
+        x = x.double()
+        count = (x.shape[1] - blanket_size) // stride + 1
+        denoised = x.clone()
+        # The blankets start at 0, S, ..., the overlaps at S, 2 S, ... (all windows at once).
+        for size, first, sign in ((blanket_size, 0, 1), (overlap, stride, -1)):
+            step = windows.gain(size, float(sigma)) - torch.eye(size, dtype=torch.float64)
+            starts = torch.arange(first, (count - 1) * stride + 1, stride)
+            index = (starts[:, None] + torch.arange(size)).flatten()  # (W * size,)
+            parts = x[:, index].unflatten(1, (len(starts), size)) @ step  # (B, W, size)
+            denoised.index_add_(1, index, parts.flatten(1), alpha=sign)
+        return denoised
 
     return denoise
+
+
+def work_per_step(
+    rule: Rule, padded: int, blanket_size: int, overlap: int, noise_levels: Tensor
+) -> float:
+    """States the rule scores per sampler step, over those of symmetric blankets (N K), on
+    average over the steps' noise levels (steps,): the coarse windows count only at the
+    steps at or above `until_sigma`, the overlaps of factor_graph at every step."""
+    count = blanket_count(padded, blanket_size, overlap)
+    fine = count * blanket_size
+    if rule.name == "factor_graph":
+        return (fine + (count - 1) * overlap) / fine
+    if rule.name == "blankets":
+        return 1.0
+    window, starts = cover(padded // rule.block, rule.coarse_blanket, rule.coarse_overlap)
+    active = float((noise_levels >= rule.until_sigma).double().mean())
+    return (fine + active * window * len(starts)) / fine
 
 
 def covariance_sampler(run_sampler: str) -> str:
@@ -107,6 +305,12 @@ def covariance_sampler(run_sampler: str) -> str:
     covariance is exact (LINEAR_SAMPLERS), else lms (pc's Langevin corrections and rewind's
     jumps are not modelled)."""
     return run_sampler if run_sampler in LINEAR_SAMPLERS else "lms"
+
+
+def noise_levels(schedule: DiffusionSchedule, sampler: str, steps: int) -> Tensor:
+    """(steps,) the VE noise levels at which the sampler calls the denoiser, first to last."""
+    draw = build_sampler(sampler, lambda x, sigma: x, schedule, steps)
+    return schedule.sigma(draw.timesteps.double()[:-1])
 
 
 def sample_covariance(
@@ -127,7 +331,12 @@ def sample_covariance(
 def _ancestral_covariance(
     denoise: Denoise, size: int, schedule: DiffusionSchedule, timesteps: Tensor
 ) -> Tensor:
-    """ddpm's samples' covariance, step by step over `timesteps` (1 -> 0), in VE coordinates."""
+    """ddpm's samples' covariance, step by step over `timesteps` (1 -> 0), in VE coordinates.
+
+    With M = a I + b G (a = rho^2, b = 1 - a) and W = denoise(C) = C G^T, M C M^T is
+    a^2 C + a b (W + W^T) + b^2 denoise(W^T): two calls of the denoiser on (size, size)
+    instead of products of dense (size, size) matrices, which cost size^3.
+    """
     identity = torch.eye(size, dtype=torch.float64)
     times = timesteps.double()
     alpha_1, sigma_1 = schedule(times[0])
@@ -137,9 +346,14 @@ def _ancestral_covariance(
         alpha_s, sigma_s = schedule(s)
         level_t, level_s = sigma_t / alpha_t, sigma_s / alpha_s
         shrink = (level_s / level_t) ** 2
-        gain_t = denoise(identity, level_t).double().T  # D(x) = gain_t @ x
-        step = shrink * identity + (1 - shrink) * gain_t
-        covariance = step @ covariance @ step.T + level_s**2 * (1 - shrink) * identity
+        spread = denoise(covariance, level_t).double()  # C G^T
+        twice = denoise(spread.T.contiguous(), level_t).double()  # G C G^T
+        covariance = (
+            shrink**2 * covariance
+            + shrink * (1 - shrink) * (spread + spread.T)
+            + (1 - shrink) ** 2 * (twice + twice.T) / 2
+            + level_s**2 * (1 - shrink) * identity
+        )
     alpha_0, _ = schedule(times[-1])
     return alpha_0**2 * covariance
 
@@ -159,13 +373,25 @@ class Moments:
         return cls(float(variance.mean().sqrt()), float(change.mean().sqrt()))
 
 
+def lag_correlation(covariance: Tensor, lag: int) -> float:
+    """The mean covariance of states `lag` apart over their mean variance, from the
+    covariance (T, T) of T > lag consecutive states."""
+    return float(covariance.diagonal(lag).mean() / covariance.diagonal().mean())
+
+
 @dataclass(frozen=True)
 class Penalty:
-    """Composed vs single windows of the exact window denoiser, and the process's own values."""
+    """Composed vs single windows of the exact window denoiser, and the process's own values.
+
+    lags: lag (states) -> (composed, process) correlation, for the lags shorter than T.
+    work: states scored per step over symmetric blankets', see `work_per_step`.
+    """
 
     single: Moments
     composed: Moments
     process: Moments
+    lags: dict[int, tuple[float, float]] = field(default_factory=dict)
+    work: float = 1.0
 
     @property
     def std_ratio(self) -> float:
@@ -187,6 +413,8 @@ def composition_penalty(
     steps: int,
     stitch: str = "symmetric",
     sampler: str = "lms",
+    rule: Rule | None = None,
+    lags: tuple[int, ...] = (24, 48, 96),
 ) -> Penalty:
     """Composed vs single windows, sampled with the exact window denoiser of `correlation`.
 
@@ -198,23 +426,36 @@ def composition_penalty(
         overlap: O.
         schedule: the model's noise schedule.
         steps: the sampler's steps.
-        stitch: how blankets are folded back.
+        stitch: how blankets are folded back, when `rule` is None.
         sampler: one of LINEAR_SAMPLERS (the run's own, where it is one of them).
+        rule: how the blankets compose; blankets folded back with `stitch` when None.
+        lags: the lags (states) whose correlations are compared, those < T.
 
     Returns:
-        The moments of the first T composed states, of single windows and of the process.
+        The moments of the first T composed states, of single windows and of the process,
+        the lag correlations and the work per step.
     """
+    rule = rule or Rule(stitch=stitch)
     correlation = torch.as_tensor(correlation, dtype=torch.float64)
     padded = padded_size(trajectory_size, blanket_size, overlap)
     if len(correlation) < padded:
         raise ValueError(f"the autocorrelation has {len(correlation)} lags; {padded} are needed")
+    if rule.name == "two_scale" and (blanket_size % rule.block or overlap % rule.block):
+        raise ValueError(f"blocks of {rule.block} must divide K = {blanket_size} and O = {overlap}")
     window = toeplitz(correlation, blanket_size)
     single = sample_covariance(window_denoiser(window), blanket_size, schedule, sampler, steps)
-    composed = sample_covariance(
-        composed_denoiser(window, overlap, stitch), padded, schedule, sampler, steps
-    )[:trajectory_size, :trajectory_size]
+    denoise = rule_denoiser(correlation, padded, blanket_size, overlap, rule)
+    composed = sample_covariance(denoise, padded, schedule, sampler, steps)
+    composed = composed[:trajectory_size, :trajectory_size]
+    levels = noise_levels(schedule, sampler, steps)
     return Penalty(
         single=Moments.of(single),
         composed=Moments.of(composed),
         process=Moments.of(toeplitz(correlation, 2)),
+        lags={
+            lag: (lag_correlation(composed, lag), float(correlation[lag]))
+            for lag in lags
+            if lag < trajectory_size
+        },
+        work=work_per_step(rule, padded, blanket_size, overlap, levels),
     )

@@ -14,6 +14,7 @@ Lead times are processed in blocks of at most MEMORY_BUDGET bytes (at least one 
 never holds the whole ensemble. Results are tidy DataFrames.
 """
 
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -25,6 +26,7 @@ import xarray as xr
 
 from skyquilt.sampling.blankets import blanket_count, fold
 from skyquilt.scoring.baselines import (
+    NoAnaloguesError,
     align_truth,
     climatology,
     climatology_ensemble,
@@ -277,12 +279,16 @@ def table_from_dataset(dataset: xr.Dataset, columns: list[str]) -> pd.DataFrame:
 
 @dataclass
 class Evaluation:
-    """All tables of one evaluation; `scores` also holds the seam ratios (metric seam_ratio)."""
+    """All tables of one evaluation; `scores` also holds the seam ratios (metric seam_ratio).
+
+    left_out: baseline source -> why the dataset could not supply it (not in `scores`).
+    """
 
     scores: pd.DataFrame
     spectra: pd.DataFrame
     steps: pd.DataFrame
     seams: np.ndarray
+    left_out: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 def evaluate(
@@ -299,7 +305,8 @@ def evaluate(
     forecast: a decoded ensemble of whole trajectories (prediction_timedelta holds states
     0 .. T-1 in order); truth: the hourly dataset, also the source of the baselines. `seed`
     (the run's) draws the climatology ensemble, of as many members as the forecast, and breaks
-    rank ties.
+    rank ties. A climatology ensemble that the climatology period cannot supply (no
+    same-season trajectory of T states in it) is left out (`Evaluation.left_out`).
     """
     init, lead = forecast.time.values, forecast.prediction_timedelta.values
     members = forecast.sizes["member"]
@@ -309,10 +316,14 @@ def evaluate(
     references = {
         "persistence": persistence(fields, init, lead),
         "climatology": climatology(fields, init, lead, climatology_period),
-        "climatology_ensemble": climatology_ensemble(
-            fields, init, lead, climatology_period, members, seed
-        ),
     }
+    left_out = {}
+    try:
+        references["climatology_ensemble"] = climatology_ensemble(
+            fields, init, lead, climatology_period, members, seed
+        )
+    except NoAnaloguesError as error:
+        left_out["climatology_ensemble"] = str(error)
     scores = [score_table(forecast, truth, "model", seed)]
     scores += [score_table(reference, truth, name, seed) for name, reference in references.items()]
     seams = seam_pairs(forecast.sizes["prediction_timedelta"], blanket_size, overlap)
@@ -323,4 +334,5 @@ def evaluate(
         spectra=spectrum_table(forecast, truth),
         steps=steps,
         seams=seams,
+        left_out=left_out,
     )

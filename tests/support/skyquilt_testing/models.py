@@ -35,21 +35,44 @@ def random_model_config(
     }
 
 
-def write_random_model(root: Path, seed: int = 0, **config_overrides) -> Path:
+def random_denoiser(config: dict, seed: int) -> nn.Module:
+    """A denoiser of `config` with random, non-zero weights (not an identity map)."""
+    torch.manual_seed(seed)
+    denoiser = build_denoiser(parse_model_config(config))
+    for parameter in denoiser.parameters():
+        nn.init.normal_(parameter, std=0.1)
+    return denoiser
+
+
+def write_random_model(
+    root: Path,
+    seed: int = 0,
+    coarse_block: int | None = None,
+    coarse_blanket_size: int = 4,
+    **config_overrides,
+) -> Path:
     """A complete model directory under `root` with random weights, for tests.
+
+    With `coarse_block`, the model declares a coarse model of block means of that many
+    states (two-scale composition) in its directory `coarse/`: windows of 2 to
+    `coarse_blanket_size` blocks.
 
     Returns model_path = root/autoencoders/ae/0/latents/dump/denoisers/denoiser/0.
     """
     config = random_model_config(**config_overrides)
     model_path = Path(root) / "autoencoders/ae/0/latents/dump/denoisers/denoiser/0"
-    torch.manual_seed(seed)
-    denoiser = build_denoiser(parse_model_config(config))
-    for parameter in denoiser.parameters():
-        # Random, non-zero output layers so that the network is not an identity map.
-        nn.init.normal_(parameter, std=0.1)
+    if coarse_block is not None:
+        config["coarse"] = {"path": "coarse", "block": coarse_block}
+        coarse = random_model_config(**{**config_overrides, "blanket_size": coarse_blanket_size})
+        coarse["train"] |= {"blanket_dt": coarse_block, "min_blanket_size": 2}
+        write_model_directory(model_path / "coarse", coarse, random_denoiser(coarse, seed + 1))
     shape = tuple(config["latent_shape"])
     return write_model_directory(
-        model_path, config, denoiser, latent_mean=torch.zeros(shape), latent_std=torch.ones(shape)
+        model_path,
+        config,
+        random_denoiser(config, seed),
+        latent_mean=torch.zeros(shape),
+        latent_std=torch.ones(shape),
     )
 
 

@@ -228,6 +228,14 @@ CASES = [
     bad("run_name_with_space", "run", "my run", "letters, digits"),
     bad("seed_negative", "seed", -1, "minimum of 0"),
     bad("stitch_unknown", "generation.stitch", "mean", "'symmetric'", "'average'"),
+    bad(
+        "two_scale_without_coarse_model",
+        "generation.composition",
+        "two_scale",
+        "needs a coarse model",
+        "declares none",
+        "docs/composition.md",
+    ),  # fmt: skip
     # dates (issue: no silent wrong results, 1)
     bad("date_same_instant_twice", "start_dates", ["2000-04-03 0h", "2000-04-03 00h"], "same"),
     bad("date_after_the_time_axis", "start_dates", ["2300-01-01 0h"], "outside the time axis"),

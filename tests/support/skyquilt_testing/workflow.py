@@ -145,7 +145,8 @@ def planned_jobs(output: str) -> dict[str, int]:
 
 
 # The tiny demo (.test/config.yaml, a config a user can run too): the whole demo chain builds
-# in seconds, then samples 2 members of T = 8.
+# in seconds (the denoiser's coarse model too), then samples 2 members of T = 8, composed
+# two_scale.
 TEST_CONFIG = REPO / ".test" / "config.yaml"
 TINY_DEMO = yaml.safe_load(TEST_CONFIG.read_text())["demo"]
 DEMO = "resources/demo"

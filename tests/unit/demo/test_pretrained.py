@@ -17,7 +17,12 @@ from skyquilt.demo.pretrained import (
     unusable_reason,
 )
 
-SETTINGS = {"dataset": {"seed": 0}, "autoencoder": {"steps": 3}, "denoiser": {"steps": 5}}
+SETTINGS = {
+    "dataset": {"seed": 0},
+    "autoencoder": {"steps": 3},
+    "denoiser": {"steps": 5},
+    "coarse": {"steps": 7},
+}
 
 
 def write_dataset(path, values, hours=4):
@@ -90,6 +95,24 @@ def test_shipped_weights_are_usable_only_for_the_same_dataset_and_settings(shipp
     assert unusable_reason(shipped, "denoiser", fingerprint, SETTINGS) == (
         f"{shipped / 'denoiser'} lacks best.safetensors"
     )
+
+
+def test_weights_shipped_without_a_coarse_model_serve_the_rest(dataset, tmp_path):
+    """An export made before the coarse model existed: the autoencoder and the denoiser are
+    still usable; the coarse model is trained, and the log says why."""
+    parts = {}
+    for part in ("autoencoder", "denoiser"):
+        parts[part] = tmp_path / "trained" / part
+        parts[part].mkdir(parents=True)
+        for name in PARTS[part]:
+            (parts[part] / name).write_text(f"{part} {name}")
+    older = {key: value for key, value in SETTINGS.items() if key != "coarse"}
+    export(parts, dataset_fingerprint(dataset), older, tmp_path / "shipped")
+    shipped, fingerprint = tmp_path / "shipped", dataset_fingerprint(dataset)
+    assert unusable_reason(shipped, "denoiser", fingerprint, SETTINGS) is None
+    log = io.StringIO()
+    assert not install_if_usable(shipped, "coarse", dataset, SETTINGS, tmp_path / "coarse", log)
+    assert f"training the coarse model: {shipped / 'coarse'} lacks config.yaml" in log.getvalue()
 
 
 def test_a_new_export_replaces_the_previous_one(shipped, dataset, tmp_path):

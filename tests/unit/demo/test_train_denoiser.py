@@ -12,9 +12,12 @@ from skyquilt_testing.workflow import tiny_latent_dump
 from skyquilt.demo.sanity import Trajectories, sample_trajectory, sanity_check, start_indices
 from skyquilt.demo.train_denoiser import (
     Validation,
+    blankets,
+    declare_coarse,
     make_denoiser,
     train_denoiser,
     training_sigmas,
+    window_length,
 )
 from skyquilt.diffusion.schedules import build_schedule
 from skyquilt.models.calendar import time_features
@@ -22,6 +25,7 @@ from skyquilt.models.config import ModelDirectory, parse_model_config
 from skyquilt.models.decoder import load_decoder, load_latent_stats
 from skyquilt.models.weights import build_denoiser, load_denoiser
 from skyquilt.planning.demo_settings import (
+    CoarseSettings,
     DenoiserSettings,
     denoiser_config,
     held_out_mask,
@@ -43,14 +47,22 @@ TINY = DenoiserSettings(
 )
 
 
+# Its coarse model: block means of 2 hours, windows of 2 to 4 blocks.
+TINY_COARSE = CoarseSettings(
+    **{**dataclasses.asdict(TINY), "steps": 6}, block=2, min_blanket_size=2
+)
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """Tiny dataset -> untrained autoencoder -> latent dump -> trained tiny denoiser."""
+    """Tiny dataset -> untrained autoencoder -> latent dump -> trained tiny denoiser, which
+    declares a coarse model, and that coarse model."""
     root = tmp_path_factory.mktemp("demo")
     latent_dir = root / "ae/latents/demo"
     dataset_path = tiny_latent_dump(root, 2, latent_dir, HELD_OUT)
     model_path = latent_dir / "denoisers/denoiser/0"
-    summary = make_denoiser(latent_dir, model_path, TINY, HELD_OUT)
+    summary = make_denoiser(latent_dir, model_path, TINY, HELD_OUT, coarse=TINY_COARSE)
+    make_denoiser(latent_dir, model_path / "coarse", TINY_COARSE, HELD_OUT)
     return dataset_path, model_path, summary
 
 
@@ -108,6 +120,27 @@ def test_model_directory_holds_configs_weights_and_log(trained):
     assert summary["steps"] == 12
 
 
+def test_the_coarse_model_denoises_block_means_of_every_window_length(trained):
+    """Its config: states 2 hours apart, windows of 2 to 4 blocks, declared by the denoiser;
+    its training windows are block means of consecutive hours, of lengths drawn per batch."""
+    _, model_path, _ = trained
+    _, model = load_denoiser(model_path)
+    assert (model.coarse.path, model.coarse.block) == ("coarse", 2)
+    _, coarse = load_denoiser(model_path / "coarse")
+    assert (coarse.blanket_size, coarse.min_blanket_size, coarse.blanket_dt) == (4, 2, 2)
+    assert coarse.coarse is None
+    generator = torch.Generator().manual_seed(0)
+    lengths = {window_length(TINY_COARSE, generator) for _ in range(40)}
+    assert lengths == {2, 3, 4} and window_length(TINY, generator) == 4
+    series = torch.arange(10.0)[:, None]
+    means = blankets(series, torch.tensor([0, 3]), 2, block=2)
+    assert means[..., 0].tolist() == [[0.5, 2.5], [3.5, 5.5]]
+    declare_coarse(model_path, None)
+    assert load_denoiser(model_path)[1].coarse is None
+    declare_coarse(model_path, TINY_COARSE)
+    assert load_denoiser(model_path)[1].coarse == model.coarse
+
+
 def test_training_log_has_a_loss_per_step_and_periodic_validation(trained):
     _, model_path, summary = trained
     with (model_path / "train_log.csv").open() as handle:
@@ -157,3 +190,18 @@ def test_sanity_check_judges_decoded_composed_trajectories(trained):
 
     expected = weighted_std(sampled) / weighted_std(truth)
     assert report["variables"]["geopotential"]["std_ratio"] == pytest.approx(expected, rel=1e-4)
+
+
+def test_sanity_check_composes_as_the_run_does(trained):
+    """With the run's two_scale composition the trajectories are corrected by the coarse model
+    (they differ from blankets alone) and the perfect model's penalty is two-scale's."""
+    dataset_path, model_path, _ = trained
+    reports = {}
+    for composition in ("blankets", "two_scale"):
+        sampling = Trajectories(2, 8, 2, "lms", 3, seed=5, composition=composition)
+        reports[composition] = sanity_check(model_path, dataset_path, HELD_OUT, sampling)[0]
+    assert "composition two_scale" in reports["two_scale"]["description"]
+    blankets_std = reports["blankets"]["variables"]["geopotential"]["std_ratio"]
+    assert reports["two_scale"]["variables"]["geopotential"]["std_ratio"] != blankets_std
+    penalties = [report["composition_penalty_of_a_perfect_model"] for report in reports.values()]
+    assert penalties[0]["std_ratio"] != penalties[1]["std_ratio"]

@@ -62,14 +62,20 @@ def run_job(
     )
 
 
-def test_two_processes_give_the_single_process_shard(tiny_model, tmp_path):
-    single = run_job(tiny_model, tmp_path / "single.zarr")
-    double = run_job(tiny_model, tmp_path / "double.zarr", processes=2)
+@pytest.mark.parametrize("composition", ["blankets", "two_scale"])
+def test_two_processes_give_the_single_process_shard(
+    tiny_model, tiny_two_scale_model, tmp_path, composition
+):
+    """The processes split the blankets, and with two-scale composition the coarse windows."""
+    model = tiny_two_scale_model if composition == "two_scale" else tiny_model
+    single = run_job(model, tmp_path / "single.zarr", composition=composition)
+    double = run_job(model, tmp_path / "double.zarr", processes=2, composition=composition)
     assert single.returncode == 0, single.stderr
     assert double.returncode == 0, double.stderr
     one = xr.open_zarr(tmp_path / "single.zarr")
     two = xr.open_zarr(tmp_path / "double.zarr")
     assert two.attrs["processes"] == 2 and one.attrs["processes"] == 1
+    assert one.attrs["composition"] == two.attrs["composition"] == composition
     np.testing.assert_allclose(two["latent"].values, one["latent"].values, rtol=1e-5, atol=1e-5)
 
 

@@ -31,7 +31,9 @@ from skyquilt_testing.backbones import (
     PAUSE_VARIABLE,
     PAUSED_MESSAGE,
     InjectedFailure,
+    plug_in,
 )
+from skyquilt_testing.models import write_random_model
 from skyquilt_testing.workflow import REPO
 
 from skyquilt.jobs.generate import STOPPED_STATUS, run_generation
@@ -269,6 +271,31 @@ def test_an_interrupted_member_resumes_bit_identical(in_process, tmp_path, capsy
         assert RESUMED.search(capsys.readouterr().err).groups() == (str(stopped_after), str(steps))
         assert np.array_equal(latent(output), latent(reference))
         assert not checkpoint.exists()  # removed once the shard is written
+
+
+@pytest.fixture(scope="module")
+def two_scale_model(tmp_path_factory) -> Path:
+    """The test model with the plug-in backbone and a coarse model of blocks of 2 states."""
+    return plug_in(write_random_model(tmp_path_factory.mktemp("two_scale"), coarse_block=2))
+
+
+def test_an_interrupted_two_scale_member_resumes_bit_identical(
+    in_process, two_scale_model, tmp_path, capsys
+):
+    """Two-scale composition (its coarse model corrects the steps at sigma >= 0.3): stopped
+    after its second step, the member resumes and equals the uninterrupted one bit for bit."""
+    overrides = {"model_path": str(two_scale_model), "composition": "two_scale"}
+    reference = tmp_path / "reference.zarr"
+    assert in_process(reference, **overrides) == 0
+    output, checkpoint = tmp_path / "interrupted.zarr", tmp_path / "member.pt"
+    interrupted(in_process, output, checkpoint, 3, **overrides)
+    capsys.readouterr()
+    assert in_process(output, checkpoint, **overrides) == 0
+    log = capsys.readouterr().err
+    assert RESUMED.search(log).groups() == ("2", "6")
+    assert "composition=two_scale" in log
+    assert np.array_equal(latent(output), latent(reference))
+    assert xr.open_zarr(output).attrs["composition"] == "two_scale"
 
 
 @pytest.mark.parametrize(

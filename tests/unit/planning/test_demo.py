@@ -10,6 +10,7 @@ from snakemake.utils import validate
 from skyquilt.planning.demo import make_demo_plan
 from skyquilt.planning.demo_settings import (
     AutoencoderSettings,
+    CoarseSettings,
     DatasetSettings,
     DenoiserSettings,
     Forcing,
@@ -31,6 +32,7 @@ def test_schema_fills_every_default_of_the_settings():
     assert DatasetSettings.from_config(demo["dataset"]) == DatasetSettings()
     assert AutoencoderSettings(**demo["autoencoder"]) == AutoencoderSettings()
     assert DenoiserSettings(**demo["denoiser"]) == DenoiserSettings()
+    assert CoarseSettings(**demo["coarse"]) == CoarseSettings()
     assert demo["threads"] == 1
 
 
@@ -60,10 +62,19 @@ def test_demo_paths_are_the_defaults_of_the_workflow_config():
 
 def test_built_model_config_has_the_latent_shape_of_the_autoencoder():
     plan = make_demo_plan(schema_defaults())
-    (model,) = plan.built_models().values()
+    built = plan.built_models()
+    model = built[str(plan.model_path)]
     assert model.latent_shape == (8, 8, 16) == plan.latent_shape
     assert model.blanket_size == 48 and model.blanket_dt == 1
     assert model.noise_schedule == "rectified" and (model.sigma_min, model.sigma_max) == (1e-3, 1e3)
+    # ...declaring its coarse model of 8-hour block means, which the workflow builds too.
+    assert (model.coarse.path, model.coarse.block) == ("coarse", 8)
+    coarse = built[str(plan.model_path / "coarse")]
+    assert coarse.latent_shape == model.latent_shape and coarse.blanket_dt == 8
+    assert (coarse.blanket_size, coarse.min_blanket_size) == (48, 6)
+    without = make_demo_plan(schema_defaults() | {"coarse": {"enabled": False}})
+    assert list(without.built_models()) == [str(plan.model_path)]
+    assert without.model_config().coarse is None
 
 
 @pytest.mark.parametrize(
@@ -97,6 +108,10 @@ def test_built_model_config_has_the_latent_shape_of_the_autoencoder():
             {"denoiser": {"sanity_trajectory_size": 2000}},
             "demo.denoiser.sanity_trajectory_size: 2000 consecutive hours do not fit",
         ),
+        ({"coarse": {"block": 7}}, "demo.coarse.block: 7 must divide demo.denoiser.blanket_size"),
+        ({"coarse": {"min_blanket_size": 60}}, "demo.coarse.min_blanket_size: 60 must be at most"),
+        ({"coarse": {"blanket_size": 200}}, "demo.coarse.blanket_size: 200 blocks of 8 hours"),
+        ({"coarse": {"time_kernel": 4}}, "demo.coarse: time_kernel 4 must be 0 or an odd"),
     ],
 )
 def test_settings_that_cannot_work_fail_naming_the_key(section, key):

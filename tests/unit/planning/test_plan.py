@@ -1,8 +1,11 @@
 """The run's plan: config meaning, resources from `hardware`, launch commands."""
 
 import re
+import shutil
+from pathlib import Path
 
 import pytest
+import yaml
 from skyquilt_testing.workflow import REPO, example_config, tiny_config
 
 from skyquilt.planning.errors import ConfigError
@@ -237,3 +240,67 @@ def test_members_of_a_size_or_of_one_start_date_come_in_the_aggregate_s_order(ti
     dates = ["2000-04-03T00", "2000-04-20T12"]
     assert plan.members_of(12) == [(12, date, member) for date in dates for member in (0, 1)]
     assert plan.members_of("12", dates[1]) == [("12", dates[1], 0), ("12", dates[1], 1)]
+
+
+def composition_config(model_path, composition="auto", overlap=4):
+    config = example_config(model_path)
+    config.update(blanket_overlap=overlap, generation={"composition": composition})
+    return config
+
+
+def test_auto_composes_two_scale_where_the_model_has_a_coarse_model(
+    tiny_model, tiny_two_scale_model
+):
+    plan = make_plan(composition_config(tiny_two_scale_model))
+    assert plan.settings.composition == "two_scale" and plan.coarse_model.blanket_dt == 2
+    assert plan.settings.provenance()["composition"] == "two_scale"
+    plain = make_plan(composition_config(tiny_model))
+    assert plain.settings.composition == "blankets" and plain.coarse_model is None
+    asked = make_plan(composition_config(tiny_two_scale_model, "blankets"))
+    assert asked.settings.composition == "blankets" and asked.coarse_model is None
+
+
+def test_two_scale_is_refused_for_a_model_without_a_coarse_model(tiny_model):
+    with pytest.raises(ConfigError) as refused:
+        make_plan(composition_config(tiny_model, "two_scale"))
+    assert str(refused.value) == (
+        f"generation.composition: two_scale needs a coarse model, and the model at {tiny_model} "
+        "declares none (its config.yaml has no 'coarse' section; docs/composition.md says how "
+        "to train one); use blankets or auto"
+    )
+
+
+def test_blocks_that_do_not_fit_the_overlap_refuse_two_scale_and_make_auto_compose_blankets(
+    tiny_two_scale_model,
+):
+    """Blocks of 2 states do not tile blankets of 8 with overlap 3."""
+    with pytest.raises(ConfigError, match=r"^generation.composition: two_scale needs blocks of 2"):
+        make_plan(composition_config(tiny_two_scale_model, "two_scale", overlap=3))
+    plan = make_plan(composition_config(tiny_two_scale_model, overlap=3))
+    assert plan.settings.composition == "blankets"
+    assert any("auto composes blankets alone" in warning for warning in plan.warnings)
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        ("config", r"declares \(coarse.path in its config.yaml\), and .*coarse has no config"),
+        ("weights", "model_target: checkpoint .*coarse/best.safetensors is missing"),
+        ("shape", "must model block means of the model's states: latent_shape"),
+    ],
+)
+def test_a_declared_coarse_model_that_cannot_serve_is_refused(
+    tiny_two_scale_model, tmp_path, damage, message
+):
+    model = Path(shutil.copytree(tiny_two_scale_model, tmp_path / "model"))
+    coarse = model / "coarse"
+    if damage == "config":
+        (coarse / "config.yaml").unlink()
+    elif damage == "weights":
+        (coarse / "best.safetensors").unlink()
+    else:
+        config = yaml.safe_load((coarse / "config.yaml").read_text())
+        config["train"]["blanket_dt"] = 3
+        (coarse / "config.yaml").write_text(yaml.safe_dump(config))
+    with pytest.raises(ConfigError, match=message):
+        make_plan(composition_config(model))

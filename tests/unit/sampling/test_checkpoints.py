@@ -1,6 +1,8 @@
 """Checkpoint files: what they hold, when they are written, and which are refused (another
 fingerprint, a checksum that does not match, a state that is not finite)."""
 
+import shutil
+
 import pytest
 import torch
 from skyquilt_testing.files import flip_a_bit_of_the_largest_tensor
@@ -38,6 +40,20 @@ def test_fingerprint_changes_with_values_only(tiny_model):
     for change in ({"steps": 7}, {"seed": 8}, {"sampler": "ddim"}, {"precision": "bfloat16"},
                    {"overlap": 3}, {"sampler_options": {"order": 2}}):  # fmt: skip
         assert fingerprint(request(tiny_model, **change)) != base, change
+
+
+def test_two_scale_fingerprint_covers_the_coarse_model(tiny_two_scale_model, tmp_path):
+    """A two-scale member's state depends on the coarse model's weights too; a member that
+    composes blankets alone does not."""
+    model = shutil.copytree(tiny_two_scale_model, tmp_path / "model")
+    two_scale = fingerprint(request(model, composition="two_scale"))
+    blankets = fingerprint(request(model))
+    assert two_scale != blankets
+    weights = model / "coarse" / "best.safetensors"
+    original = weights.read_bytes()
+    weights.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
+    assert fingerprint(request(model, composition="two_scale")) != two_scale
+    assert fingerprint(request(model)) == blankets
 
 
 def test_a_saved_state_reads_back_with_the_rng(tiny_model, tmp_path):

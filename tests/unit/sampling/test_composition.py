@@ -1,12 +1,13 @@
-"""The composed denoiser: batched blankets, chunking and stitching."""
+"""The composed denoiser: batched blankets, chunking, stitching and the coarse scale."""
 
 import numpy as np
 import torch
 
 from skyquilt.models.calendar import time_features
-from skyquilt.models.weights import load_denoiser
+from skyquilt.models.weights import load_coarse_denoiser, load_denoiser
 from skyquilt.sampling.blankets import fold, padded_size, unfold
-from skyquilt.sampling.composition import ComposedDenoiser, ProcessSplit
+from skyquilt.sampling.coarse import block_means, cover, fold_cover, unfold_cover
+from skyquilt.sampling.composition import CoarseScale, ComposedDenoiser, ProcessSplit
 from skyquilt.sampling.timestamps import trajectory_times
 
 
@@ -79,3 +80,57 @@ def test_reduced_precision_stays_close_to_float32(tiny_model):
         output = reduced(x, torch.tensor(1.0))
         assert output.dtype == torch.float32
         assert (output - expected).abs().max() < tolerance * expected.abs().max()
+
+
+def two_scale(tiny_two_scale_model, size=20, until_sigma=1.0, **options):
+    """The tiny model's composed denoiser with its coarse scale (constant spread) and the
+    coarse model itself."""
+    module, denoiser, features, padded, config = composed(tiny_two_scale_model, size)
+    coarse_denoiser, coarse_config = load_coarse_denoiser(tiny_two_scale_model, config)
+    coarse = CoarseScale(coarse_denoiser, 2, coarse_config.blanket_size, 2, "constant", until_sigma)
+    corrected = ComposedDenoiser(
+        denoiser, features, config.blanket_size, 4, coarse=coarse, **options
+    )
+    return module, corrected, coarse_denoiser, features, padded, config
+
+
+@torch.inference_mode()
+def test_two_scale_gives_the_block_means_of_the_coarse_model(tiny_two_scale_model):
+    """At sigma >= until_sigma the corrected estimate's block means are the coarse model's
+    estimate of the noisy block means (noise sigma / sqrt(2)), its windows folded back; the
+    states inside a block keep the blankets' differences."""
+    blankets, corrected, coarse_denoiser, features, padded, config = two_scale(tiny_two_scale_model)
+    x = torch.randn(2, padded, *config.latent_shape)
+    sigma = torch.tensor(3.0)
+    means = block_means(x, 2, dim=1)
+    size, starts = cover(padded // 2, 4, 2)
+    windows = unfold_cover(means, size, starts, dim=1)  # (W, 2, 4, C, H, W)
+    window_features = unfold_cover(block_means(features, 2), size, starts)
+    expected = torch.stack(
+        [
+            coarse_denoiser(
+                window, (sigma / 2**0.5).expand(2), window_features[index].expand(2, -1, -1)
+            )
+            for index, window in enumerate(windows)
+        ]
+    )
+    expected = fold_cover(expected, starts, padded // 2, dim=1)
+    output = corrected(x, sigma)
+    torch.testing.assert_close(block_means(output, 2, dim=1), expected, atol=1e-5, rtol=1e-5)
+    fine = blankets(x, sigma)
+    torch.testing.assert_close(output - fine, (output - fine)[:, ::2].repeat_interleave(2, 1))
+
+
+@torch.inference_mode()
+def test_two_scale_leaves_low_noise_levels_and_chunking_alone(tiny_two_scale_model):
+    blankets, corrected, *_, padded, config = two_scale(tiny_two_scale_model)
+    x = torch.randn(1, padded, *config.latent_shape)
+    assert torch.equal(corrected(x, torch.tensor(0.5)), blankets(x, torch.tensor(0.5)))
+    _, chunked, *_ = two_scale(tiny_two_scale_model, max_blankets_per_batch=2)
+    sigma = torch.tensor(4.0)
+    torch.testing.assert_close(chunked(x, sigma), corrected(x, sigma), atol=1e-5, rtol=1e-5)
+    # Per-sample noise levels: only the samples at or above until_sigma are corrected.
+    pair = torch.cat([x, x])
+    mixed = corrected(pair, torch.tensor([4.0, 0.5]))
+    torch.testing.assert_close(mixed[:1], corrected(x, torch.tensor(4.0)), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(mixed[1:], blankets(x, torch.tensor(0.5)), atol=1e-5, rtol=1e-5)

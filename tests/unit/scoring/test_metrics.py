@@ -339,6 +339,19 @@ def test_evaluate_scores_model_and_the_baselines():
     assert set(result.spectra.source) == {"model", "truth"}
 
 
+def test_a_climatology_ensemble_the_period_cannot_supply_is_left_out():
+    """Trajectories of 30 states from a climatology period of 24 hours: no same-season
+    trajectory that long exists there, so the climatology ensemble is left out, saying why,
+    and every other score is made."""
+    rng = np.random.default_rng(4)
+    truth = truth_from(rng.normal(size=(80, 1, 5, 8)))
+    forecast = forecast_from(rng.normal(size=(1, 2, 30, 1, 5, 8)), inits=[48])
+    result = evaluate(forecast, truth, ("2000-01-01", "2000-01-01"), blanket_size=4, overlap=2)
+    assert set(result.scores.source) == {"model", "persistence", "climatology", "truth"}
+    assert list(result.left_out) == ["climatology_ensemble"]
+    assert "no trajectory of the climatology period" in result.left_out["climatology_ensemble"]
+
+
 def test_a_score_table_survives_a_zarr_round_trip(tmp_path):
     forecast, truth = random_case()
     table = pd.concat(
