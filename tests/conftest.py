@@ -59,14 +59,18 @@ def start_order(item: pytest.Item) -> int:
     The live SLURM tests mostly wait on the cluster, so they start first, beside the CPU-bound
     tests: a module marked `starts_first` (the longest) before the others, and those that need
     the cluster to themselves (accounting storage) last among them, when the others are done
-    with it. The end-to-end workflow runs come before the quick in-process tests, so that the
-    run does not end on one long module.
+    with it. The end-to-end workflow runs come before the in-process tests, and among those
+    the long modules marked `starts_first` before the quick ones, so that the run (`make
+    check` too) does not end on one long module.
     """
+    first = item.get_closest_marker("starts_first") is not None
     if item.path.parent.name == "slurm":
-        if item.get_closest_marker("starts_first"):
+        if first:
             return 0
         return 2 if "live_slurm_accounting" in item.fixturenames else 1
-    return 3 if item.path.parent.name == "workflow" else 4
+    if item.path.parent.name == "workflow":
+        return 3
+    return 4 if first else 5
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -46,6 +46,8 @@ SETTINGS = {
 }
 DATE = "2000-04-03T00"
 
+pytestmark = pytest.mark.starts_first  # long: real jobs (tests/conftest.py)
+
 
 def run_job(
     model_path, output, processes=1, size=20, label="2000-04-03T00", member=1, env=None, **overrides

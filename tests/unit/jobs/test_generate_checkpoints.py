@@ -55,6 +55,8 @@ SETTINGS = {
 }
 RESUMED = re.compile(r"resumed from step (\d+) of (\d+)")
 
+pytestmark = pytest.mark.starts_first  # long: real jobs (tests/conftest.py)
+
 
 @pytest.fixture(scope="module")
 def model(faulty_model) -> Path:
