@@ -137,12 +137,12 @@ def test_tiny_demo_runs_through_slurm_and_equals_a_local_run(live_slurm, local_d
     ).check()
     print(f"\nSLURM end to end (tiny demo, 2 members as one array): {run.seconds:.1f} s")
 
-    # Each demo step (the sanity check too) and the aggregate went to SLURM as one job, the
-    # members as one array.
+    # Each demo step (the coarse model and the sanity check too) and the aggregate went to
+    # SLURM as one job, the members as one array: 7 jobs and 2 array tasks.
     [array] = run.array_submissions
     assert array["tasks"] == (1, 2)
     submitted = run.submitted_jobs
-    assert len(submitted) == 8
+    assert len(submitted) == 9
     array_id = array["slurm_jobid"]
     tasks = {f"{array_id}_1", f"{array_id}_2"}
     assert {submitted[i] for i in array["snakemake_jobids"]} == tasks
