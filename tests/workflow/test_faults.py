@@ -40,6 +40,7 @@ from skyquilt_testing.models import write_random_model
 from skyquilt_testing.workflow import (
     REPO,
     SNAKEMAKE,
+    copy_run,
     planned_jobs,
     run_snakemake,
     tiny_config,
@@ -99,13 +100,6 @@ def finished(directory: Path, model_path: Path) -> Path:
     write_config(directory, tiny_config(model_path, **CONSENT))
     run_snakemake(directory, "--cores", "2")
     return directory
-
-
-def copy_run(finished_run: Path, tmp_path: Path) -> Path:
-    """A copy of a finished run (outputs, modification times and Snakemake's metadata)."""
-    copy = tmp_path / "run"
-    shutil.copytree(finished_run, copy, symlinks=True)
-    return copy
 
 
 @pytest.fixture(scope="module")

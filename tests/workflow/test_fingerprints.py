@@ -17,7 +17,13 @@ import pytest
 import zarr
 from skyquilt_testing.files import flip_last_bit_keeping_times, keep_times
 from skyquilt_testing.paths import ODD_DATASET, odd_world
-from skyquilt_testing.workflow import planned_jobs, run_snakemake, tiny_config, write_config
+from skyquilt_testing.workflow import (
+    copy_run,
+    planned_jobs,
+    run_snakemake,
+    tiny_config,
+    write_config,
+)
 
 DATE = "2000-04-03T00"
 SIZE_DIR = "results/prior/default/12h"
@@ -51,9 +57,7 @@ def finished(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def run(finished, tmp_path) -> Path:
-    copy = tmp_path / "run"
-    shutil.copytree(finished, copy, symlinks=True)
-    return copy
+    return copy_run(finished, tmp_path)
 
 
 def dry_run(run: Path) -> dict[str, int]:

@@ -3,13 +3,18 @@ files are moved aside, and the next plain run regenerates exactly those (and the
 aggregate), bit for bit. Real snakemake on one finished tiny run (T = 12, 2 dates x 2 members).
 """
 
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import xarray as xr
-from skyquilt_testing.workflow import planned_jobs, run_snakemake, tiny_config, write_config
+from skyquilt_testing.workflow import (
+    copy_run,
+    planned_jobs,
+    run_snakemake,
+    tiny_config,
+    write_config,
+)
 
 SIZE_DIR = "results/prior/default/12h"
 TRAJECTORIES = f"{SIZE_DIR}/trajectories.zarr"
@@ -52,9 +57,7 @@ def finished_run(tmp_path_factory, tiny_model) -> Path:
 
 @pytest.fixture
 def run(finished_run, tmp_path) -> Path:
-    copy = tmp_path / "run"
-    shutil.copytree(finished_run, copy, symlinks=True)
-    return copy
+    return copy_run(finished_run, tmp_path)
 
 
 def verify(run: Path, ok: bool):

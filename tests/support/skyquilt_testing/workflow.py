@@ -2,6 +2,7 @@
 tiny configs that run in seconds on 2 cores, and the tiny demo of .test/config.yaml."""
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -127,6 +128,14 @@ def run_snakemake(workdir: Path, *arguments: str, check: bool = True, env: dict 
             f"{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
         )
     return result
+
+
+def copy_run(finished_run: Path, tmp_path: Path) -> Path:
+    """A copy of a finished run in `tmp_path / "run"`: its outputs, their modification times and
+    Snakemake's metadata, so that a test may change it without touching the original."""
+    copy = tmp_path / "run"
+    shutil.copytree(finished_run, copy, symlinks=True)
+    return copy
 
 
 def planned_jobs(output: str) -> dict[str, int]:
