@@ -28,7 +28,7 @@ import datetime as dt
 import functools
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -133,20 +133,21 @@ def _check_recorded(findings: Findings, paths: Sequence[str]) -> int:
     return checked
 
 
-def _check_existing(
-    path: str, findings: "Findings", missing: list[str], check: Callable[[], None]
+def _check_output(
+    path: str, kind: str, read: Callable[[], Mapping], findings: "Findings", missing: list[str]
 ) -> None:
-    """An aggregate at `path`: missing, damaged (what `check` raises) or checked against the
-    fingerprints of its inputs."""
+    """One shard or aggregate (`kind`): missing (listed in `missing`), damaged (what `read`
+    raises, as its problem) or read, its attributes (what `read` returns) then checked against
+    the fingerprints of its inputs."""
     if not os.path.exists(path):
         missing.append(path)
         return
     try:
-        check()
-    except TrajectoriesError as error:
+        attrs = read()
+    except (ShardError, TrajectoriesError) as error:
         findings.problems[path] = f"damaged: {error}"
         return
-    findings.check_inputs(path, zarr.open_group(path, mode="r").attrs.asdict(), "aggregate")
+    findings.check_inputs(path, attrs, kind)
 
 
 def run_verify(
@@ -182,26 +183,25 @@ def run_verify(
     findings, missing = Findings(), []
     checksums: dict[tuple[int, str, int], str] = {}
 
+    def read_shard_attrs(slot: tuple[int, str, int], path: str) -> Mapping:
+        shard = read_shard(path, settings.member(*slot).provenance(), latent_shape)
+        checksums[slot] = shard.attrs["checksum"]
+        return shard.attrs
+
+    def read_aggregate_attrs(size: int, path: str) -> Mapping:
+        _check_aggregate(path, settings, size, start_dates, members, latent_shape, checksums)
+        return zarr.open_group(path, mode="r").attrs.asdict()
+
     def check_shard(item: tuple[tuple[int, str, int], str]) -> None:
         slot, path = item
-        if not os.path.exists(path):
-            missing.append(path)
-            return
-        try:
-            shard = read_shard(path, settings.member(*slot).provenance(), latent_shape)
-            checksums[slot] = shard.attrs["checksum"]
-        except ShardError as error:
-            findings.problems[path] = f"damaged: {error}"
-            return
-        findings.check_inputs(path, shard.attrs, "shard")
+        read = functools.partial(read_shard_attrs, slot, path)
+        _check_output(path, "shard", read, findings, missing)
 
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
         list(pool.map(check_shard, zip(slots, shards, strict=True)))
     for size, path in zip(sizes, trajectories, strict=True):
-        check = functools.partial(
-            _check_aggregate, path, settings, size, start_dates, members, latent_shape, checksums
-        )
-        _check_existing(path, findings, missing, check)
+        read = functools.partial(read_aggregate_attrs, size, path)
+        _check_output(path, "aggregate", read, findings, missing)
     checked = len(shards) + len(trajectories) - len(missing)
     _log_findings(findings, checked, _check_recorded(findings, recorded), missing)
     if findings.problems:
