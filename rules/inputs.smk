@@ -33,16 +33,11 @@ def get_shards(wildcards):
 def get_model_files():
     """The denoiser files a generation job reads, with those of its coarse model when the
     run composes two_scale (built by the demo rules if missing)."""
-    directory = ModelDirectory(Path(PLAN.settings.model_path))
-    files = {
-        "config": str(directory.config_file),
-        "weights": str(directory.weights_file(PLAN.settings.model_target)),
-    }
-    if PLAN.coarse_model is not None:
-        coarse = ModelDirectory(directory.coarse_path(PLAN.model))
-        files["coarse_config"] = str(coarse.config_file)
-        files["coarse_weights"] = str(coarse.weights_file(PLAN.settings.model_target))
-    return files
+    settings = PLAN.settings
+    directory = ModelDirectory(Path(settings.model_path))
+    files = directory.denoiser_files(settings.model_target, settings.composition, PLAN.model)
+    names = ("config", "weights", "coarse_config", "coarse_weights")
+    return {name: str(path) for name, path in zip(names, files)}
 
 
 def get_decoder_files():

@@ -144,12 +144,17 @@ class ModelDirectory:
                     "autoencoder in <latent_dir>/ae and the latent statistics beside it"
                 )
 
-    def denoiser_files(self, target: str, composition: str = "blankets") -> list[Path]:
+    def denoiser_files(
+        self, target: str, composition: str = "blankets", model: "ModelConfig | None" = None
+    ) -> list[Path]:
         """What sampling reads: the denoiser's config.yaml and its `target` weights, and its
-        coarse model's config.yaml and `target` weights when the member composes two_scale."""
+        coarse model's config.yaml and `target` weights when the member composes two_scale.
+        `model`: the config.yaml's content, when already read (or not written yet: the demo's
+        models are built by the workflow)."""
         files = [self.config_file, self.weights_file(target)]
         if composition == "two_scale":
-            coarse = ModelDirectory(self.coarse_path(read_model_config(self.config_file)))
+            model = model or read_model_config(self.config_file)
+            coarse = ModelDirectory(self.coarse_path(model))
             files += [coarse.config_file, coarse.weights_file(target)]
         return files
 
