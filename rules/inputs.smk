@@ -35,7 +35,9 @@ def get_model_files():
     run composes two_scale (built by the demo rules if missing)."""
     settings = PLAN.settings
     directory = ModelDirectory(Path(settings.model_path))
-    files = directory.denoiser_files(settings.model_target, settings.composition, PLAN.model)
+    files = directory.denoiser_files(
+        settings.model_target, settings.composition, PLAN.model
+    )
     names = ("config", "weights", "coarse_config", "coarse_weights")
     return {name: str(path) for name, path in zip(names, files)}
 
