@@ -1,0 +1,138 @@
+"""How much of the trained model's own spread composed trajectories keep, with standard errors.
+
+    python benchmarks/composition_dispersion.py [--model-path DIR] [--dataset ZARR]
+        [--cases 480:two_scale:16,72:blankets:32,72:two_scale:32] [--threads 2]
+
+The climate diagnostics of the evaluate rule judge 8 decoded members against the held-out
+period, and 8 members resolve a std ratio to a few hundredths only. Here each case (T,
+composition, members) samples its members like the demo's sanity check (start times spread
+over the held-out period, `ddpm` 256 steps, K = 48, O = 24), decodes them and reports, per
+variable, the evaluate rule's std, hourly-change and seam ratios, and the std ratio member by
+member (each member's latitude-weighted rms about the truth's mean over the truth's std),
+whose mean and standard error say how well the ratio is known. A long composed trajectory
+keeps the slow weather when its std ratio matches the short trajectories' (T = 72, two
+blankets) within the errors: what both miss is the blanket denoiser's own spread, not the
+composition's. Rows go to benchmarks/output/composition_dispersion.csv; docs/composition.md
+quotes them.
+"""
+
+import csv
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import xarray as xr
+from common import OUTPUT, REPO, model_path, parser
+
+from skyquilt.demo.sanity import Trajectories, decoded_trajectories
+from skyquilt.models.config import ModelDirectory
+from skyquilt.models.decoder import load_decoder
+from skyquilt.models.weights import load_denoiser
+from skyquilt.planning.demo_settings import held_out_mask
+from skyquilt.sampling.generation import coarse_scale
+from skyquilt.scoring.climate import climate_diagnostics
+from skyquilt.scoring.metrics import seam_pairs
+from skyquilt.scoring.probabilistic import latitude_weights
+
+OVERLAP, SAMPLER, STEPS = 24, "ddpm", 256
+METRICS = ("std_ratio", "hourly_change_ratio", "seam_ratio")
+COLUMNS = ("T", "composition", "members", "variable", *METRICS, "member_mean", "member_se")
+
+
+def member_std_ratios(forecast: xr.DataArray, truth: xr.DataArray) -> np.ndarray:
+    """(members,) each member's latitude-weighted rms about the truth's mean / the truth's std."""
+    weights = latitude_weights(truth.latitude)
+    mean = float((truth * weights).mean())
+    std = float(np.sqrt(((truth - mean) ** 2 * weights).mean()))
+    within = [dim for dim in forecast.dims if dim != "member"]
+    return np.sqrt(((forecast - mean) ** 2 * weights).mean(within)).values / std
+
+
+def case_rows(
+    size: int, composition: str, members: int, model_dir: Path, dataset: xr.Dataset, held
+) -> list[dict]:
+    """One row (COLUMNS) per variable of `members` decoded trajectories of `size` states."""
+    denoiser, model = load_denoiser(model_dir, "best")
+    coarse = coarse_scale(model_dir, model) if composition == "two_scale" else None
+    directory = ModelDirectory(model_dir)
+    decoder = load_decoder(directory.autoencoder_dir)
+    truth = dataset.isel(time=held)[list(decoder.variables)].load()
+    sampling = Trajectories(members, size, OVERLAP, SAMPLER, STEPS, composition=composition)
+    forecast = decoded_trajectories(
+        denoiser, model, decoder, directory.stats_file, dataset.time.values, held, truth,
+        sampling, coarse,
+    )  # fmt: skip
+    table = climate_diagnostics(forecast, truth, seam_pairs(size, model.blanket_size, OVERLAP))
+    rows = []
+    for variable in decoder.variables:
+        ratios = member_std_ratios(forecast[variable], truth[variable])
+        judged = table[(table.variable == variable) & table.metric.isin(METRICS)]
+        rows.append(
+            {"T": size, "composition": composition, "members": members, "variable": variable}
+            | {row.metric: float(row.ratio) for row in judged.itertuples()}
+            | {
+                "member_mean": float(np.sqrt((ratios**2).mean())),
+                "member_se": float(ratios.std(ddof=1) / np.sqrt(len(ratios))),
+            }
+        )
+    return rows
+
+
+def markdown(rows: list[dict]) -> str:
+    """The rows as a markdown table, z / u / v in each cell."""
+    cases: dict[tuple, list[dict]] = {}
+    for row in rows:
+        cases.setdefault((row["T"], row["composition"], row["members"]), []).append(row)
+
+    def cell(group: list[dict], column: str) -> str:
+        return " / ".join(f"{row[column]:.3f}" for row in group)
+
+    lines = [
+        "| T | composition | members | std ratio (+- se) | hourly change | seams |",
+        "|---|---|---|---|---|---|",
+    ]
+    for (size, composition, members), group in cases.items():
+        spread = " / ".join(f"{row['std_ratio']:.3f} +- {row['member_se']:.3f}" for row in group)
+        lines.append(
+            f"| {size} | {composition} | {members} | {spread} | "
+            f"{cell(group, 'hourly_change_ratio')} | {cell(group, 'seam_ratio')} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    arguments = parser(__doc__.splitlines()[0])
+    arguments.add_argument("--dataset", type=Path, default=REPO / "resources/demo/era5_demo.zarr")
+    arguments.add_argument(
+        "--cases",
+        default="480:two_scale:16,72:blankets:32,72:two_scale:32",
+        help="T:composition:members, comma separated",
+    )
+    arguments.add_argument("--output", type=Path, default=OUTPUT / "composition_dispersion.csv")
+    arguments = arguments.parse_args()
+    torch.set_num_threads(arguments.threads)
+    cases = ["72:two_scale:2"] if arguments.quick else arguments.cases.split(",")
+    model_dir = model_path(arguments)
+    dataset = xr.open_zarr(arguments.dataset)
+    held = held_out_mask(
+        dataset.time.values, (dataset.attrs["held_out_start"], dataset.attrs["held_out_end"])
+    )
+    arguments.output.parent.mkdir(parents=True, exist_ok=True)
+    rows = []
+    with open(arguments.output, "w", newline="") as file:
+        writer = csv.DictWriter(file, COLUMNS)
+        writer.writeheader()
+        for case in cases:
+            size, composition, members = case.split(":")
+            began = time.perf_counter()
+            found = case_rows(int(size), composition, int(members), model_dir, dataset, held)
+            writer.writerows(found)
+            rows += found
+            print(f"{case}: {time.perf_counter() - began:.0f} s", file=sys.stderr, flush=True)
+    print(markdown(rows))
+
+
+if __name__ == "__main__":
+    main()
