@@ -70,7 +70,9 @@ def sample_trajectory(
     coarse: CoarseScale | None = None,
 ) -> Tensor:
     """One composed trajectory from noise drawn with `seed`: features (T', 4) -> (T', C, h, w);
-    `coarse`: the coarse scale of two-scale composition, None for blankets alone."""
+    `coarse`: the coarse scale of two-scale composition, None for blankets alone. The noise of
+    stochastic samplers' steps (ddpm, pc) comes from torch's global RNG, seeded with `seed`
+    too, as generation seeds it: the same seed gives the same trajectory."""
     schedule = build_schedule(model.noise_schedule, model.sigma_min, model.sigma_max)
     composed = ComposedDenoiser(
         denoiser, features, model.blanket_size, sampling.overlap, coarse=coarse
@@ -79,6 +81,7 @@ def sample_trajectory(
     draw = build_sampler(sampling.sampler, composed, schedule, steps)
     generator = torch.Generator().manual_seed(seed)
     noise = init_noise(schedule, (1, len(features), *model.latent_shape), generator)
+    torch.manual_seed(seed)
     return draw(noise)[0]
 
 

@@ -192,6 +192,23 @@ def test_sanity_check_judges_decoded_composed_trajectories(trained):
     assert report["variables"]["geopotential"]["std_ratio"] == pytest.approx(expected, rel=1e-4)
 
 
+def test_a_stochastic_sampler_draws_the_same_trajectory_from_the_same_seed(trained):
+    """ddpm's fresh noise at every step follows the seed, whatever the global RNG was before."""
+    _, model_path, _ = trained
+    denoiser, model = load_denoiser(model_path)
+    sampling = Trajectories(members=1, size=8, overlap=2, sampler="ddpm", steps=3)
+    features = time_features(np.datetime64("2000-04-03T00") + np.arange(8) * np.timedelta64(1, "h"))
+    draws = []
+    for state in (1, 2):
+        torch.manual_seed(state)
+        with torch.no_grad():
+            draws.append(sample_trajectory(denoiser, model, features, sampling, 5))
+    assert torch.equal(draws[0], draws[1])
+    with torch.no_grad():
+        other = sample_trajectory(denoiser, model, features, sampling, 6)
+    assert not torch.equal(draws[0], other)
+
+
 def test_sanity_check_composes_as_the_run_does(trained):
     """With the run's two_scale composition the trajectories are corrected by the coarse model
     (they differ from blankets alone) and the perfect model's penalty is two-scale's."""
