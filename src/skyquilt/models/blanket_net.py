@@ -38,27 +38,55 @@ def sinusoidal_embedding(values: Tensor, size: int) -> Tensor:
 
 
 class TimeMixing(nn.Module):
-    """A depthwise convolution over time: `kernel` (odd) taps per channel, zero padded.
+    """A depthwise convolution over time: `kernel` (odd) taps per channel.
+
+    `padding` says what the taps that fall outside the blanket read: "zeros" (nothing), or
+    "reflect", the blanket mirrored at its first and last state, so that a state near the
+    blanket's edge is mixed with as many states as one inside (with zeros, the edge states'
+    mixing misses up to half its taps, and a denoiser of a slowly changing state shrinks them
+    and makes them jump: the first and last hour of its blankets change several times as much
+    as the hours inside).
 
     Applied as one banded (K, K) matrix per channel in a batched matrix product, which on a
     CPU is many times faster than the same convolution as a depthwise Conv3d. The taps start
     at zero, so a new block starts as the block without time mixing.
     """
 
-    def __init__(self, channels: int, kernel: int):
+    def __init__(self, channels: int, kernel: int, padding: str = "zeros"):
         super().__init__()
         self.reach = kernel // 2
+        self.padding = padding
         self.taps = nn.Parameter(torch.zeros(channels, kernel))
 
     def forward(self, h: Tensor) -> Tensor:
         """h: (B, F, K, H, W) -> (B, F, K, H, W)."""
-        size = h.shape[2]
-        position = torch.arange(size, device=h.device)
-        # Output state k takes input state j through tap j - k + reach, if there is one.
-        offset = position[None, :] - position[:, None] + self.reach  # (K, K)
-        inside = (offset >= 0) & (offset <= 2 * self.reach)
-        band = self.taps[:, offset.clamp(0, 2 * self.reach)] * inside  # (F, K, K)
-        return torch.einsum("fkj,bfjyx->bfkyx", band.to(h.dtype), h)
+        return torch.einsum("fkj,bfjyx->bfkyx", self.band(h.shape[2]).to(h.dtype), h)
+
+    def band(self, size: int) -> Tensor:
+        """The (F, K, K) matrix of the mixing of a blanket of `size` states: output state k
+        takes input state j with the weight of every tap that reads j."""
+        position = torch.arange(size, device=self.taps.device)
+        if self.padding == "zeros":
+            # Tap t of output state k reads state k + t - reach, if there is one.
+            offset = position[None, :] - position[:, None] + self.reach  # (K, K)
+            inside = (offset >= 0) & (offset <= 2 * self.reach)
+            return self.taps[:, offset.clamp(0, 2 * self.reach)] * inside
+        taps = torch.arange(-self.reach, self.reach + 1, device=position.device)
+        read = mirrored(position[:, None] + taps, size)  # (K, kernel): where tap t of state k reads
+        channels = self.taps.shape[0]
+        band = torch.zeros(channels, size, size, dtype=self.taps.dtype, device=read.device)
+        weights = self.taps[:, None, :].expand(-1, size, -1)
+        return band.scatter_add(2, read.expand(channels, -1, -1), weights)
+
+
+def mirrored(index: Tensor, size: int) -> Tensor:
+    """Indices into a sequence of `size` states reflected at its ends (-1 -> 1, size -> size
+    - 2), as often as needed to land inside; every index is 0 when size is 1."""
+    if size == 1:
+        return torch.zeros_like(index)
+    period = 2 * (size - 1)
+    index = index.remainder(period)
+    return torch.where(index < size, index, period - index)
 
 
 class ResidualBlock(nn.Module):
@@ -76,6 +104,7 @@ class ResidualBlock(nn.Module):
         dilation: int = 1,
         time_kernel: int = 0,
         factorised: bool = False,
+        time_padding: str = "zeros",
     ):
         super().__init__()
         self.norm = nn.GroupNorm(min(8, channels), channels, affine=False)
@@ -87,7 +116,7 @@ class ResidualBlock(nn.Module):
             padding=(0 if factorised else dilation, 1, 1),
             dilation=(dilation, 1, 1),
         )
-        self.time_mixing = TimeMixing(channels, time_kernel) if time_kernel else None
+        self.time_mixing = TimeMixing(channels, time_kernel, time_padding) if time_kernel else None
         nn.init.zeros_(self.modulation.weight)
         nn.init.zeros_(self.modulation.bias)
 
@@ -126,7 +155,12 @@ class BlanketNet(nn.Module):
         self.blocks = nn.ModuleList(
             [
                 ResidualBlock(
-                    hidden_channels, embedding, dilation, options.time_kernel, options.factorised
+                    hidden_channels,
+                    embedding,
+                    dilation,
+                    options.time_kernel,
+                    options.factorised,
+                    options.time_padding,
                 )
                 for dilation in options.block_dilations
             ]

@@ -45,6 +45,18 @@ def check_time_mixing(time_kernel: int, factorised: bool, dilations: Sequence[in
         )
 
 
+TIME_PADDINGS = ("zeros", "reflect")
+
+
+def check_time_padding(time_padding: str, time_kernel: int) -> None:
+    """ValueError unless time_padding is one of TIME_PADDINGS, and "reflect" has time mixing
+    to pad."""
+    if time_padding not in TIME_PADDINGS:
+        raise ValueError(f"time_padding {time_padding!r} must be one of {', '.join(TIME_PADDINGS)}")
+    if time_padding != "zeros" and time_kernel == 0:
+        raise ValueError(f"time_padding {time_padding!r} needs time mixing (time_kernel >= 3)")
+
+
 @dataclass(frozen=True)
 class BlanketNetOptions:
     """BlanketNet's arguments after (latent_shape, blanket_size), checked when made.
@@ -52,7 +64,9 @@ class BlanketNetOptions:
     hidden_channels: channels of the hidden states; blocks: residual blocks; embedding: size of
     the noise embedding; dilations: the time dilation of each block's 3x3x3 convolution, one per
     block (None: 1 each); time_kernel: taps of each block's time mixing (odd, >= 3; 0: none);
-    factorised: spatial-only block convolutions (needs time_kernel, and no dilations).
+    factorised: spatial-only block convolutions (needs time_kernel, and no dilations);
+    time_padding: what the time mixing reads beyond the blanket's ends, "zeros" or "reflect"
+    (the blanket mirrored at its ends; needs time_kernel).
     Raises ValueError when they do not fit together.
     """
 
@@ -62,9 +76,11 @@ class BlanketNetOptions:
     dilations: Sequence[int] | None = None
     time_kernel: int = 0
     factorised: bool = False
+    time_padding: str = "zeros"
 
     def __post_init__(self) -> None:
         check_time_mixing(self.time_kernel, self.factorised, self.block_dilations)
+        check_time_padding(self.time_padding, self.time_kernel)
 
     @property
     def block_dilations(self) -> list[int]:

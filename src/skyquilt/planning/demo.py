@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from skyquilt.diffusion.options import check_schedule
-from skyquilt.models.blanket_net_options import check_time_mixing
+from skyquilt.models.blanket_net_options import check_time_mixing, check_time_padding
 from skyquilt.models.config import ModelConfig, ModelDirectory, parse_model_config
 from skyquilt.planning.demo_settings import (
     COARSE_DIRECTORY,
@@ -212,6 +212,7 @@ def check_network(settings: DenoiserSettings, key: str) -> None:
         check_time_mixing(
             settings.time_kernel, settings.factorised, settings.dilations or [1] * settings.blocks
         )
+        check_time_padding(settings.time_padding, settings.time_kernel)
         check_schedule(settings.noise_schedule, settings.sigma_min, settings.sigma_max)
     except ValueError as error:
         raise ConfigError(f"{key}: {error}") from None

@@ -87,6 +87,7 @@ class DenoiserSettings:
     dilations: tuple[int, ...] | None = None
     time_kernel: int = 95
     factorised: bool = True
+    time_padding: str = "zeros"
     noise_schedule: str = "rectified"
     sigma_min: float = 1e-3
     sigma_max: float = 1e3
@@ -171,7 +172,8 @@ def _blanket_config(settings: DenoiserSettings, latent_shape: tuple[int, int, in
             }
             | ({"dilations": list(settings.dilations)} if settings.dilations else {})
             | ({"time_kernel": settings.time_kernel} if settings.time_kernel else {})
-            | ({"factorised": True} if settings.factorised else {}),
+            | ({"factorised": True} if settings.factorised else {})
+            | ({"time_padding": settings.time_padding} if settings.time_padding != "zeros" else {}),
         },
         "train": {
             "blanket_size": settings.blanket_size,

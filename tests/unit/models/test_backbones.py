@@ -62,6 +62,11 @@ def test_dilations_must_be_one_positive_integer_per_block(dilations):
             {"factorised": True, "time_kernel": 5, "dilations": [1, 2, 4]},
             r"dilations \[1, 2, 4\] do not apply to factorised blocks",
         ),
+        (
+            {"time_kernel": 5, "time_padding": "circular"},
+            "time_padding 'circular' must be one of zeros, reflect",
+        ),
+        ({"time_padding": "reflect"}, r"time_padding 'reflect' needs time mixing \(time_kernel"),
     ],
 )
 def test_time_mixing_must_be_well_formed(kwargs, allowed):

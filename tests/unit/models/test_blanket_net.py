@@ -23,6 +23,44 @@ def test_time_mixing_is_a_zero_padded_depthwise_convolution_over_time(kernel, si
     torch.testing.assert_close(mixing(h).detach(), expected)
 
 
+@pytest.mark.parametrize(("kernel", "size"), [(5, 12), (23, 12), (7, 3)])
+def test_reflect_padded_time_mixing_reads_the_blanket_mirrored_at_its_ends(kernel, size):
+    """With padding "reflect" the taps beyond an end read the states mirrored there (state
+    -1 is state 1), as often as a kernel longer than the blanket needs; written out as the
+    sum over taps, with the blanket unfolded by hand."""
+    torch.manual_seed(0)
+    mixing = TimeMixing(channels=4, kernel=kernel, padding="reflect")
+    torch.nn.init.normal_(mixing.taps)
+    h = torch.randn(2, 4, size, 3, 5)
+    period = list(range(size)) + list(range(size - 2, 0, -1))  # one back-and-forth
+    reach = kernel // 2
+    expected = torch.stack(
+        [
+            sum(
+                mixing.taps.detach()[:, tap, None, None]
+                * h[:, :, period[(k + tap - reach) % len(period)]]
+                for tap in range(kernel)
+            )
+            for k in range(size)
+        ],
+        dim=2,
+    )
+    torch.testing.assert_close(mixing(h).detach(), expected)
+
+
+def test_reflect_padding_mixes_an_edge_state_with_every_tap():
+    """A blanket that does not change stays unchanged up to the taps' sum at every state
+    with "reflect"; with "zeros" its first and last states lose the taps beyond the ends."""
+    h = torch.ones(1, 2, 10, 1, 1)
+    sums = {}
+    for padding in ("zeros", "reflect"):
+        mixing = TimeMixing(channels=2, kernel=7, padding=padding)
+        torch.nn.init.constant_(mixing.taps, 1.0)
+        sums[padding] = mixing(h)[0, 0, :, 0, 0].detach()
+    torch.testing.assert_close(sums["reflect"], torch.full((10,), 7.0))
+    assert sums["zeros"][0].item() == 4.0 and sums["zeros"][5].item() == 7.0
+
+
 @pytest.mark.parametrize(
     ("kwargs", "reach"),
     [

@@ -112,6 +112,10 @@ def test_built_model_config_has_the_latent_shape_of_the_autoencoder():
         ({"coarse": {"min_blanket_size": 60}}, "demo.coarse.min_blanket_size: 60 must be at most"),
         ({"coarse": {"blanket_size": 200}}, "demo.coarse.blanket_size: 200 blocks of 8 hours"),
         ({"coarse": {"time_kernel": 4}}, "demo.coarse: time_kernel 4 must be 0 or an odd"),
+        (
+            {"denoiser": {"time_padding": "wrap"}},
+            "demo.denoiser: time_padding 'wrap' must be one of zeros, reflect",
+        ),
     ],
 )
 def test_settings_that_cannot_work_fail_naming_the_key(section, key):
