@@ -42,7 +42,10 @@ class TimeMixing(nn.Module):
 
     `padding` says what the taps that fall outside the blanket read: "zeros" (nothing), or
     "reflect", the blanket mirrored at its first and last state, so that a state near the
-    blanket's edge is mixed with as many states as one inside.
+    blanket's edge is mixed with as many states as one inside (with zeros, the edge states'
+    mixing misses up to half its taps, and a denoiser of a slowly changing state shrinks them
+    and makes them jump: the first and last hour of its blankets change several times as much
+    as the hours inside).
 
     Applied as one banded (K, K) matrix per channel in a batched matrix product, which on a
     CPU is many times faster than the same convolution as a depthwise Conv3d. The taps start
@@ -86,25 +89,6 @@ def mirrored(index: Tensor, size: int) -> Tensor:
     return torch.where(index < size, index, period - index)
 
 
-class TimePaddedConv3d(nn.Conv3d):
-    """A Conv3d whose taps beyond the blanket's first and last state read zeros or, with
-    `time_padding` "reflect", the blanket mirrored there (as TimeMixing does)."""
-
-    def __init__(self, *args, time_padding: str = "zeros", **kwargs):
-        super().__init__(*args, **kwargs)
-        self.time_reach = self.padding[0] if time_padding == "reflect" else 0
-        if self.time_reach:
-            self.padding = (0, *self.padding[1:])
-
-    def forward(self, h: Tensor) -> Tensor:
-        """h: (B, F, K, H, W) -> (B, F', K, H, W)."""
-        if self.time_reach:
-            size = h.shape[2]
-            read = torch.arange(-self.time_reach, size + self.time_reach, device=h.device)
-            h = h.index_select(2, mirrored(read, size))
-        return super().forward(h)
-
-
 class ResidualBlock(nn.Module):
     """h + conv(a) [+ time_mixing(a)], a = silu(modulate(norm(h))): a residual block
     modulated by the noise.
@@ -125,13 +109,12 @@ class ResidualBlock(nn.Module):
         super().__init__()
         self.norm = nn.GroupNorm(min(8, channels), channels, affine=False)
         self.modulation = nn.Linear(embedding, 2 * channels)
-        self.conv = TimePaddedConv3d(
+        self.conv = nn.Conv3d(
             channels,
             channels,
             kernel_size=(1, 3, 3) if factorised else 3,
             padding=(0 if factorised else dilation, 1, 1),
             dilation=(dilation, 1, 1),
-            time_padding=time_padding,
         )
         self.time_mixing = TimeMixing(channels, time_kernel, time_padding) if time_kernel else None
         nn.init.zeros_(self.modulation.weight)
@@ -168,10 +151,7 @@ class BlanketNet(nn.Module):
             nn.Linear(embedding, embedding), nn.SiLU(), nn.Linear(embedding, embedding)
         )
         self.time_embedding = nn.Linear(FEATURES, hidden_channels)
-        padding = options.time_padding
-        self.encode = TimePaddedConv3d(
-            channels, hidden_channels, kernel_size=3, padding=1, time_padding=padding
-        )
+        self.encode = nn.Conv3d(channels, hidden_channels, kernel_size=3, padding=1)
         self.blocks = nn.ModuleList(
             [
                 ResidualBlock(
@@ -185,9 +165,7 @@ class BlanketNet(nn.Module):
                 for dilation in options.block_dilations
             ]
         )
-        self.decode = TimePaddedConv3d(
-            hidden_channels, channels, kernel_size=3, padding=1, time_padding=padding
-        )
+        self.decode = nn.Conv3d(hidden_channels, channels, kernel_size=3, padding=1)
 
     def forward(self, x: Tensor, c_noise: Tensor, time_features: Tensor) -> Tensor:
         """Predict the backbone's output for a batch of preconditioned blankets.

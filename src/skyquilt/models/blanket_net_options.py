@@ -49,8 +49,8 @@ TIME_PADDINGS = ("zeros", "reflect")
 
 
 def check_time_padding(time_padding: str, time_kernel: int) -> None:
-    """ValueError unless time_padding is one of TIME_PADDINGS, with time mixing for any but
-    "zeros" (what it mirrors the blanket for)."""
+    """ValueError unless time_padding is one of TIME_PADDINGS, and "reflect" has time mixing
+    to pad."""
     if time_padding not in TIME_PADDINGS:
         raise ValueError(f"time_padding {time_padding!r} must be one of {', '.join(TIME_PADDINGS)}")
     if time_padding != "zeros" and time_kernel == 0:
@@ -65,8 +65,8 @@ class BlanketNetOptions:
     the noise embedding; dilations: the time dilation of each block's 3x3x3 convolution, one per
     block (None: 1 each); time_kernel: taps of each block's time mixing (odd, >= 3; 0: none);
     factorised: spatial-only block convolutions (needs time_kernel, and no dilations);
-    time_padding: what the convolutions and the time mixing read beyond the blanket's first
-    and last state, "zeros" or "reflect" (the blanket mirrored there; needs time_kernel).
+    time_padding: what the time mixing reads beyond the blanket's ends, "zeros" or "reflect"
+    (the blanket mirrored at its ends; needs time_kernel).
     Raises ValueError when they do not fit together.
     """
 

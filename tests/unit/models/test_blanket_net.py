@@ -4,7 +4,7 @@ import pytest
 import torch
 from skyquilt_testing.models import random_model_config
 
-from skyquilt.models.blanket_net import TimeMixing, TimePaddedConv3d
+from skyquilt.models.blanket_net import TimeMixing
 from skyquilt.models.config import parse_model_config
 from skyquilt.models.weights import build_denoiser
 
@@ -59,23 +59,6 @@ def test_reflect_padding_mixes_an_edge_state_with_every_tap():
         sums[padding] = mixing(h)[0, 0, :, 0, 0].detach()
     torch.testing.assert_close(sums["reflect"], torch.full((10,), 7.0))
     assert sums["zeros"][0].item() == 4.0 and sums["zeros"][5].item() == 7.0
-
-
-@pytest.mark.parametrize(("padding", "dilation"), [(1, 1), (2, 2)])
-def test_reflect_padded_convolutions_read_the_blanket_mirrored_at_its_ends(padding, dilation):
-    """With time_padding "reflect" a convolution's time taps beyond an end read the mirrored
-    states, as torch's reflection padding gives them; space stays zero padded."""
-    torch.manual_seed(0)
-    conv = TimePaddedConv3d(
-        3, 4, kernel_size=3, padding=(padding, 1, 1), dilation=(dilation, 1, 1),
-        time_padding="reflect",
-    )  # fmt: skip
-    h = torch.randn(2, 3, 6, 5, 7)
-    mirrored = torch.nn.functional.pad(h, (0, 0, 0, 0, padding, padding), mode="reflect")
-    expected = torch.nn.functional.conv3d(
-        mirrored, conv.weight, conv.bias, padding=(0, 1, 1), dilation=(dilation, 1, 1)
-    )
-    torch.testing.assert_close(conv(h), expected)
 
 
 @pytest.mark.parametrize(
