@@ -42,10 +42,9 @@ class TimeMixing(nn.Module):
 
     `padding` says what the taps that fall outside the blanket read: "zeros" (nothing), or
     "reflect", the blanket mirrored at its first and last state, so that a state near the
-    blanket's edge is mixed with as many states as one inside (with zeros, the edge states'
-    mixing misses up to half its taps, and a denoiser of a slowly changing state shrinks them
-    and makes them jump: the first and last hour of its blankets change several times as much
-    as the hours inside).
+    blanket's edge is mixed with as many states as one inside, and a window of any length is
+    mixed alike (the demo's coarse model, trained on windows of many lengths, keeps the
+    spread of its block means with it: docs/composition.md).
 
     Applied as one banded (K, K) matrix per channel in a batched matrix product, which on a
     CPU is many times faster than the same convolution as a depthwise Conv3d. The taps start

@@ -119,8 +119,9 @@ class CoarseSettings(DenoiserSettings):
     enabled: bool = True
     block: int = 8
     blanket_size: int = 48
-    min_blanket_size: int = 6
-    sigma_log_mean: float | None = 0.5
+    min_blanket_size: int = 12
+    time_padding: str = "reflect"
+    sigma_log_mean: float | None = 1.5
     sigma_log_std: float = 1.8
     steps: int = 3000
     max_minutes: float = 90.0

@@ -71,7 +71,7 @@ def test_built_model_config_has_the_latent_shape_of_the_autoencoder():
     assert (model.coarse.path, model.coarse.block) == ("coarse", 8)
     coarse = built[str(plan.model_path / "coarse")]
     assert coarse.latent_shape == model.latent_shape and coarse.blanket_dt == 8
-    assert (coarse.blanket_size, coarse.min_blanket_size) == (48, 6)
+    assert (coarse.blanket_size, coarse.min_blanket_size) == (48, 12)
     without = make_demo_plan(schema_defaults() | {"coarse": {"enabled": False}})
     assert list(without.built_models()) == [str(plan.model_path)]
     assert without.model_config().coarse is None
