@@ -65,16 +65,16 @@ class TimeMixing(nn.Module):
         """The (F, K, K) matrix of the mixing of a blanket of `size` states: output state k
         takes input state j with the weight of every tap that reads j."""
         position = torch.arange(size, device=self.taps.device)
-        if self.padding == "zeros":
-            # Tap t of output state k reads state k + t - reach, if there is one.
-            offset = position[None, :] - position[:, None] + self.reach  # (K, K)
-            inside = (offset >= 0) & (offset <= 2 * self.reach)
-            return self.taps[:, offset.clamp(0, 2 * self.reach)] * inside
-        taps = torch.arange(-self.reach, self.reach + 1, device=position.device)
-        read = mirrored(position[:, None] + taps, size)  # (K, kernel): where tap t of state k reads
+        offset = torch.arange(-self.reach, self.reach + 1, device=position.device)
+        read = position[:, None] + offset  # (K, kernel): the state tap t of output state k reads
+        weights = self.taps[:, None, :].expand(-1, size, -1)  # (F, K, kernel)
+        if self.padding == "reflect":
+            read = mirrored(read, size)
+        else:  # taps beyond the ends read nothing
+            weights = weights * ((read >= 0) & (read < size))
+            read = read.clamp(0, size - 1)
         channels = self.taps.shape[0]
         band = torch.zeros(channels, size, size, dtype=self.taps.dtype, device=read.device)
-        weights = self.taps[:, None, :].expand(-1, size, -1)
         return band.scatter_add(2, read.expand(channels, -1, -1), weights)
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from skyquilt.diffusion.options import check_schedule
-from skyquilt.models.blanket_net_options import check_time_mixing, check_time_padding
+from skyquilt.models.blanket_net_options import BlanketNetOptions
 from skyquilt.models.config import ModelConfig, ModelDirectory, parse_model_config
 from skyquilt.planning.demo_settings import (
     COARSE_DIRECTORY,
@@ -21,6 +21,7 @@ from skyquilt.planning.demo_settings import (
     CoarseSettings,
     DatasetSettings,
     DenoiserSettings,
+    backbone_kwargs,
     denoiser_config,
     held_out_mask,
     window_starts,
@@ -209,10 +210,7 @@ def check_network(settings: DenoiserSettings, key: str) -> None:
             f"({key}.blocks = {settings.blocks})"
         )
     try:
-        check_time_mixing(
-            settings.time_kernel, settings.factorised, settings.dilations or [1] * settings.blocks
-        )
-        check_time_padding(settings.time_padding, settings.time_kernel)
+        BlanketNetOptions(**backbone_kwargs(settings))  # checks them as a model config's
         check_schedule(settings.noise_schedule, settings.sigma_min, settings.sigma_max)
     except ValueError as error:
         raise ConfigError(f"{key}: {error}") from None

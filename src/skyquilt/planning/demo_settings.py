@@ -164,18 +164,7 @@ def _blanket_config(settings: DenoiserSettings, latent_shape: tuple[int, int, in
     """The keys of `denoiser_config` that every blanket denoiser has."""
     return {
         "latent_shape": list(latent_shape),
-        "backbone": {
-            "name": "blanket_net",
-            "kwargs": {
-                "hidden_channels": settings.hidden_channels,
-                "blocks": settings.blocks,
-                "embedding": settings.embedding,
-            }
-            | ({"dilations": list(settings.dilations)} if settings.dilations else {})
-            | ({"time_kernel": settings.time_kernel} if settings.time_kernel else {})
-            | ({"factorised": True} if settings.factorised else {})
-            | ({"time_padding": settings.time_padding} if settings.time_padding != "zeros" else {}),
-        },
+        "backbone": {"name": "blanket_net", "kwargs": backbone_kwargs(settings)},
         "train": {
             "blanket_size": settings.blanket_size,
             "blanket_dt": 1,
@@ -198,6 +187,21 @@ def _blanket_config(settings: DenoiserSettings, latent_shape: tuple[int, int, in
             "blankets": settings.validation_blankets,
         },
     }
+
+
+def backbone_kwargs(settings: DenoiserSettings) -> dict:
+    """The `backbone.kwargs` of the blanket_net these settings build (BlanketNetOptions)."""
+    return (
+        {
+            "hidden_channels": settings.hidden_channels,
+            "blocks": settings.blocks,
+            "embedding": settings.embedding,
+        }
+        | ({"dilations": list(settings.dilations)} if settings.dilations else {})
+        | ({"time_kernel": settings.time_kernel} if settings.time_kernel else {})
+        | ({"factorised": True} if settings.factorised else {})
+        | ({"time_padding": settings.time_padding} if settings.time_padding != "zeros" else {})
+    )
 
 
 def held_out_mask(times: np.ndarray, held_out: tuple[str, str]) -> np.ndarray:
